@@ -1,0 +1,279 @@
+"""The ingest job: discover → read → split → embed (dense + sparse) → write → publish → prune.
+
+Incremental by design: each file's *generation* is a digest of its bytes and of every setting
+that shapes its chunks and vectors. A file whose generation is already published is skipped
+without reading or embedding; a changed file reuses the vectors of its unchanged chunks (by
+content hash) and embeds only the rest. Chunks of several files are embedded together so the
+model sees full batches. See `shiori.index` for the publish protocol that keeps a killed ingest
+from showing half a document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.ingestion import IngestionPipeline
+from llama_index.core.schema import BaseNode
+
+from ingest.chunking import NoteSplitter
+from ingest.discovery import discover
+from ingest.readers import UnreadableFileError, read_document
+from shiori.config import Settings
+from shiori.embedding import Embedder
+from shiori.index import Chunk, FileRecord, NoteIndex, Vectors
+from shiori.sparse import SparseEncoder
+
+SPLITTER_VERSION = "1"
+# Chunks gathered from several files before one embedding call (bounded memory, full batches).
+EMBED_GROUP = 256
+
+
+@dataclass
+class IngestReport:
+    files_seen: int = 0
+    files_new: int = 0
+    files_updated: int = 0
+    files_unchanged: int = 0
+    files_deleted: int = 0
+    files_failed: int = 0
+    files_unsupported: int = 0
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    embeddings_computed: int = 0
+    embeddings_reused: int = 0
+    seconds: float = 0.0
+    failures: list[dict[str, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Reporter:
+    """Hooks for progress output; the CLI draws a bar, tests and the server stay quiet."""
+
+    def start(self, total_files: int) -> None: ...
+
+    def advance(self, files: int = 1) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+def display_path(path: Path) -> str:
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def file_digest(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest(), stat.st_size, stat.st_mtime_ns
+
+
+@dataclass
+class _Pending:
+    path: Path
+    file_hash: str
+    generation: str
+    size: int
+    mtime_ns: int
+    is_new: bool
+    chunks: list[Chunk] = field(default_factory=list)
+    title: str = ""
+
+
+class Ingestor:
+    """Holds the shared parts (index, embedder, encoders) and runs ingests with them."""
+
+    def __init__(self, settings: Settings, index: NoteIndex, embedder: Embedder) -> None:
+        self.settings = settings
+        self.index = index
+        self.embedder = embedder
+        self.sparse = SparseEncoder()
+        self.splitter = NoteSplitter(
+            embedder.count_tokens,
+            chunk_tokens=settings.chunk_tokens,
+            overlap_tokens=settings.chunk_overlap_tokens,
+        )
+        self.pipeline = IngestionPipeline(transformations=[self.splitter], disable_cache=True)
+        self.signature = "\x1f".join(
+            [
+                SPLITTER_VERSION,
+                embedder.reference,
+                str(settings.embed_dim),
+                str(settings.chunk_tokens),
+                str(settings.chunk_overlap_tokens),
+                repr(self.sparse),
+            ]
+        )
+
+    def generation_of(self, file_hash: str) -> str:
+        return hashlib.sha256(f"{file_hash}\x1f{self.signature}".encode()).hexdigest()[:32]
+
+    def run(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        prune: bool = False,
+        reporter: Reporter | None = None,
+    ) -> IngestReport:
+        began = time.perf_counter()
+        reporter = reporter or Reporter()
+        report = IngestReport()
+        found = discover(list(paths))
+        report.missing = found.missing
+        report.files_unsupported = len(found.unsupported)
+        report.files_seen = len(found.files)
+        records = self.index.file_records()
+        reporter.start(len(found.files))
+
+        todo: list[_Pending] = []
+        for path in found.files:
+            try:
+                file_hash, size, mtime_ns = file_digest(path)
+            except OSError as exc:
+                self._fail(report, reporter, path, f"cannot read: {exc.strerror or exc}")
+                continue
+            generation = self.generation_of(file_hash)
+            record = records.get(str(path))
+            if record is not None and record.generation == generation:
+                report.files_unchanged += 1
+                reporter.advance()
+                continue
+            todo.append(_Pending(path, file_hash, generation, size, mtime_ns, record is None))
+
+        self.index.discard_unpublished(str(p.path) for p in todo)
+        group: list[_Pending] = []
+        group_chunks = 0
+        for pending in todo:
+            try:
+                self._split(pending)
+            except UnreadableFileError as exc:
+                self._fail(report, reporter, pending.path, str(exc))
+                continue
+            group.append(pending)
+            group_chunks += len(pending.chunks)
+            if group_chunks >= EMBED_GROUP:
+                self._store(group, report, reporter)
+                group, group_chunks = [], 0
+        if group:
+            self._store(group, report, reporter)
+
+        if prune:
+            self._prune(found.roots, records, report)
+        report.seconds = round(time.perf_counter() - began, 3)
+        return report
+
+    # --- steps -----------------------------------------------------------------------------
+    def _fail(self, report: IngestReport, reporter: Reporter, path: Path, why: str) -> None:
+        report.files_failed += 1
+        report.failures.append({"path": display_path(path), "error": why})
+        reporter.warn(f"skipped {display_path(path)}: {why}")
+        reporter.advance()
+
+    def _split(self, pending: _Pending) -> None:
+        document = read_document(pending.path)
+        nodes: list[BaseNode] = self.pipeline.run(documents=[document])
+        if not nodes:
+            raise UnreadableFileError("no text to index")
+        source = display_path(pending.path)
+        pending.title = str(document.metadata.get("title", pending.path.stem))
+        pending.chunks = [
+            Chunk(
+                path=str(pending.path),
+                source=source,
+                title=pending.title,
+                headings=list(n.metadata["headings"]),
+                line_start=int(n.metadata["line_start"]),
+                line_end=int(n.metadata["line_end"]),
+                char_start=int(n.metadata["char_start"]),
+                char_end=int(n.metadata["char_end"]),
+                text=n.get_content(),
+                chunk_index=int(n.metadata["chunk_index"]),
+                content_hash=str(n.metadata["content_hash"]),
+                file_hash=pending.file_hash,
+                generation=pending.generation,
+                page=n.metadata.get("page"),
+                kind=str(n.metadata.get("kind", "text")),
+            )
+            for n in nodes
+        ]
+
+    def _store(self, group: list[_Pending], report: IngestReport, reporter: Reporter) -> None:
+        vectors: dict[tuple[int, int], Vectors] = {}
+        need: list[tuple[int, int]] = []
+        for gi, pending in enumerate(group):
+            reuse = {} if pending.is_new else self.index.existing_vectors(str(pending.path))
+            for ci, chunk in enumerate(pending.chunks):
+                if chunk.content_hash in reuse:
+                    vectors[(gi, ci)] = reuse[chunk.content_hash]
+                    report.embeddings_reused += 1
+                else:
+                    need.append((gi, ci))
+        chunks = [group[gi].chunks[ci] for gi, ci in need]
+        dense = self.embedder.embed_documents(
+            [embed_text(c) for c in chunks], [embed_title(c) for c in chunks]
+        )
+        report.embeddings_computed += len(chunks)
+        for key, chunk, row in zip(need, chunks, dense, strict=True):
+            vectors[key] = Vectors(row.tolist(), self.sparse.encode_document(sparse_text(chunk)))
+        for gi, pending in enumerate(group):
+            vecs = [vectors[(gi, ci)] for ci in range(len(pending.chunks))]
+            report.chunks_written += self.index.write_chunks(pending.chunks, vecs)
+            report.chunks_deleted += self.index.publish(
+                FileRecord(
+                    path=str(pending.path),
+                    source=display_path(pending.path),
+                    file_hash=pending.file_hash,
+                    generation=pending.generation,
+                    size=pending.size,
+                    mtime_ns=pending.mtime_ns,
+                    chunks=len(pending.chunks),
+                    title=pending.title,
+                )
+            )
+            if pending.is_new:
+                report.files_new += 1
+            else:
+                report.files_updated += 1
+            reporter.advance()
+
+    def _prune(
+        self, roots: list[Path], records: dict[str, FileRecord], report: IngestReport
+    ) -> None:
+        """Forget files under the given roots that no longer exist on disk."""
+        for path_str in records:
+            path = Path(path_str)
+            inside = any(path == root or root in path.parents for root in roots)
+            if inside and not os.path.exists(path):
+                report.chunks_deleted += self.index.remove_file(path_str)
+                report.files_deleted += 1
+
+
+def embed_title(chunk: Chunk) -> str:
+    """The document 'title' given to the embedding model: note title and heading path."""
+    parts = [chunk.title, *[h for h in chunk.headings if h != chunk.title]]
+    return " > ".join(p for p in parts if p)
+
+
+def embed_text(chunk: Chunk) -> str:
+    return chunk.text
+
+
+def sparse_text(chunk: Chunk) -> str:
+    """Headings count as text for keyword matching, too."""
+    return f"{embed_title(chunk)}\n{chunk.text}"
+
+
+ProgressCallback = Callable[[int], None]

@@ -1,0 +1,105 @@
+"""One settings object for every Shiori command and the service.
+
+Values come, highest priority first, from: explicit keyword arguments, environment variables
+(``SHIORI_*``), a TOML file (``SHIORI_CONFIG`` or ``./shiori.toml``), then the defaults below.
+The defaults work offline on a fresh machine: an embedded Qdrant store and the model cache live
+in the user's data and cache directories, outside any checkout.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "SHIORI_CONFIG"
+DEFAULT_CONFIG_FILE = Path("shiori.toml")
+
+
+def default_models_dir() -> Path:
+    return Path(user_cache_dir("shiori")) / "models"
+
+
+def default_qdrant_location() -> str:
+    return str(Path(user_data_dir("shiori")) / "qdrant")
+
+
+def config_file() -> Path | None:
+    """The TOML file to read, if any: ``$SHIORI_CONFIG`` (must exist) or ``./shiori.toml``."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{CONFIG_ENV}={explicit} does not name a file")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Passed explicitly to whatever needs it; never read globally."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIORI_", extra="ignore", frozen=True)
+
+    # --- index ------------------------------------------------------------------------------
+    qdrant: str = Field(
+        default_factory=default_qdrant_location,
+        description="':memory:', a directory for the embedded store, or an http(s):// URL.",
+    )
+    qdrant_api_key: SecretStr | None = Field(default=None, description="API key of a server.")
+    collection: str = Field(default="notes", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    # Cluster layout, used only when a collection is created on a server.
+    shard_number: int | None = Field(default=None, ge=1)
+    replication_factor: int | None = Field(default=None, ge=1)
+
+    # --- models -----------------------------------------------------------------------------
+    models_dir: Path = Field(default_factory=default_models_dir)
+    embed_model: str = Field(
+        default="embeddinggemma-300m",
+        description="A registry name (see `shiori models list`), a local directory or a hub id.",
+    )
+    embed_dim: int | None = Field(
+        default=None, description="Matryoshka truncation (e.g. 512, 256); None keeps full size."
+    )
+    embed_dtype: str = Field(default="bfloat16", pattern=r"^(bfloat16|float32)$")
+    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    threads: int | None = Field(default=None, ge=1, description="Torch threads; None = all cores.")
+
+    # --- chunking ---------------------------------------------------------------------------
+    chunk_tokens: int = Field(default=320, ge=32, le=2048)
+    chunk_overlap_tokens: int = Field(default=48, ge=0)
+
+    @field_validator("chunk_overlap_tokens")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: Any) -> int:
+        size = info.data.get("chunk_tokens", 320)
+        if value >= size:
+            raise ValueError(f"chunk_overlap_tokens ({value}) must be below chunk_tokens ({size})")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = config_file()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.qdrant.startswith(("http://", "https://"))

@@ -1,0 +1,92 @@
+"""Dense embeddings: one sentence-transformers model, loaded once and shared.
+
+EmbeddingGemma is trained with separate prompts for queries and documents; documents are given
+their title (here: note title and heading path), which the model card recommends over "none".
+The same tokenizer counts chunk sizes, so a chunk's budget is in the model's own tokens.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from shiori.config import Settings
+from shiori.models import resolve
+
+QUERY_PROMPT = "task: search result | query: "
+
+
+def document_prompt(title: str) -> str:
+    clean = " ".join(title.split()) or "none"
+    return f"title: {clean} | text: "
+
+
+class Embedder:
+    """Wraps the sentence-transformers model. Create one per process and pass it around."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.reference = resolve(settings.embed_model, settings.models_dir)
+
+    @cached_property
+    def model(self) -> Any:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+        if os.path.isdir(self.reference):
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        dtype = torch.bfloat16 if self.settings.embed_dtype == "bfloat16" else torch.float32
+        return SentenceTransformer(
+            self.reference,
+            device="cpu",
+            truncate_dim=self.settings.embed_dim,
+            model_kwargs={"torch_dtype": dtype},
+        )
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer alone (cheap to load; chunking needs no weights)."""
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.reference)
+
+    @property
+    def dimension(self) -> int:
+        if self.settings.embed_dim:
+            return self.settings.embed_dim
+        dim = self.model.get_embedding_dimension()
+        assert dim is not None
+        return int(dim)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def embed_documents(self, texts: Sequence[str], titles: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        full = [document_prompt(t) + x for t, x in zip(titles, texts, strict=True)]
+        return self._encode(full)
+
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        return self._encode([QUERY_PROMPT + q for q in queries])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            prompt="",
+            batch_size=self.settings.embed_batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
