@@ -26,8 +26,28 @@ _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 # A line that starts a new block: list item, quote, table row, fence, Japanese bullet.
 _BLOCK_START = re.compile(r"^\s*([-*+]\s|\d{1,3}[.)]\s|[・•●◦○■□▪︎※>|]|```|~~~)")
-# Sentence ends: Japanese full stops, or . ! ? followed by space/end, plus closing brackets.
-_SENTENCE_END = re.compile(r"[。！？!?]+[」』）)\]\"'’”]*|(?<=[^\s\d.])\.[」』）)\]\"'’”]*(?=\s|$)")
+# Sentence ends: Japanese full stops anywhere; . ! ? only before whitespace or the end. Closing
+# brackets and quotes stay with the sentence they close.
+_CLOSERS = "」』）)\\]\"'’”"
+_SENTENCE_END = re.compile(rf"[。！？]+[{_CLOSERS}]*|[.!?]+[{_CLOSERS}]*(?=\s|$)")
+# Words after which a period does not end a sentence.
+_ABBREVIATIONS = frozenset(
+    "e.g i.e etc vs cf fig figs no nos eq eqs dr mr mrs ms prof st al approx ca sec ch vol".split()
+)
+_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
+
+
+def _is_sentence_end(region: str, end: int, match: re.Match[str]) -> bool:
+    text = match.group(0)
+    if text.startswith("."):
+        line_start = region.rfind("\n", 0, match.start()) + 1
+        if region[line_start : match.start()].strip().isdigit():
+            return False  # "1. " starts a numbered list item
+        word = _WORD_BEFORE.search(region[: match.start() + 1])
+        if word and (len(word.group(1)) == 1 or word.group(1).lower() in _ABBREVIATIONS):
+            return False  # "e.g.", "Fig.", an initial like "J."
+    # 「…。」と言った。 — a quotation followed by a particle continues the sentence
+    return not (text[-1] in _CLOSERS and end < len(region) and region[end] in "とっ")
 
 
 @dataclass(frozen=True)
@@ -75,7 +95,8 @@ def sentence_spans(text: str, start: int, end: int) -> list[Span]:
     cuts: set[int] = set()
     region = text[start:end]
     for m in _SENTENCE_END.finditer(region):
-        cuts.add(start + m.end())
+        if _is_sentence_end(region, m.end(), m):
+            cuts.add(start + m.end())
     lines = region.splitlines(keepends=True)
     offset = start
     in_fence = False
@@ -123,8 +144,14 @@ def pack(token_counts: Sequence[int], budget: int, overlap: int) -> list[tuple[i
         ranges.append((i, j))
         if j >= n:
             break
+        # repeat the previous chunk's tail, but only as much as still leaves room for the
+        # next unit: a chunk must always add something new
         k, tail = j, 0
-        while k - 1 > i and tail + token_counts[k - 1] <= overlap:
+        while (
+            k - 1 > i
+            and tail + token_counts[k - 1] <= overlap
+            and tail + token_counts[k - 1] + token_counts[j] <= budget
+        ):
             k -= 1
             tail += token_counts[k]
         i = k
@@ -183,9 +210,7 @@ class NoteSplitter(NodeParser):
                 line_b = bisect.bisect_right(starts, max(first.start, last.end - 1))
                 if line_map:
                     line_a, line_b = line_map[line_a - 1], line_map[line_b - 1]
-                meta = {
-                    k: v for k, v in metadata.items() if k not in ("line_map", "page_starts")
-                }
+                meta = {k: v for k, v in metadata.items() if k not in ("line_map", "page_starts")}
                 meta.update(
                     headings=list(section.headings),
                     line_start=line_a,

@@ -42,7 +42,10 @@ def _ignored(rel: str, is_dir: bool, patterns: list[tuple[Path, list[str]]], pat
         name = path.name
         for pat in pats:
             if pat.endswith("/"):
-                if is_dir and (fnmatch.fnmatch(rel_to_base, pat[:-1]) or fnmatch.fnmatch(name, pat[:-1])):
+                folder = pat[:-1]
+                if is_dir and (
+                    fnmatch.fnmatch(rel_to_base, folder) or fnmatch.fnmatch(name, folder)
+                ):
                     return True
             elif fnmatch.fnmatch(rel_to_base, pat) or fnmatch.fnmatch(name, pat):
                 return True

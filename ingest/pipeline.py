@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.schema import BaseNode
@@ -55,9 +55,17 @@ class IngestReport:
         return asdict(self)
 
 
-class Reporter:
+class Reporter(Protocol):
     """Hooks for progress output; the CLI draws a bar, tests and the server stay quiet."""
 
+    def start(self, total_files: int) -> None: ...
+
+    def advance(self, files: int = 1) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+class SilentReporter:
     def start(self, total_files: int) -> None: ...
 
     def advance(self, files: int = 1) -> None: ...
@@ -129,7 +137,7 @@ class Ingestor:
         reporter: Reporter | None = None,
     ) -> IngestReport:
         began = time.perf_counter()
-        reporter = reporter or Reporter()
+        reporter = reporter or SilentReporter()
         report = IngestReport()
         found = discover(list(paths))
         report.missing = found.missing
@@ -184,7 +192,7 @@ class Ingestor:
 
     def _split(self, pending: _Pending) -> None:
         document = read_document(pending.path)
-        nodes: list[BaseNode] = self.pipeline.run(documents=[document])
+        nodes: Sequence[BaseNode] = self.pipeline.run(documents=[document])
         if not nodes:
             raise UnreadableFileError("no text to index")
         source = display_path(pending.path)
@@ -274,6 +282,3 @@ def embed_text(chunk: Chunk) -> str:
 def sparse_text(chunk: Chunk) -> str:
     """Headings count as text for keyword matching, too."""
     return f"{embed_title(chunk)}\n{chunk.text}"
-
-
-ProgressCallback = Callable[[int], None]

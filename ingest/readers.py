@@ -67,36 +67,56 @@ class MarkdownTextReader(BaseReader):
         return [Document(text=text, metadata=_metadata(file, kind, title, **(extra_info or {})))]
 
 
-_BLOCKS = ["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "blockquote", "td", "th",
-           "dt", "dd", "figcaption", "caption"]  # fmt: skip
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+# Elements that start a new line of text. Text is grouped by its nearest such ancestor, so text
+# written straight into a <div> or <body> is kept, and nested blocks are not repeated.
+_BLOCKS = _HEADINGS | {
+    "p", "li", "pre", "blockquote", "td", "th", "dt", "dd", "figcaption", "caption", "div",
+    "section", "article", "main", "header", "footer", "aside", "nav", "body", "html", "ul",
+    "ol", "dl", "table", "tr", "form", "fieldset", "details", "summary", "address", "br",
+}  # fmt: skip
+_SKIP = {"script", "style", "noscript", "template", "head"}
 
 
 class HtmlReader(BaseReader):
-    """HTML → one text line per block element; h1–h6 become '#' headings for the chunker."""
+    """HTML → one text line per block of text; h1–h6 become '#' headings for the chunker."""
 
     def load_data(self, file: Path, extra_info: dict[str, Any] | None = None) -> list[Document]:
-        from bs4 import BeautifulSoup
+        from bs4 import BeautifulSoup, NavigableString, Tag
 
         html = decode(file.read_bytes(), file)
         soup = BeautifulSoup(html, "html.parser")
-        for tag in soup(["script", "style", "noscript", "template"]):
+        title_tag = soup.find("title")
+        title = title_tag.get_text(strip=True) if title_tag else ""
+        for tag in soup(list(_SKIP)):
             tag.decompose()
         lines: list[str] = []
         line_map: list[int] = []
-        for tag in soup.find_all(_BLOCKS):
-            if tag.find_parent(_BLOCKS) is not None and tag.name not in ("li",):
-                continue  # its text is already part of an enclosing block
-            text = " ".join(tag.get_text(" ", strip=True).split())
-            if not text:
+        current: Tag | None = None
+        parts: list[str] = []
+
+        def flush() -> None:
+            text = " ".join(" ".join(parts).split())
+            if text and current is not None:
+                if current.name in _HEADINGS:
+                    text = "#" * int(current.name[1]) + " " + text
+                lines.append(text)
+                line_map.append(int(current.sourceline or 1))
+            parts.clear()
+
+        for string in soup.find_all(string=True):
+            if not isinstance(string, NavigableString) or type(string) is not NavigableString:
+                continue  # comments, doctype, CDATA
+            if not string.strip():
                 continue
-            if tag.name[0] == "h" and tag.name[1:].isdigit():
-                text = "#" * int(tag.name[1:]) + " " + text
-            lines.append(text)
-            line_map.append(int(tag.sourceline or 1))
+            block = next((p for p in string.parents if p.name in _BLOCKS), None)
+            if block is not current:
+                flush()
+                current = block
+            parts.append(str(string))
+        flush()
         if not lines:
             raise UnreadableFileError("no text found in the HTML")
-        title_tag = soup.find("title")
-        title = title_tag.get_text(strip=True) if title_tag else ""
         text = "\n".join(lines) + "\n"
         title = title or title_from_markdown(text, file.stem)
         meta = _metadata(file, "html", title, line_map=line_map, **(extra_info or {}))

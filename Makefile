@@ -1,0 +1,52 @@
+# Every target installs what it needs into .venv and is safe to run again.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHIORI := $(VENV)/bin/shiori
+SETUP_STAMP := $(VENV)/.setup-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help setup models run test test-fast lint format bench bench-ingest clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: $(SETUP_STAMP)  ## create .venv with Shiori and its tools (CPU torch, never CUDA)
+
+$(SETUP_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
+	@rm -f $(VENV)/.setup-* && touch $@
+
+models: setup  ## download, assemble and verify the default models (cached in ~/.cache/shiori)
+	$(SHIORI) models pull
+
+run: models  ## ingest the bundled notes/ into the embedded store
+	$(SHIORI) ingest notes/
+	$(SHIORI) stats
+
+test: setup  ## every test, the slow real-model ones included (what CI runs)
+	$(SHIORI) models pull embeddinggemma-300m
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup  ## only the fast tests (no model loads)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: setup  ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: bench-ingest  ## all benchmarks (figures go to docs/benchmarks.md)
+
+bench-ingest: models  ## ingest throughput vs a plain LlamaIndex pipeline, JSQuAD + notes/
+	$(PY) bench/bench_ingest.py --write docs/benchmarks.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,561 @@
+"""Unit tests for ingest.chunking: sections, sentence units, packing and NoteSplitter."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from ingest.chunking import (
+    NoteSplitter,
+    Section,
+    Span,
+    content_hash,
+    line_starts,
+    pack,
+    sections,
+    sentence_spans,
+)
+
+NOTES = Path(__file__).resolve().parents[2] / "notes"
+ELMO_BERT = NOTES / "01-elmo-bert.md"
+
+JA_SENTENCE_END = "。！？」』）"
+
+
+def char_count(texts):
+    """A deterministic token counter: one token per character."""
+    return [len(t) for t in texts]
+
+
+def units(text: str, start: int = 0, end: int | None = None) -> list[str]:
+    end = len(text) if end is None else end
+    return [text[s.start : s.end] for s in sentence_spans(text, start, end)]
+
+
+def split(text: str, chunk_tokens: int = 320, overlap_tokens: int = 0, **metadata):
+    splitter = NoteSplitter(char_count, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
+    return splitter.split(text, metadata)
+
+
+# --- line_starts / sections -------------------------------------------------------------------
+
+
+def test_line_starts_are_offsets_after_each_newline():
+    assert line_starts("ab\ncd\n\nef") == [0, 3, 6, 7]
+    assert line_starts("") == [0]
+
+
+NESTED = """intro line
+
+# A
+
+a body
+
+## B
+
+b body
+```python
+# not a heading
+## nor this
+```
+
+### C
+
+c body
+
+## D
+
+d body
+
+# E
+
+e body
+"""
+
+
+def test_sections_heading_paths_follow_nesting():
+    found = sections(NESTED)
+    assert [s.headings for s in found] == [
+        (),
+        ("A",),
+        ("A", "B"),
+        ("A", "B", "C"),
+        ("A", "D"),
+        ("E",),
+    ]
+
+
+def test_sections_bodies_are_exact_slices_between_headings():
+    found = {s.headings: NESTED[s.start : s.end] for s in sections(NESTED)}
+    assert found[()].strip() == "intro line"
+    assert found[("A",)].strip() == "a body"
+    # the fenced "# not a heading" stays in B's body
+    assert found[("A", "B")].strip() == ("b body\n```python\n# not a heading\n## nor this\n```")
+    assert found[("A", "B", "C")].strip() == "c body"
+    assert found[("A", "D")].strip() == "d body"
+    assert found[("E",)].strip() == "e body"
+    # a body starts right after its heading line
+    b = next(s for s in sections(NESTED) if s.headings == ("A", "B"))
+    assert NESTED[: b.start].endswith("## B\n")
+
+
+def test_sections_headings_in_tilde_fence_ignored_and_empty_sections_dropped():
+    text = "# Top\n## Empty\n## Full\n~~~\n# fenced\n~~~\ntext\n"
+    found = sections(text)
+    assert [s.headings for s in found] == [("Top", "Full")]
+    assert "# fenced" in text[found[0].start : found[0].end]
+
+
+def test_sections_heading_syntax():
+    text = "## Closed ##\nx\n#NoSpace\ny\n    # indented code\nz\n###### Six\nw\n"
+    found = sections(text)
+    assert [s.headings for s in found] == [("Closed",), ("Closed", "Six")]
+    closed = text[found[0].start : found[0].end]
+    assert "#NoSpace" in closed and "# indented code" in closed
+
+
+def test_sections_without_headings_is_one_section():
+    text = "just text\nmore text\n"
+    assert sections(text) == [Section((), 0, len(text))]
+
+
+def test_sections_sibling_resets_deeper_levels():
+    text = "# A\n### deep\nx\n## B\ny\n"
+    assert [s.headings for s in sections(text)] == [("A", "deep"), ("A", "B")]
+
+
+# --- sentence_spans ---------------------------------------------------------------------------
+
+
+def test_japanese_sentences_split_at_full_stops_with_closing_bracket():
+    text = "これはペンです。「本当に？」そうです！「はい。」次の文。"
+    assert units(text) == [
+        "これはペンです。",
+        "「本当に？」",
+        "そうです！",
+        "「はい。」",
+        "次の文。",
+    ]
+
+
+def test_japanese_sentence_never_cut_in_the_middle():
+    text = "自然言語処理では、文脈に応じて単語の表現を変える仕組みが重要である。次に進む。"
+    got = units(text)
+    assert got == [
+        "自然言語処理では、文脈に応じて単語の表現を変える仕組みが重要である。",
+        "次に進む。",
+    ]
+    for u in got:
+        assert u[-1] in JA_SENTENCE_END
+
+
+def test_english_sentences_split_at_terminal_punctuation():
+    text = 'It works. Does it? Yes! He said "fine." Done.'
+    assert units(text) == ["It works.", "Does it?", "Yes!", 'He said "fine."', "Done."]
+
+
+def test_decimal_numbers_are_not_sentence_ends():
+    text = "Pi is about 3.14 and version 1.5 is out. Next."
+    assert units(text) == ["Pi is about 3.14 and version 1.5 is out.", "Next."]
+
+
+def test_soft_wrapped_english_sentence_kept_whole():
+    text = "This sentence is soft wrapped\nacross two lines. Next one\nis here too."
+    assert units(text) == [
+        "This sentence is soft wrapped\nacross two lines.",
+        "Next one\nis here too.",
+    ]
+
+
+def test_soft_wrapped_japanese_sentence_kept_whole():
+    text = "これは長い文なので\n途中で改行されている。"
+    assert units(text) == ["これは長い文なので\n途中で改行されている。"]
+
+
+def test_list_items_are_boundaries():
+    text = (
+        "Items\n- first item\n- second item\n・第三の項目\n1. numbered one\n2) numbered two\n* star"
+    )
+    assert units(text) == [
+        "Items",
+        "- first item",
+        "- second item",
+        "・第三の項目",
+        "1. numbered one",
+        "2) numbered two",
+        "* star",
+    ]
+
+
+def test_wrapped_list_item_continuation_stays_with_item():
+    text = "- a list item that\n  continues here\n- next"
+    assert units(text) == ["- a list item that\n  continues here", "- next"]
+
+
+def test_blank_lines_are_boundaries():
+    text = "paragraph one without stop\n\nparagraph two\n\n\nthree"
+    assert units(text) == ["paragraph one without stop", "paragraph two", "three"]
+
+
+def test_table_rows_are_separate_units():
+    text = "| a | b |\n|---|---|\n| 1 | 2 |\n"
+    assert units(text) == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+
+
+def test_code_fence_lines_are_separate_units():
+    text = "Code:\n```\nx = 1\ny = 2\n```\n"
+    assert units(text) == ["Code:", "```", "x = 1", "y = 2", "```"]
+
+
+def test_sentence_spans_respect_region_and_are_trimmed_and_ordered():
+    text = "IGNORED. " + "  first one.  second one!\n\n third  " + " IGNORED."
+    start = len("IGNORED. ")
+    end = len(text) - len(" IGNORED.")
+    spans = sentence_spans(text, start, end)
+    assert [text[s.start : s.end] for s in spans] == ["first one.", "second one!", "third"]
+    for s in spans:
+        assert start <= s.start < s.end <= end
+    for a, b in itertools.pairwise(spans):
+        assert a.end <= b.start
+
+
+def test_sentence_spans_on_real_note_lose_no_text():
+    text = ELMO_BERT.read_text(encoding="utf-8")
+    for section in sections(text):
+        spans = sentence_spans(text, section.start, section.end)
+        assert spans, section
+        joined = "".join(text[s.start : s.end] for s in spans)
+        region = text[section.start : section.end]
+        assert re.sub(r"\s", "", joined) == re.sub(r"\s", "", region)
+        for s in spans:
+            piece = text[s.start : s.end]
+            assert piece == piece.strip() and piece
+        assert all(a.end <= b.start for a, b in itertools.pairwise(spans))
+
+
+def test_sentence_spans_whitespace_only_region_is_empty():
+    assert sentence_spans("  \n\n \t\n", 0, 7) == []
+    assert sentence_spans("abc. def.", 4, 4) == []
+    assert sentence_spans("abc. def.", 4, 9) == [Span(5, 9)]
+
+
+# --- pack -------------------------------------------------------------------------------------
+
+
+def test_pack_without_overlap_fills_greedily():
+    assert pack([3, 3, 3, 3, 3], budget=6, overlap=0) == [(0, 2), (2, 4), (4, 5)]
+    assert pack([1, 2, 3], budget=100, overlap=10) == [(0, 3)]
+    assert pack([], budget=10, overlap=2) == []
+
+
+def test_pack_respects_budget_exactly():
+    counts = [4, 4, 2, 5, 5]
+    ranges = pack(counts, budget=10, overlap=0)
+    assert ranges == [(0, 3), (3, 5)]
+    for a, b in ranges:
+        assert sum(counts[a:b]) <= 10
+
+
+def test_pack_single_oversize_unit_forms_its_own_range():
+    assert pack([2, 50, 2], budget=10, overlap=0) == [(0, 1), (1, 2), (2, 3)]
+    assert pack([50], budget=10, overlap=5) == [(0, 1)]
+    assert pack([50, 60], budget=10, overlap=5) == [(0, 1), (1, 2)]
+
+
+def test_pack_overlap_repeats_tail_units():
+    counts = [2, 2, 2, 2, 2, 2]
+    ranges = pack(counts, budget=6, overlap=2)
+    assert ranges == [(0, 3), (2, 5), (4, 6)]
+    # each new range starts with the previous range's last unit
+    for (_, prev_end), (start, _) in itertools.pairwise(ranges):
+        assert start == prev_end - 1
+
+
+def test_pack_overlap_never_exceeds_overlap_tokens():
+    counts = [3, 3, 3, 3, 3, 3, 3]
+    ranges = pack(counts, budget=9, overlap=5)  # one 3-token unit fits, two would be 6
+    assert ranges == [(0, 3), (2, 5), (4, 7)]
+
+
+def test_pack_always_progresses_even_when_overlap_is_whole_range():
+    # overlap larger than anything: the next range must still start after the previous start
+    counts = [1, 1, 1, 1, 1]
+    ranges = pack(counts, budget=2, overlap=100)
+    starts = [a for a, _ in ranges]
+    assert starts == sorted(set(starts))
+    assert ranges[-1][1] == len(counts)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_pack_properties_random(seed):
+    rng = random.Random(seed)
+    n = rng.randint(1, 40)
+    counts = [rng.choice([1, 2, 3, 5, 8, 13, 40]) for _ in range(n)]
+    budget = rng.randint(5, 30)
+    overlap = rng.randint(0, budget - 1)
+    ranges = pack(counts, budget, overlap)
+    assert ranges[0][0] == 0
+    assert ranges[-1][1] == n
+    for a, b in ranges:
+        assert a < b
+        assert sum(counts[a:b]) <= budget or b - a == 1
+        # greedy: the next unit did not fit
+        assert b == n or sum(counts[a : b + 1]) > budget
+    for (a0, b0), (a1, _b1) in itertools.pairwise(ranges):
+        assert a0 < a1 <= b0  # progress, and no unit is skipped
+        assert sum(counts[a1:b0]) <= overlap
+
+
+def test_pack_every_range_adds_a_new_unit():
+    # budget 320 / overlap 48 are the defaults: a 40-token sentence is repeated as overlap, but
+    # the next 300-token sentence does not fit beside it, so (1, 2) is emitted on its own.
+    ranges = pack([200, 40, 300], budget=320, overlap=48)
+    ends = [b for _, b in ranges]
+    assert ends == sorted(set(ends)), ranges  # actual: [(0, 2), (1, 2), (2, 3)]
+
+
+def test_split_no_chunk_is_contained_in_the_previous_one():
+    text = "Alpha beta gam.  Tiny. Omega omega omega.\n"  # units of 15, 5 and 18 characters
+    nodes = split(text, chunk_tokens=20, overlap_tokens=5)
+    # actual: ["Alpha beta gam.  Tiny.", "Tiny.", "Omega omega omega."]
+    for prev, node in itertools.pairwise(nodes):
+        assert node.metadata["char_end"] > prev.metadata["char_end"], [n.text for n in nodes]
+
+
+# --- content_hash -----------------------------------------------------------------------------
+
+
+def test_content_hash_depends_on_title_headings_and_text():
+    base = content_hash("T", ["A", "B"], "body")
+    assert base == content_hash("T", ["A", "B"], "body")
+    assert len(base) == 32 and re.fullmatch(r"[0-9a-f]{32}", base)
+    assert base != content_hash("T", ["A", "B"], "body!")
+    assert base != content_hash("U", ["A", "B"], "body")
+    assert base != content_hash("T", ["A"], "body")
+    assert base != content_hash("T", ["AB"], "body")
+
+
+# --- NoteSplitter -----------------------------------------------------------------------------
+
+
+def heading_path_before(lines: list[str], line_no: int) -> list[str]:
+    """Independent heading tracker (the note has no code fences)."""
+    path: list[tuple[int, str]] = []
+    for line in lines[: line_no - 1]:
+        m = re.match(r"^(#{1,6}) (.+)$", line)
+        if m:
+            level = len(m.group(1))
+            path = [(lv, h) for lv, h in path if lv < level] + [(level, m.group(2).strip())]
+    return [h for _, h in path]
+
+
+@pytest.mark.parametrize(("chunk_tokens", "overlap"), [(320, 48), (120, 30), (60, 0), (40, 20)])
+def test_split_real_note_properties(chunk_tokens, overlap):
+    text = ELMO_BERT.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    nodes = split(text, chunk_tokens, overlap, title="ELMo と BERT", path=str(ELMO_BERT))
+    assert len(nodes) >= 5
+    assert [n.metadata["chunk_index"] for n in nodes] == list(range(len(nodes)))
+    covered: list[tuple[int, int]] = []
+    for node in nodes:
+        meta = node.metadata
+        a, b = meta["char_start"], meta["char_end"]
+        assert node.text == text[a:b]
+        assert (node.start_char_idx, node.end_char_idx) == (a, b)
+        assert node.text == node.text.strip()
+        # line numbers are 1-based and cover exactly the chunk's lines
+        ls, le = meta["line_start"], meta["line_end"]
+        assert 1 <= ls <= le <= len(lines)
+        assert node.text.count("\n") == le - ls
+        chunk_lines = node.text.split("\n")
+        assert chunk_lines[0] in lines[ls - 1]
+        assert chunk_lines[-1] in lines[le - 1]
+        assert text[a:b] in "\n".join(lines[ls - 1 : le])
+        # never crosses a heading, and the heading path is the one in force at the chunk
+        for line in lines[ls - 1 : le]:
+            assert not line.startswith("#"), (line, meta)
+        assert meta["headings"] == heading_path_before(lines, ls)
+        # ends at a sentence end or at a line end; starts at a line start or after a sentence
+        assert text[b - 1] in JA_SENTENCE_END or b == len(text) or text[b] == "\n", node.text
+        before = text[:a].rstrip(" \t")
+        assert before == "" or before[-1] in JA_SENTENCE_END + "\n", node.text
+        # budget: over-budget chunks are a single unit that cannot be cut
+        assert meta["tokens"] == sum(len(u) for u in units(text, a, b))
+        if meta["tokens"] > chunk_tokens:
+            assert len(sentence_spans(text, a, b)) == 1
+        # metadata carried through, and excluded from the embedded/LLM text
+        assert meta["title"] == "ELMo と BERT" and meta["path"] == str(ELMO_BERT)
+        assert meta["page"] is None
+        assert "line_map" not in meta and "page_starts" not in meta
+        assert set(node.excluded_embed_metadata_keys) == set(meta)
+        assert meta["content_hash"] == content_hash("ELMo と BERT", meta["headings"], node.text)
+        covered.append((a, b))
+    # every visible character outside heading lines is inside some chunk
+    inside = [False] * len(text)
+    for a, b in covered:
+        inside[a:b] = [True] * (b - a)
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        if not line.startswith("#"):
+            for i, ch in enumerate(line):
+                assert ch.isspace() or inside[offset + i], line
+        offset += len(line)
+    # chunks appear in document order
+    assert [a for a, _ in covered] == sorted(a for a, _ in covered)
+
+
+def test_split_real_note_overlap_repeats_text_between_neighbours():
+    text = ELMO_BERT.read_text(encoding="utf-8")
+    with_overlap = split(text, 120, 60, title="t")
+    without = split(text, 120, 0, title="t")
+    assert len(with_overlap) > len(without)
+    overlapping = [
+        (p, n)
+        for p, n in itertools.pairwise(with_overlap)
+        if p.metadata["headings"] == n.metadata["headings"]
+        and n.metadata["char_start"] < p.metadata["char_end"]
+    ]
+    assert overlapping
+    for p, n in overlapping:
+        shared = text[n.metadata["char_start"] : p.metadata["char_end"]]
+        assert p.text.endswith(shared) and n.text.startswith(shared)
+        assert len(shared) <= 60
+    for p, n in itertools.pairwise(without):
+        assert n.metadata["char_start"] >= p.metadata["char_end"]
+
+
+def test_split_japanese_chunks_end_at_sentence_ends():
+    sentence = "これは文の例であり、十分に長いので予算を使い切る。"
+    text = "# 見出し\n\n" + sentence * 10 + "\n"
+    nodes = split(text, chunk_tokens=3 * len(sentence) + 5)
+    assert len(nodes) == 4
+    for node in nodes:
+        assert node.text.endswith("。")
+        assert node.text.startswith("これは")
+        assert node.metadata["headings"] == ["見出し"]
+        assert node.metadata["line_start"] == node.metadata["line_end"] == 3
+    assert [n.metadata["tokens"] for n in nodes] == [3 * len(sentence)] * 3 + [len(sentence)]
+
+
+def test_split_oversize_sentence_is_its_own_chunk_not_cut():
+    long_sentence = "あ" * 200 + "。"
+    text = f"短い文。{long_sentence}短い文二。"
+    nodes = split(text, chunk_tokens=50)
+    assert [n.text for n in nodes] == ["短い文。", long_sentence, "短い文二。"]
+    assert nodes[1].metadata["tokens"] == 201
+
+
+def test_split_never_crosses_headings():
+    text = "# A\none. two.\n## B\nthree. four.\n# C\nfive.\n"
+    nodes = split(text, chunk_tokens=1000)
+    assert [(n.text, n.metadata["headings"]) for n in nodes] == [
+        ("one. two.", ["A"]),
+        ("three. four.", ["A", "B"]),
+        ("five.", ["C"]),
+    ]
+    assert [(n.metadata["line_start"], n.metadata["line_end"]) for n in nodes] == [
+        (2, 2),
+        (4, 4),
+        (6, 6),
+    ]
+
+
+def test_split_line_numbers_for_multiline_chunk():
+    text = "intro\n\n# H\n\nline one\nline two.\n\n- item a\n- item b\n"
+    nodes = split(text, chunk_tokens=1000)
+    assert [n.text for n in nodes] == ["intro", "line one\nline two.\n\n- item a\n- item b"]
+    assert (nodes[1].metadata["line_start"], nodes[1].metadata["line_end"]) == (5, 9)
+    lines = text.splitlines()
+    assert "\n".join(lines[4:9]) == nodes[1].text
+
+
+def test_split_crlf_line_numbers():
+    text = "# H\r\nfirst.\r\nsecond\r\n\r\nthird.\r\n"
+    nodes = split(text, chunk_tokens=6)
+    lines = text.splitlines()
+    for n in nodes:
+        ls, le = n.metadata["line_start"], n.metadata["line_end"]
+        assert n.text.replace("\r", "").split("\n")[0] in lines[ls - 1]
+        assert n.text.replace("\r", "").split("\n")[-1] in lines[le - 1]
+    assert [(n.text, n.metadata["line_start"]) for n in nodes] == [
+        ("first.", 2),
+        ("second", 3),
+        ("third.", 5),
+    ]
+
+
+def test_split_content_hash_changes_with_text_only_where_text_changes():
+    a = "# H\n\nAlpha sentence.\n\n# I\n\nBeta sentence.\n"
+    b = a.replace("Beta", "Gamma")
+    na, nb = split(a, title="t"), split(b, title="t")
+    assert na[0].metadata["content_hash"] == nb[0].metadata["content_hash"]
+    assert na[1].metadata["content_hash"] != nb[1].metadata["content_hash"]
+    # the same text under another title hashes differently
+    assert split(a, title="other")[0].metadata["content_hash"] != na[0].metadata["content_hash"]
+
+
+def test_split_uses_html_line_map():
+    text = "# Title\nFirst paragraph.\nSecond paragraph.\n## Sub\nThird paragraph.\n"
+    line_map = [10, 12, 15, 20, 31]
+    nodes = split(text, chunk_tokens=20, title="h", line_map=line_map, kind="html")
+    assert [n.text for n in nodes] == ["First paragraph.", "Second paragraph.", "Third paragraph."]
+    assert [(n.metadata["line_start"], n.metadata["line_end"]) for n in nodes] == [
+        (12, 12),
+        (15, 15),
+        (31, 31),
+    ]
+    whole = split(text, chunk_tokens=1000, line_map=line_map)
+    assert (whole[0].metadata["line_start"], whole[0].metadata["line_end"]) == (12, 15)
+    for n in nodes:
+        assert "line_map" not in n.metadata
+        assert n.metadata["kind"] == "html"
+
+
+def test_split_uses_pdf_page_starts():
+    page1 = "Page one first sentence.\nPage one second sentence."
+    page2 = "Page two sentence.\nAnother on page two."
+    page3 = "Third page."
+    text = page1 + "\n\n" + page2 + "\n\n" + page3 + "\n\n"
+    page_starts = [0, len(page1) + 2, len(page1) + 2 + len(page2) + 2]
+    nodes = split(text, chunk_tokens=30, page_starts=page_starts)
+    by_text = {n.text: n.metadata["page"] for n in nodes}
+    assert by_text == {
+        "Page one first sentence.": 1,
+        "Page one second sentence.": 1,
+        "Page two sentence.": 2,
+        "Another on page two.": 2,
+        "Third page.": 3,
+    }
+    assert all("page_starts" not in n.metadata for n in nodes)
+
+
+def test_split_empty_and_whitespace_text_gives_no_chunks():
+    assert split("") == []
+    assert split("  \n\n\t\n") == []
+    assert split("# Only a heading\n") == []
+
+
+def test_split_counter_called_once_with_all_units():
+    calls: list[list[str]] = []
+
+    def counter(xs):
+        calls.append(list(xs))
+        return [len(x) for x in xs]
+
+    text = "# A\nOne. Two.\n# B\nThree.\n"
+    NoteSplitter(counter, chunk_tokens=100, overlap_tokens=0).split(text, {})
+    assert calls == [["One.", "Two.", "Three."]]
+
+
+def test_get_nodes_from_documents_uses_split():
+    from llama_index.core import Document
+
+    doc = Document(text="# A\nOne sentence. Two sentence.\n", metadata={"title": "doc"})
+    splitter = NoteSplitter(char_count, chunk_tokens=15, overlap_tokens=0)
+    nodes = splitter.get_nodes_from_documents([doc])
+    assert [n.get_content() for n in nodes] == ["One sentence.", "Two sentence."]
+    assert all(n.metadata["headings"] == ["A"] for n in nodes)
