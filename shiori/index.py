@@ -126,10 +126,9 @@ def open_client(settings: Settings) -> QdrantClient:
         if "already accessed by another instance" in str(exc):
             raise StoreLockedError(
                 f"the embedded Qdrant store at {location} is in use by another process "
-                "(most likely a running `shiori serve`). Only one process may open it at a "
-                "time. Stop that process, or ingest through it with "
-                "`shiori ingest --server http://127.0.0.1:8000 PATH`, or point SHIORI_QDRANT "
-                "at a Qdrant server."
+                "(another `shiori ingest`, or a running Shiori server). Only one process may "
+                "open an embedded store at a time. Wait for it or stop it and run again, or "
+                "set SHIORI_QDRANT to a Qdrant server URL, which any number of processes share."
             ) from exc
         raise
     except Exception as exc:  # connection refused, TLS, auth ...
