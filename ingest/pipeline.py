@@ -30,8 +30,6 @@ from shiori.index import Chunk, FileRecord, NoteIndex, Vectors
 from shiori.sparse import SparseEncoder
 
 SPLITTER_VERSION = "1"
-# Chunks gathered from several files before one embedding call (bounded memory, full batches).
-EMBED_GROUP = 256
 
 
 @dataclass
@@ -126,8 +124,10 @@ class Ingestor:
             ]
         )
 
-    def generation_of(self, file_hash: str) -> str:
-        return hashlib.sha256(f"{file_hash}\x1f{self.signature}".encode()).hexdigest()[:32]
+    def generation_of(self, path: Path, file_hash: str) -> str:
+        """Unique to this file, its bytes and the settings: a changed setting re-ingests."""
+        key = f"{path}\x1f{file_hash}\x1f{self.signature}"
+        return hashlib.sha256(key.encode()).hexdigest()[:32]
 
     def run(
         self,
@@ -153,7 +153,7 @@ class Ingestor:
             except OSError as exc:
                 self._fail(report, reporter, path, f"cannot read: {exc.strerror or exc}")
                 continue
-            generation = self.generation_of(file_hash)
+            generation = self.generation_of(path, file_hash)
             record = records.get(str(path))
             if record is not None and record.generation == generation:
                 report.files_unchanged += 1
@@ -172,7 +172,7 @@ class Ingestor:
                 continue
             group.append(pending)
             group_chunks += len(pending.chunks)
-            if group_chunks >= EMBED_GROUP:
+            if group_chunks >= self.settings.ingest_group_chunks:
                 self._store(group, report, reporter)
                 group, group_chunks = [], 0
         if group:
@@ -236,10 +236,11 @@ class Ingestor:
         report.embeddings_computed += len(chunks)
         for key, chunk, row in zip(need, chunks, dense, strict=True):
             vectors[key] = Vectors(row.tolist(), self.sparse.encode_document(sparse_text(chunk)))
+        records = []
         for gi, pending in enumerate(group):
             vecs = [vectors[(gi, ci)] for ci in range(len(pending.chunks))]
             report.chunks_written += self.index.write_chunks(pending.chunks, vecs)
-            report.chunks_deleted += self.index.publish(
+            records.append(
                 FileRecord(
                     path=str(pending.path),
                     source=display_path(pending.path),
@@ -251,6 +252,8 @@ class Ingestor:
                     title=pending.title,
                 )
             )
+        report.chunks_deleted += self.index.publish(records)
+        for pending in group:
             if pending.is_new:
                 report.files_new += 1
             else:

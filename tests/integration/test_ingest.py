@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -146,27 +148,41 @@ class Crash(RuntimeError):
     pass
 
 
-def test_killed_ingest_converges_without_duplicates(
+def assert_only_whole_documents_visible(settings: Settings, embedder: Embedder) -> set[str]:
+    """Every file with live chunks has exactly the chunks its record promises."""
+    index = make_index(settings, embedder)
+    try:
+        records = index.file_records()
+        live = Counter(c.path for c in index.chunks())
+    finally:
+        index.client.close()
+    assert set(live) == set(records)
+    for path, n in live.items():
+        assert n == records[path].chunks, path
+    return set(records)
+
+
+def test_ingest_failing_mid_file_converges_without_duplicates(
     embedder: Embedder, notes_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = few_notes(notes_copy)
-    crashed = Settings(qdrant=str(tmp_path / "crashed"), collection="c")
+    crashed = Settings(qdrant=str(tmp_path / "crashed"), collection="c", ingest_group_chunks=1)
     clean = Settings(qdrant=str(tmp_path / "clean"), collection="c")
 
-    # die after the first file is published and half of the second file's chunks are stored
+    # fail after the first file is published, half-way through storing the second one
     original_write = NoteIndex.write_chunks
     original_publish = NoteIndex.publish
     published: list[str] = []
 
     def write_then_die(self: NoteIndex, chunks: Any, vectors: Any, batch_size: int = 256) -> int:
         if published:
-            original_write(self, chunks[: len(chunks) // 2], vectors[: len(chunks) // 2])
-            raise Crash("killed mid-write")
+            original_write(self, chunks[: len(chunks) // 2], vectors[: len(chunks) // 2], 1)
+            raise Crash("failed mid-write")
         return original_write(self, chunks, vectors, batch_size)
 
-    def publish(self: NoteIndex, record: Any) -> int:
-        published.append(record.path)
-        return original_publish(self, record)
+    def publish(self: NoteIndex, records: Any) -> int:
+        published.extend(r.path for r in records)
+        return original_publish(self, records)
 
     monkeypatch.setattr(NoteIndex, "write_chunks", write_then_die)
     monkeypatch.setattr(NoteIndex, "publish", publish)
@@ -174,23 +190,57 @@ def test_killed_ingest_converges_without_duplicates(
         ingest(crashed, embedder, *files)
     monkeypatch.undo()
 
-    # what a query sees after the crash: only whole documents
-    index = make_index(crashed, embedder)
-    records = index.file_records()
-    live = index.chunks()
-    stored = index.count(live_only=False)
-    index.client.close()
-    assert set(records) == set(published) and len(published) == 1
-    assert {c.path for c in live} == set(published)
-    assert len(live) == records[published[0]].chunks
-    assert stored > len(live)  # the half-written file is there, invisible
-
+    assert assert_only_whole_documents_visible(crashed, embedder) == set(published)
+    assert len(published) == 1
     rerun = ingest(crashed, embedder, *files)
     assert rerun.files_unchanged == 1 and rerun.files_new == 2
     ingest(clean, embedder, *files)
-    assert snapshot(crashed, embedder) == snapshot(clean, embedder)
     live_after, total_after = snapshot(crashed, embedder)
+    assert (live_after, total_after) == snapshot(clean, embedder)
     assert total_after == len(live_after) == len(set(live_after))
+
+
+def test_ingest_killed_by_sigkill_converges(
+    embedder: Embedder, notes_copy: Path, tmp_path: Path
+) -> None:
+    """A real `shiori ingest` process is killed (SIGKILL) once it has started writing."""
+    store = tmp_path / "killed"
+    env = {**os.environ, "SHIORI_QDRANT": str(store), "SHIORI_COLLECTION": "k",
+           "SHIORI_INGEST_GROUP_CHUNKS": "4"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shiori.cli", "ingest", "--quiet", str(notes_copy)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    sqlite = store / "collection" / "k" / "storage.sqlite"
+    deadline = time.monotonic() + 300
+    baseline: int | None = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        size = (
+            sum(p.stat().st_size for p in sqlite.parent.glob("storage.sqlite*"))
+            if (sqlite.exists())
+            else 0
+        )
+        if size and baseline is None:
+            baseline = size
+        elif baseline is not None and size > baseline:
+            break  # chunks are being written now
+        time.sleep(0.02)
+    assert proc.poll() is None, "the ingest finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    settings = Settings(qdrant=str(store), collection="k")
+    visible = assert_only_whole_documents_visible(settings, embedder)
+    assert len(visible) < 15  # it really was cut short
+    rerun = ingest(settings, embedder, notes_copy)
+    assert rerun.files_unchanged == len(visible)
+    live, total = snapshot(settings, embedder)
+    assert total == len(live) == len(set(live))
+    assert assert_only_whole_documents_visible(settings, embedder) == {
+        str(p)
+        for p in notes_copy.rglob("*")
+        if p.suffix in (".md", ".pdf") and "_src" not in p.parts and p.name != "README.md"
+    }
 
 
 def test_unreadable_files_are_skipped_with_a_reason(
