@@ -7,7 +7,7 @@ SHIORI := $(VENV)/bin/shiori
 SETUP_STAMP := $(VENV)/.setup-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help setup models run test test-fast lint format bench bench-ingest clean
+.PHONY: help setup models llm run test test-fast lint format bench bench-ingest bench-retrieval clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,12 +23,15 @@ $(SETUP_STAMP): pyproject.toml
 models: setup  ## download, assemble and verify the default models (cached in ~/.cache/shiori)
 	$(SHIORI) models pull
 
+llm: models  ## serve the default answer model with vLLM's CPU build (own env in ~/.cache/shiori)
+	$(SHIORI) llm serve
+
 run: models  ## ingest the bundled notes/ into the embedded store
 	$(SHIORI) ingest notes/
 	$(SHIORI) stats
 
-test: setup  ## every test, the slow real-model ones included (what CI runs)
-	$(SHIORI) models pull embeddinggemma-300m
+test: models  ## every test, the slow real-model ones included (what CI runs)
+	$(SHIORI) llm setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup  ## only the fast tests (no model loads)
@@ -43,10 +46,14 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: bench-ingest  ## all benchmarks (figures go to docs/benchmarks.md)
+bench: bench-ingest bench-retrieval  ## all benchmarks (figures go to docs/benchmarks.md)
 
 bench-ingest: models  ## ingest throughput vs a plain LlamaIndex pipeline, JSQuAD + notes/
 	$(PY) bench/bench_ingest.py --write docs/benchmarks.md
+
+bench-retrieval: models  ## dense / sparse / fused retrieval quality and latency on JSQuAD
+	$(PY) bench/sparse_jsquad.py
+	$(PY) bench/retrieval_jsquad.py --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -294,6 +294,21 @@ def llm_serve(
         vllm_cpu.stop(proc)
 
 
+@llm_app.command("setup")
+def llm_setup() -> None:
+    """Only prepare: create vLLM's CPU environment and convert the model (both once)."""
+    from service.llm import vllm_cpu
+
+    settings = load_settings()
+    try:
+        python = vllm_cpu.ensure_venv(settings, lambda m: err.print(m, highlight=False))
+        model = vllm_cpu.ensure_model(settings, python, lambda m: err.print(m, highlight=False))
+    except vllm_cpu.LLMServerError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    err.print(f"ready: {settings.vllm_venv} serves {model}")
+
+
 @llm_app.command("status")
 def llm_status() -> None:
     """Say whether an LLM answers at SHIORI_LLM_URL with SHIORI_LLM_MODEL."""

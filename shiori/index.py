@@ -373,6 +373,53 @@ class NoteIndex:
         return n
 
     # --- reading ---------------------------------------------------------------------------
+    def hybrid_query(
+        self,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        limit: int,
+        *,
+        prefetch: int = 40,
+        fusion: str = "rrf",
+        must: Sequence[qm.Condition] = (),
+    ) -> list[tuple[Chunk, float, list[float]]]:
+        """Dense and sparse candidates fused inside Qdrant in one request (live chunks only).
+
+        ``fusion``: "rrf" (reciprocal rank), "dbsf" (distribution-based score fusion), "dense"
+        or "sparse" (one side alone). Returns (chunk, fused score, dense vector) per hit; the
+        vector lets callers compute the raw cosine similarity as retrieval evidence."""
+        flt = qm.Filter(must=[LIVE, *must])
+        dense_q = list(dense)
+        sparse_q = qm.SparseVector(indices=sparse.indices, values=sparse.values)
+        if fusion == "dense":
+            kwargs: dict[str, Any] = {"query": dense_q, "using": DENSE}
+        elif fusion == "sparse":
+            kwargs = {"query": sparse_q, "using": SPARSE}
+        else:
+            kwargs = {
+                "prefetch": [
+                    qm.Prefetch(query=dense_q, using=DENSE, limit=prefetch, filter=flt),
+                    qm.Prefetch(query=sparse_q, using=SPARSE, limit=prefetch, filter=flt),
+                ],
+                "query": qm.FusionQuery(
+                    fusion=qm.Fusion.RRF if fusion == "rrf" else qm.Fusion.DBSF
+                ),
+            }
+        points = self.client.query_points(
+            self.collection,
+            query_filter=flt,
+            limit=limit,
+            with_payload=True,
+            with_vectors=[DENSE],
+            **kwargs,
+        ).points
+        hits = []
+        for p in points:
+            vec = p.vector.get(DENSE) if isinstance(p.vector, dict) else None
+            dense_vec = [float(x) for x in vec] if isinstance(vec, list) else []  # type: ignore[arg-type]
+            hits.append((Chunk.from_payload(p.payload or {}), float(p.score), dense_vec))
+        return hits
+
     def count(self, live_only: bool = True) -> int:
         flt = qm.Filter(must=[LIVE]) if live_only else None
         return self.client.count(self.collection, count_filter=flt, exact=True).count

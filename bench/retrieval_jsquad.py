@@ -1,0 +1,117 @@
+"""Retrieval quality on JSQuAD: dense, sparse and fused, through the real Qdrant query path.
+
+The 1,145 validation paragraphs are ingested with Shiori's own pipeline (one file each, kept in
+.bench/ so a second run re-ingests nothing); each question's relevant document is its paragraph.
+
+    python bench/retrieval_jsquad.py [--every N] [--write docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from ingest.pipeline import Ingestor
+from shiori.config import Settings
+from shiori.embedding import Embedder
+from shiori.index import NoteIndex, open_client
+from shiori.sparse import SparseEncoder
+
+REPO = Path(__file__).resolve().parents[1]
+JSQUAD = REPO.parent / "shared/data/jsquad/valid-v1.3.json"
+WORK = REPO / ".bench" / "jsquad"
+MARK_BEGIN, MARK_END = "<!-- bench-retrieval:begin -->", "<!-- bench-retrieval:end -->"
+
+
+def corpus_and_questions(every: int) -> list[tuple[str, str]]:
+    data = json.loads(JSQUAD.read_text(encoding="utf-8"))
+    docs = WORK / "docs"
+    docs.mkdir(parents=True, exist_ok=True)
+    questions: list[tuple[str, str]] = []
+    n = 0
+    for article in data["data"]:
+        for para in article["paragraphs"]:
+            title, _, text = para["context"].partition(" [SEP] ")
+            name = f"{n:04d}"
+            target = docs / f"{name}.txt"
+            if not target.exists():
+                target.write_text(f"{title}\n{text}\n", encoding="utf-8")
+            questions.extend((qa["question"], name) for qa in para["qas"])
+            n += 1
+    return questions[::every]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--every", type=int, default=1, help="use every Nth question")
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+    questions = corpus_and_questions(args.every)
+    settings = Settings(qdrant=str(WORK / "qdrant"), collection="jsquad")
+    embedder = Embedder(settings)
+    index = NoteIndex(open_client(settings), settings, embedder.dimension)
+    index.ensure_collections()
+    report = Ingestor(settings, index, embedder).run([WORK / "docs"])
+    print(f"ingest: {report.files_new} new, {report.files_unchanged} unchanged", flush=True)
+    began = time.perf_counter()
+    vectors = embedder.embed_queries([q for q, _ in questions])
+    embed_ms = (time.perf_counter() - began) / len(questions) * 1000
+    sparse = SparseEncoder()
+    rows = []
+    for fusion in ("dense", "sparse", "rrf", "dbsf"):
+        hits_at = {1: 0, 5: 0, 10: 0}
+        rr = 0.0
+        latencies = []
+        for (question, gold), vec in zip(questions, vectors, strict=True):
+            t0 = time.perf_counter()
+            hits = index.hybrid_query(
+                vec.tolist(), sparse.encode_query(question), 10, prefetch=40, fusion=fusion
+            )
+            latencies.append((time.perf_counter() - t0) * 1000)
+            names = [Path(c.path).stem for c, _, _ in hits]
+            rank = names.index(gold) + 1 if gold in names else None
+            if rank:
+                rr += 1 / rank
+                for k in hits_at:
+                    hits_at[k] += rank <= k
+        n = len(questions)
+        latencies.sort()
+        row = (
+            f"| {fusion} | {hits_at[1] / n:.3f} | {hits_at[5] / n:.3f} | {hits_at[10] / n:.3f} "
+            f"| {rr / n:.3f} | {statistics.median(latencies):.0f} ms "
+            f"| {latencies[int(0.95 * (n - 1))]:.0f} ms |"
+        )
+        rows.append(row)
+        print(row, flush=True)
+    index.client.close()
+    every = f" --every {args.every}" if args.every > 1 else ""
+    text = "\n".join(
+        [
+            MARK_BEGIN,
+            f"Command: `python bench/retrieval_jsquad.py{every}`"
+            f" — {time.strftime('%Y-%m-%d')}; {len(questions)} questions over 1,145 paragraphs "
+            f"(1,148 chunks), embedded Qdrant, prefetch 40 per side. Query embedding "
+            f"{embed_ms:.0f} ms per question (batched), not included in the latencies.",
+            "",
+            "| mode | R@1 | R@5 | R@10 | MRR@10 | query p50 | query p95 |",
+            "|---|---|---|---|---|---|---|",
+            *rows,
+            MARK_END,
+        ]
+    )
+    print(text)
+    if args.write:
+        doc = args.write.read_text(encoding="utf-8")
+        if MARK_BEGIN in doc:
+            head, _, rest = doc.partition(MARK_BEGIN)
+            doc = head + text + rest.partition(MARK_END)[2]
+        else:
+            doc += "\n## Retrieval on JSQuAD (`python bench/retrieval_jsquad.py`)\n\n" + text + "\n"
+        args.write.write_text(doc, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
