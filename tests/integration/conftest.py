@@ -1,0 +1,53 @@
+"""Real parts for the service tests: the bundled notes in embedded Qdrant, a real vLLM server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import Ingestor
+from service.llm import vllm_cpu
+from shiori.config import Settings
+from shiori.embedding import Embedder
+from shiori.index import NoteIndex, open_client
+from tests.conftest import NOTES
+
+LLM_KEY = "test-llm-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def notes_index(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[NoteIndex]:
+    """The bundled notes ingested once per session into an embedded store."""
+    store = tmp_path_factory.mktemp("notes-store")
+    settings = Settings(qdrant=str(store), collection="notes")
+    index = NoteIndex(open_client(settings), settings, embedder.dimension)
+    index.ensure_collections()
+    Ingestor(settings, index, embedder).run([NOTES])
+    yield index
+    index.client.close()
+
+
+@pytest.fixture(scope="session")
+def llm_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A real vLLM (CPU build, default model, API key on) on a free port for the session; its
+    shutdown is checked too."""
+    settings = Settings(llm_url=f"http://127.0.0.1:{free_port()}/v1", llm_api_key=LLM_KEY)
+    log = Path(tmp_path_factory.mktemp("vllm")) / "vllm.log"
+    proc = vllm_cpu.start(settings, report=lambda m: None, log=log)
+    try:
+        yield settings
+    finally:
+        vllm_cpu.stop(proc)
+    assert proc.returncode is not None
+    assert not vllm_cpu.models_endpoint_ready(settings)
