@@ -207,33 +207,31 @@ class NoteIndex:
             )
         self._tune_embedded()
 
-    def _tune_embedded(self) -> None:
-        """Embedded stores keep points in SQLite. A write-ahead log with `synchronous=NORMAL`
-        stops each commit from waiting for the disk (still safe when the process is killed).
-        A no-op on a server."""
+    def _embedded_storages(self) -> list[Any]:
+        """The SQLite-backed storage objects of our collections in an embedded client (private
+        qdrant-client internals, pinned by version); empty on a server or in ':memory:'."""
         local = getattr(self.client, "_client", None)
         collections = getattr(local, "collections", None) or {}
-        for name in (self.collection, self.files_collection):
-            storage = getattr(collections.get(name), "storage", None)
-            connection = getattr(storage, "storage", None)
-            if isinstance(connection, sqlite3.Connection):
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
+        storages = [getattr(collections.get(n), "storage", None) for n in
+                    (self.collection, self.files_collection)]  # fmt: skip
+        return [s for s in storages if isinstance(getattr(s, "storage", None), sqlite3.Connection)]
+
+    def _tune_embedded(self) -> None:
+        """A write-ahead log with `synchronous=NORMAL` stops each SQLite commit from waiting for
+        the disk (still safe when the process is killed). A no-op on a server."""
+        for storage in self._embedded_storages():
+            storage.storage.execute("PRAGMA journal_mode=WAL")
+            storage.storage.execute("PRAGMA synchronous=NORMAL")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes into one SQLite transaction in embedded mode: one commit instead of one
         per point (the embedded client commits each point alone), and all-or-nothing if the
         process dies in between. On a server each call is already one operation: a no-op."""
-        local = getattr(self.client, "_client", None)
-        collections = getattr(local, "collections", None) or {}
         swapped: list[tuple[Any, sqlite3.Connection]] = []
-        for name in (self.collection, self.files_collection):
-            storage: Any = getattr(collections.get(name), "storage", None)
-            connection = getattr(storage, "storage", None)
-            if isinstance(connection, sqlite3.Connection):
-                storage.storage = _DeferredCommit(connection)
-                swapped.append((storage, connection))
+        for storage in self._embedded_storages():
+            swapped.append((storage, storage.storage))
+            storage.storage = _DeferredCommit(storage.storage)
         try:
             yield
         except BaseException:

@@ -1,0 +1,88 @@
+"""The Qdrant contract with a real embedded store and tiny vectors (no model needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shiori.config import Settings
+from shiori.index import (
+    Chunk,
+    FileRecord,
+    NoteIndex,
+    StoreLockedError,
+    Vectors,
+    open_client,
+)
+from shiori.sparse import SparseVector
+
+
+def chunk(path: str, gen: str, i: int) -> Chunk:
+    return Chunk(
+        path=path, source=path, title="t", headings=["t"], line_start=i + 1, line_end=i + 1,
+        char_start=i, char_end=i + 1, text=f"text {i}", chunk_index=i, content_hash=f"h{i}",
+        file_hash="f", generation=gen,
+    )  # fmt: skip
+
+
+def vec(i: int) -> Vectors:
+    return Vectors([1.0, float(i), 0.0, 0.5], SparseVector([i + 1], [1.0]))
+
+
+def record(path: str, gen: str, n: int) -> FileRecord:
+    return FileRecord(path, path, "f", gen, 1, 1, n)
+
+
+def open_index(location: Path) -> NoteIndex:
+    settings = Settings(qdrant=str(location), collection="c")
+    index = NoteIndex(open_client(settings), settings, 4)
+    index.ensure_collections()
+    return index
+
+
+def test_publish_swaps_generations_and_records_the_file(tmp_path: Path) -> None:
+    index = open_index(tmp_path / "q")
+    index.write_chunks([chunk("/a", "g1", i) for i in range(3)], [vec(i) for i in range(3)])
+    assert index.count() == 0 and index.count(live_only=False) == 3  # invisible until published
+    assert index.publish([record("/a", "g1", 3)]) == 0
+    assert index.count() == 3 and index.file_records()["/a"].generation == "g1"
+    index.write_chunks([chunk("/a", "g2", i) for i in range(2)], [vec(i) for i in range(2)])
+    assert index.publish([record("/a", "g2", 2)]) == 3
+    assert [c.generation for c in index.chunks()] == ["g2", "g2"]
+    assert index.count(live_only=False) == 2
+    assert index.remove_file("/a") == 2 and index.count(live_only=False) == 0
+    assert index.file_records() == {}
+    index.client.close()
+
+
+def test_a_failed_transaction_leaves_nothing_on_disk(tmp_path: Path) -> None:
+    index = open_index(tmp_path / "q")
+    with pytest.raises(RuntimeError), index.transaction():
+        index.write_chunks([chunk("/a", "g1", i) for i in range(3)], [vec(i) for i in range(3)])
+        raise RuntimeError("dies before commit")
+    index.client.close()
+    reopened = open_index(tmp_path / "q")  # what the next process sees
+    assert reopened.count(live_only=False) == 0
+    reopened.client.close()
+
+
+def test_discard_unpublished_only_touches_invisible_points(tmp_path: Path) -> None:
+    index = open_index(tmp_path / "q")
+    index.write_chunks([chunk("/a", "g1", 0)], [vec(0)])
+    index.publish([record("/a", "g1", 1)])
+    index.write_chunks([chunk("/a", "g2", 0), chunk("/b", "g1", 0)], [vec(0), vec(1)])
+    assert index.discard_unpublished(["/a"]) == 1
+    assert index.count() == 1 and index.count(live_only=False) == 2  # /b untouched
+    index.client.close()
+
+
+def test_other_dimension_and_locked_store_are_explained(tmp_path: Path) -> None:
+    index = open_index(tmp_path / "q")
+    settings = Settings(qdrant=str(tmp_path / "q"), collection="c")
+    with pytest.raises(StoreLockedError, match="in use by another process"):
+        open_client(settings)
+    wrong = NoteIndex(index.client, settings, 8)
+    with pytest.raises(ValueError, match="4-d vectors"):
+        wrong.ensure_collections()
+    index.client.close()
