@@ -139,7 +139,8 @@ def ingest(
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
         err.print(
-            f"[bold]{report.files_seen}[/bold] files: {report.files_new} new, "
+            f"[bold]{report.files_seen}[/bold] file{'' if report.files_seen == 1 else 's'}: "
+            f"{report.files_new} new, "
             f"{report.files_updated} updated, {report.files_unchanged} unchanged, "
             f"{report.files_deleted} deleted, {report.files_failed} failed"
             + (

@@ -35,8 +35,10 @@ class Embedder:
     @cached_property
     def model(self) -> Any:
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
 
+        transformers.utils.logging.disable_progress_bar()  # our own progress output is enough
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
         if os.path.isdir(self.reference):
