@@ -231,7 +231,7 @@ class Ingestor:
                     need.append((gi, ci))
         chunks = [group[gi].chunks[ci] for gi, ci in need]
         dense = self.embedder.embed_documents(
-            [embed_text(c) for c in chunks], [embed_title(c) for c in chunks]
+            [c.text for c in chunks], [embed_title(c) for c in chunks]
         )
         report.embeddings_computed += len(chunks)
         for key, chunk, row in zip(need, chunks, dense, strict=True):
@@ -276,10 +276,6 @@ def embed_title(chunk: Chunk) -> str:
     """The document 'title' given to the embedding model: note title and heading path."""
     parts = [chunk.title, *[h for h in chunk.headings if h != chunk.title]]
     return " > ".join(p for p in parts if p)
-
-
-def embed_text(chunk: Chunk) -> str:
-    return chunk.text
 
 
 def sparse_text(chunk: Chunk) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -111,7 +112,11 @@ def ingest(
         raise typer.Exit(3) from exc
     show_bar = not (as_json or quiet) and err.is_terminal
     try:
-        with err.status("loading the embedding model…", spinner="dots") if show_bar else _null():
+        with (
+            err.status("loading the embedding model…", spinner="dots")
+            if show_bar
+            else nullcontext()
+        ):
             index = NoteIndex(client, settings, embedder.dimension)
             index.ensure_collections()
             ingestor = Ingestor(settings, index, embedder)
@@ -157,14 +162,6 @@ def ingest(
         )
     if report.files_failed:
         raise typer.Exit(1)
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @models_app.command("list")

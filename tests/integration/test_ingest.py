@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qdrant_client import models as qm
 
 from ingest.pipeline import Ingestor, IngestReport
+from service.rag.retrieve import Filters, Retriever
 from shiori.config import Settings
 from shiori.embedding import Embedder
-from shiori.index import DENSE, SPARSE, NoteIndex, open_client
-from shiori.sparse import SparseEncoder
+from shiori.index import NoteIndex, open_client
 
 pytestmark = pytest.mark.slow
 
@@ -262,41 +261,20 @@ def test_unreadable_files_are_skipped_with_a_reason(
     assert "empty" in reasons["empty.txt"] or "no text" in reasons["empty.txt"]
 
 
-def test_hybrid_query_finds_the_right_note(
-    embedder: Embedder, notes_copy: Path, store_settings: Settings
-) -> None:
-    ingest(store_settings, embedder, notes_copy)
-    index = make_index(store_settings, embedder)
-    sparse = SparseEncoder()
+def test_retriever_finds_the_right_note(notes_index: NoteIndex, embedder: Embedder) -> None:
+    """What ingest wrote is what the service reads: the hybrid query finds the right note."""
+    retriever = Retriever(notes_index, embedder)
     questions = {
         "Gemma が公開されたのはいつですか？": "05-gemma.md",
         "QLoRA quantises the frozen base model to how many bits?": "10-qlora-en.md",
         "拡散モデルで潜在空間を使う利点は？": "07-diffusion-latent.md",
     }
-    try:
-        for question, expected in questions.items():
-            q_sparse = sparse.encode_query(question)
-            hits = index.client.query_points(
-                index.collection,
-                prefetch=[
-                    qm.Prefetch(
-                        query=embedder.embed_queries([question])[0].tolist(), using=DENSE, limit=20
-                    ),
-                    qm.Prefetch(
-                        query=qm.SparseVector(indices=q_sparse.indices, values=q_sparse.values),
-                        using=SPARSE,
-                        limit=20,
-                    ),
-                ],
-                query=qm.FusionQuery(fusion=qm.Fusion.RRF),
-                query_filter=qm.Filter(
-                    must=[qm.FieldCondition(key="live", match=qm.MatchValue(value=True))]
-                ),
-                limit=3,
-            ).points
-            assert Path(hits[0].payload["path"]).name == expected, question  # type: ignore[index]
-    finally:
-        index.client.close()
+    for question, expected in questions.items():
+        hits = retriever.search(question, top_k=3)
+        assert Path(hits[0].chunk.path).name == expected, question
+    only_lora = Filters(sources=(hits[0].chunk.source.replace("07-diffusion-latent", "09-lora"),))
+    restricted = retriever.search("拡散モデルで潜在空間を使う利点は？", top_k=3, filters=only_lora)
+    assert restricted and all(Path(h.chunk.path).name == "09-lora.md" for h in restricted)
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
