@@ -15,17 +15,23 @@ from path, generation and chunk number, so re-writing is idempotent) or deletes.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
+from shiori.chunk import Chunk
 from shiori.config import Settings
+from shiori.memory_search import ChunkFilter, Hit, MemorySearch, Row
 from shiori.sparse import SparseVector
+
+__all__ = ["Chunk", "ChunkFilter", "FileRecord", "NoteIndex", "Vectors", "open_client"]
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -61,42 +67,6 @@ class StoreUnavailableError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Chunk:
-    """One retrievable passage and everything a citation needs. Stored as the point's payload."""
-
-    path: str  # absolute path: the document's identity
-    source: str  # the path as shown to people (relative to the working directory when inside it)
-    title: str
-    headings: list[str]
-    line_start: int  # 1-based, inclusive
-    line_end: int
-    char_start: int  # offsets into the document text, end exclusive
-    char_end: int
-    text: str
-    chunk_index: int
-    content_hash: str
-    file_hash: str = ""
-    generation: str = ""
-    page: int | None = None
-    kind: str = "markdown"
-
-    @property
-    def heading(self) -> str:
-        return " > ".join(self.headings)
-
-    def payload(self, live: bool) -> dict[str, Any]:
-        data = asdict(self)
-        data["heading"] = self.heading
-        data["live"] = live
-        return data
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> Chunk:
-        names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in payload.items() if k in names})
-
-
-@dataclass(frozen=True)
 class FileRecord:
     """What the index knows of one source file, to make re-ingestion incremental."""
 
@@ -115,6 +85,21 @@ class FileRecord:
 class Vectors:
     dense: list[float]
     sparse: SparseVector
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(
+    method: Callable[Concatenate[NoteIndex, _P], _R],
+) -> Callable[Concatenate[NoteIndex, _P], _R]:
+    @wraps(method)
+    def run(self: NoteIndex, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 def point_id(path: str, generation: str, chunk_index: int) -> str:
@@ -165,8 +150,14 @@ class NoteIndex:
         self.dimension = dimension
         self.collection = settings.collection
         self.files_collection = settings.collection + FILES_SUFFIX
+        # One embedded client is not safe to use from several threads at once (the service
+        # runs searches and an ingest in worker threads): every client call holds this lock.
+        self.lock = threading.RLock()
+        # Embedded stores are searched in process (see shiori.memory_search); loaded lazily.
+        self._memory: MemorySearch | None = None
 
     # --- schema ----------------------------------------------------------------------------
+    @_locked
     def ensure_collections(self) -> None:
         """Create the collections on first use; refuse a collection of another dimension."""
         if self.client.collection_exists(self.collection):
@@ -246,6 +237,7 @@ class NoteIndex:
                 storage.storage = connection
 
     # --- file records ----------------------------------------------------------------------
+    @_locked
     def file_records(self) -> dict[str, FileRecord]:
         records: dict[str, FileRecord] = {}
         for point in self._scroll(self.files_collection, None, payload=True):
@@ -272,6 +264,7 @@ class NoteIndex:
                 return
 
     # --- writing ---------------------------------------------------------------------------
+    @_locked
     def existing_vectors(self, path: str) -> dict[str, Vectors]:
         """Vectors of a file's live chunks by content hash: reused when a file changes a little."""
         found: dict[str, Vectors] = {}
@@ -288,6 +281,7 @@ class NoteIndex:
                 )
         return found
 
+    @_locked
     def write_chunks(
         self, chunks: Sequence[Chunk], vectors: Sequence[Vectors], batch_size: int = 256
     ) -> int:
@@ -308,6 +302,7 @@ class NoteIndex:
                 self.client.upsert(self.collection, points[start : start + batch_size], wait=True)
         return len(points)
 
+    @_locked
     def publish(self, records: Sequence[FileRecord]) -> int:
         """Make these files' new generations live, drop their other generations, record them.
 
@@ -339,8 +334,13 @@ class NoteIndex:
                 ],
                 wait=True,
             )
+        if self._memory is not None:
+            self._memory.replace(
+                [r.path for r in records], self._live_rows([r.path for r in records])
+            )
         return deleted
 
+    @_locked
     def discard_unpublished(self, paths: Iterable[str]) -> int:
         """Delete invisible leftovers (an earlier run killed mid-file) of these files."""
         wanted = list(paths)
@@ -357,6 +357,7 @@ class NoteIndex:
             self.client.delete(self.collection, points_selector=flt, wait=True)
         return n
 
+    @_locked
     def remove_file(self, path: str) -> int:
         """Delete every chunk of a file and its record; returns the number of chunks deleted."""
         flt = qm.Filter(must=[_path_is(path)])
@@ -368,9 +369,40 @@ class NoteIndex:
                 points_selector=qm.PointIdsList(points=[_file_id(path)]),
                 wait=True,
             )
+        if self._memory is not None:
+            self._memory.replace([path], [])
         return n
 
     # --- reading ---------------------------------------------------------------------------
+    def _live_rows(self, paths: Sequence[str] | None = None) -> list[Row]:
+        must: list[qm.Condition] = [LIVE]
+        if paths is not None:
+            must.append(qm.FieldCondition(key="path", match=qm.MatchAny(any=list(paths))))
+        rows = []
+        for p in self._scroll(self.collection, qm.Filter(must=must), payload=True, vectors=True):
+            vectors = p.vector if isinstance(p.vector, dict) else {}
+            sparse = vectors.get(SPARSE)
+            rows.append(
+                Row(
+                    str(p.id),
+                    Chunk.from_payload(p.payload or {}),
+                    vectors.get(DENSE) or [],  # type: ignore[arg-type]
+                    SparseVector(list(sparse.indices), list(sparse.values))  # type: ignore[union-attr]
+                    if sparse is not None
+                    else SparseVector([], []),
+                )
+            )
+        return rows
+
+    @_locked
+    def warm(self) -> None:
+        """Load the in-process search mirror now (embedded mode), not at the first query."""
+        if not self.settings.is_remote and self._memory is None:
+            memory = MemorySearch()
+            memory.replace([], self._live_rows())
+            self._memory = memory
+
+    @_locked
     def hybrid_query(
         self,
         dense: Sequence[float],
@@ -378,15 +410,46 @@ class NoteIndex:
         limit: int,
         *,
         prefetch: int = 40,
-        fusion: str = "rrf",
-        must: Sequence[qm.Condition] = (),
-    ) -> list[tuple[Chunk, float, list[float]]]:
-        """Dense and sparse candidates fused inside Qdrant in one request (live chunks only).
+        fusion: str = "dbsf",
+        flt: ChunkFilter | None = None,
+    ) -> list[Hit]:
+        """Dense and sparse candidates, fused (live chunks only).
 
-        ``fusion``: "rrf" (reciprocal rank), "dbsf" (distribution-based score fusion), "dense"
-        or "sparse" (one side alone). Returns (chunk, fused score, dense vector) per hit; the
-        vector lets callers compute the raw cosine similarity as retrieval evidence."""
-        flt = qm.Filter(must=[LIVE, *must])
+        ``fusion``: "dbsf" (distribution-based score fusion), "rrf" (reciprocal rank), "dense"
+        or "sparse" (one side alone). On a server, one Qdrant query (prefetch + fusion); in
+        embedded mode, the in-process mirror, which computes the same thing (see
+        `shiori.memory_search` for why). Returns (chunk, fused score, dense vector) per hit;
+        the vector lets callers compute the raw cosine similarity as retrieval evidence."""
+        if not self.settings.is_remote:
+            self.warm()
+            assert self._memory is not None
+            return self._memory.query(
+                dense, sparse, limit, prefetch=prefetch, fusion=fusion, flt=flt
+            )
+        # a path prefix is no Qdrant condition: over-fetch, then filter here
+        want = limit * 4 if flt and flt.path_prefix else limit
+        hits = self.qdrant_query(
+            dense, sparse, want, prefetch=max(prefetch, want), fusion=fusion, flt=flt
+        )
+        return [h for h in hits if flt is None or flt.accepts(h[0])][:limit]
+
+    def qdrant_query(
+        self,
+        dense: Sequence[float],
+        sparse: SparseVector,
+        limit: int,
+        *,
+        prefetch: int = 40,
+        fusion: str = "dbsf",
+        flt: ChunkFilter | None = None,
+    ) -> list[Hit]:
+        """The fused query as Qdrant runs it (prefetch + fusion in one request)."""
+        must: list[qm.Condition] = [LIVE]
+        if flt and flt.sources:
+            must.append(qm.FieldCondition(key="source", match=qm.MatchAny(any=list(flt.sources))))
+        if flt and flt.title:
+            must.append(qm.FieldCondition(key="title", match=qm.MatchValue(value=flt.title)))
+        condition = qm.Filter(must=must)
         dense_q = list(dense)
         sparse_q = qm.SparseVector(indices=sparse.indices, values=sparse.values)
         if fusion == "dense":
@@ -396,21 +459,22 @@ class NoteIndex:
         else:
             kwargs = {
                 "prefetch": [
-                    qm.Prefetch(query=dense_q, using=DENSE, limit=prefetch, filter=flt),
-                    qm.Prefetch(query=sparse_q, using=SPARSE, limit=prefetch, filter=flt),
+                    qm.Prefetch(query=dense_q, using=DENSE, limit=prefetch, filter=condition),
+                    qm.Prefetch(query=sparse_q, using=SPARSE, limit=prefetch, filter=condition),
                 ],
                 "query": qm.FusionQuery(
                     fusion=qm.Fusion.RRF if fusion == "rrf" else qm.Fusion.DBSF
                 ),
             }
-        points = self.client.query_points(
-            self.collection,
-            query_filter=flt,
-            limit=limit,
-            with_payload=True,
-            with_vectors=[DENSE],
-            **kwargs,
-        ).points
+        with self.lock:
+            points = self.client.query_points(
+                self.collection,
+                query_filter=condition,
+                limit=limit,
+                with_payload=True,
+                with_vectors=[DENSE],
+                **kwargs,
+            ).points
         hits = []
         for p in points:
             vec = p.vector.get(DENSE) if isinstance(p.vector, dict) else None
@@ -418,10 +482,12 @@ class NoteIndex:
             hits.append((Chunk.from_payload(p.payload or {}), float(p.score), dense_vec))
         return hits
 
+    @_locked
     def count(self, live_only: bool = True) -> int:
         flt = qm.Filter(must=[LIVE]) if live_only else None
         return self.client.count(self.collection, count_filter=flt, exact=True).count
 
+    @_locked
     def chunks(self, path: str | None = None, live_only: bool = True) -> list[Chunk]:
         must: list[qm.Condition] = [LIVE] if live_only else []
         if path is not None:
