@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class Discovery:
     roots: list[Path] = field(default_factory=list)  # the folders and files asked for
     unsupported: list[Path] = field(default_factory=list)  # skipped in folder walks
     missing: list[str] = field(default_factory=list)  # arguments that do not exist
+    outside: list[Path] = field(default_factory=list)  # links that lead out of `confine_to`
 
 
 def _read_patterns(folder: Path) -> list[str]:
@@ -52,7 +54,9 @@ def _ignored(rel: str, is_dir: bool, patterns: list[tuple[Path, list[str]]], pat
     return False
 
 
-def discover(arguments: list[str | Path]) -> Discovery:
+def discover(arguments: list[str | Path], confine_to: Sequence[Path] = ()) -> Discovery:
+    """The files to ingest. With ``confine_to``, a file whose real path (symbolic links
+    followed) lies outside those folders is set aside in ``outside``."""
     found = Discovery()
     seen: set[Path] = set()
     for arg in arguments:
@@ -87,5 +91,10 @@ def discover(arguments: list[str | Path]) -> Discovery:
                 elif path not in seen:
                     seen.add(path)
                     found.files.append(path)
+    if confine_to:
+        roots = [r.resolve() for r in confine_to]
+        inside = [f for f in found.files if any(f.resolve().is_relative_to(r) for r in roots)]
+        found.outside = [f for f in found.files if f not in set(inside)]
+        found.files = inside
     found.files.sort()
     return found

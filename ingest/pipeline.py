@@ -135,16 +135,20 @@ class Ingestor:
         *,
         prune: bool = False,
         reporter: Reporter | None = None,
+        confine_to: Sequence[Path] = (),
     ) -> IngestReport:
         began = time.perf_counter()
         reporter = reporter or SilentReporter()
         report = IngestReport()
-        found = discover(list(paths))
+        found = discover(list(paths), confine_to)
         report.missing = found.missing
         report.files_unsupported = len(found.unsupported)
         report.files_seen = len(found.files)
         records = self.index.file_records()
         reporter.start(len(found.files))
+        for path in found.outside:
+            report.files_seen += 1
+            self._fail(report, reporter, path, "links to a file outside the allowed folders")
 
         todo: list[_Pending] = []
         for path in found.files:

@@ -6,7 +6,7 @@ import json
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -33,7 +33,7 @@ app.add_typer(models_app, name="models")
 llm_app = typer.Typer(help="The local vLLM server (CPU) that generates answers.")
 app.add_typer(llm_app, name="llm")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages stay whole lines in logs
 out = Console()
 
 
@@ -88,11 +88,24 @@ def ingest(
         bool, typer.Option("--json", help="Print one JSON object with the counts, nothing else.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Ingest through a running Shiori service at this URL (it owns the store) "
+            "instead of opening the store here. Paths must be inside its SHIORI_INGEST_ROOTS.",
+            show_default=False,
+        ),
+    ] = None,
+    upload: Annotated[
+        bool,
+        typer.Option(help="With --server: send the files' contents (for a service elsewhere)."),
+    ] = False,
 ) -> None:
     """Add notes to the index, or bring it up to date. Safe to re-run: unchanged files cost
     nothing, changed files are replaced, an interrupted run is finished by the next one.
 
     Examples: `shiori ingest notes/` · `shiori ingest --prune ~/notes` ·
+    `shiori ingest --server http://127.0.0.1:8000 notes/` (while `shiori serve` runs) ·
     `SHIORI_QDRANT=http://qdrant:6333 shiori ingest --json notes/`
     """
     from ingest.pipeline import Ingestor, Reporter
@@ -104,6 +117,9 @@ def ingest(
     if missing:
         err.print(f"[red]error:[/red] no such file or folder: {', '.join(missing)}")
         raise typer.Exit(2)
+    if server:
+        _ingest_remote(settings, server, paths, prune, upload, as_json)
+        return
     try:
         embedder = Embedder(settings)
         client = open_client(settings)
@@ -140,28 +156,61 @@ def ingest(
     finally:
         client.close()
 
+    _print_report(report.to_dict(), as_json, f"{settings.qdrant} / {settings.collection}")
+
+
+def _print_report(report: dict[str, Any], as_json: bool, where: str) -> None:
     if as_json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        print(json.dumps(report, ensure_ascii=False))
     else:
+        seen = report["files_seen"]
         err.print(
-            f"[bold]{report.files_seen}[/bold] file{'' if report.files_seen == 1 else 's'}: "
-            f"{report.files_new} new, "
-            f"{report.files_updated} updated, {report.files_unchanged} unchanged, "
-            f"{report.files_deleted} deleted, {report.files_failed} failed"
+            f"[bold]{seen}[/bold] file{'' if seen == 1 else 's'}: "
+            f"{report['files_new']} new, {report['files_updated']} updated, "
+            f"{report['files_unchanged']} unchanged, {report['files_deleted']} deleted, "
+            f"{report['files_failed']} failed"
             + (
-                f", {report.files_unsupported} of unsupported types skipped"
-                if report.files_unsupported
+                f", {report['files_unsupported']} of unsupported types skipped"
+                if report["files_unsupported"]
                 else ""
             )
         )
         err.print(
-            f"{report.chunks_written} chunks written, {report.chunks_deleted} deleted; "
-            f"{report.embeddings_computed} embeddings computed, "
-            f"{report.embeddings_reused} reused; {report.seconds:.1f} s "
-            f"→ {settings.qdrant} / {settings.collection}"
+            f"{report['chunks_written']} chunks written, {report['chunks_deleted']} deleted; "
+            f"{report['embeddings_computed']} embeddings computed, "
+            f"{report['embeddings_reused']} reused; {report['seconds']:.1f} s → {where}"
         )
-    if report.files_failed:
+    if report["files_failed"]:
         raise typer.Exit(1)
+
+
+def _ingest_remote(
+    settings: Settings, url: str, paths: list[Path], prune: bool, upload: bool, as_json: bool
+) -> None:
+    from ingest.discovery import discover
+    from shiori.client import ServiceError, ServiceUnreachableError, ShioriClient
+
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    try:
+        with (
+            ShioriClient(url, key, timeout=None) as client,
+            err.status(f"ingesting through {url}…") if not as_json else nullcontext(),
+        ):
+            if upload:
+                files = discover(list(paths)).files
+                if not files:
+                    err.print("[red]error:[/red] no supported files to upload")
+                    raise typer.Exit(2)
+                report = client.ingest_files(files)
+            else:
+                report = client.ingest_paths(paths, prune)
+    except (ServiceError, ServiceUnreachableError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(3) from exc
+    for failure in report.get("failures", []):
+        if not as_json:
+            err.print(f"[yellow]warning:[/yellow] skipped {failure['path']}: {failure['error']}")
+    _print_report(report, as_json, url)
 
 
 @models_app.command("list")
@@ -262,6 +311,168 @@ def stats() -> None:
     finally:
         client.close()
     print(json.dumps({"collection": settings.collection, "files": files, "chunks": chunks}))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address (default SHIORI_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default SHIORI_PORT).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP API: POST /v1/ask, /v1/search, /v1/chat/completions (OpenAI-compatible),
+    /v1/ingest; GET /healthz, /readyz, /metrics; interactive docs at /docs.
+
+    It owns the store while it runs (ingest through it: `shiori ingest --server URL`). The LLM
+    may start later: until it answers, /v1/ask says 503 and /v1/search works. Start one with
+    `shiori llm serve`, or run both with `make run`."""
+    import uvicorn
+
+    from service.app import create_app, describe
+    from service.components import Components
+    from shiori.index import StoreLockedError, StoreUnavailableError
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = load_settings().model_copy(update=overrides)
+    try:
+        with err.status("loading the embedding model and the index…", spinner="dots"):
+            parts = Components.build(settings)
+    except (model_registry.ModelError, StoreLockedError, StoreUnavailableError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(3) from exc
+    for key, value in describe(settings).items():
+        err.print(f"{key:>10}: {value}", highlight=False)
+    try:
+        uvicorn.run(
+            create_app(settings, parts),
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        parts.client.close()
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, in Japanese or English.")],
+    top_k: Annotated[int | None, typer.Option(help="Passages to retrieve.")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option(help="Only this note (repeatable), as shown in sources.")
+    ] = None,
+    under: Annotated[str | None, typer.Option(help="Only notes under this folder.")] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help="Service URL (default SHIORI_SERVER_URL).", show_default=False),
+    ] = None,
+    local: Annotated[
+        bool, typer.Option(help="Answer in this process (opens the store; no service needed).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full JSON answer.")] = False,
+) -> None:
+    """Ask your notes. Prints the answer with its sources (note, heading, lines), or says the
+    notes do not answer it and shows the closest passages.
+
+    Goes through the running service (`shiori serve`, `make run`); when none answers, answers
+    in-process. Examples: `shiori ask "LoRA とは何ですか？"` ·
+    `shiori ask --source notes/05-gemma.md "When was Gemma released?"`"""
+    import asyncio
+
+    from shiori.client import ServiceError, ServiceUnreachableError, ShioriClient
+
+    settings = load_settings()
+    options: dict[str, Any] = {}
+    if top_k:
+        options["top_k"] = top_k
+    if source or under:
+        options["filters"] = {"sources": source or [], "path_prefix": under}
+    url = server or settings.server_url
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    body: dict[str, Any] | None = None
+    if not local:
+        try:
+            with ShioriClient(url, key) as client:
+                body = _ask_remote(client, question, options, as_json)
+        except ServiceUnreachableError:
+            if server:
+                err.print(f"[red]error:[/red] no Shiori service answers at {url}")
+                raise typer.Exit(3) from None
+            err.print(f"no service at {url}; answering in this process…", highlight=False)
+        except ServiceError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(3 if exc.status >= 500 else 2) from exc
+    if body is None:
+        body = asyncio.run(_ask_local(settings, question, options))
+        if not as_json:
+            out.print(body["answer"], highlight=False)
+    if as_json:
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+    else:
+        _print_sources(body)
+
+
+def _ask_remote(
+    client: Any, question: str, options: dict[str, Any], as_json: bool
+) -> dict[str, Any]:
+    if as_json or not out.is_terminal:
+        body: dict[str, Any] = client.ask(question, **options)
+        if not as_json:
+            out.print(body["answer"], highlight=False)
+        return body
+    streamed = ""
+    for name, data in client.ask_stream(question, **options):
+        if name == "delta":
+            streamed += data["text"]
+            out.print(data["text"], end="", highlight=False, soft_wrap=True)
+        elif name == "error":
+            from shiori.client import ServiceError
+
+            raise ServiceError(503, data["error"]["type"], data["error"]["message"])
+        elif name == "final":
+            out.print()
+            if data["answer"].strip() != streamed.strip():
+                out.print(f"[bold]final answer:[/bold] {data['answer']}", highlight=False)
+            return data
+    raise typer.Exit(3)
+
+
+async def _ask_local(settings: Settings, question: str, options: dict[str, Any]) -> dict[str, Any]:
+    from service.api.schemas import AskResponse, FiltersIn
+    from service.components import Components
+    from service.rag.answer import LLMUnavailableError
+    from shiori.index import StoreLockedError, StoreUnavailableError
+
+    try:
+        with err.status("loading the embedding model and the index…", spinner="dots"):
+            parts = Components.build(settings)
+    except (model_registry.ModelError, StoreLockedError, StoreUnavailableError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(3) from exc
+    try:
+        flt = FiltersIn(**options["filters"]).to_filters() if "filters" in options else None
+        answer = await parts.answerer.ask(question, options.get("top_k"), flt)
+    except LLMUnavailableError as exc:
+        err.print(f"[red]error:[/red] {exc}. Start it with `shiori llm serve` (or `make run`).")
+        raise typer.Exit(3) from exc
+    finally:
+        await parts.aclose()
+    return AskResponse.of(answer).model_dump(mode="json")
+
+
+def _print_sources(body: dict[str, Any]) -> None:
+    listed = body["contexts"] if body["abstained"] else body["citations"]
+    if listed:
+        out.print("\n[bold]" + ("Closest passages" if body["abstained"] else "Sources") + "[/bold]")
+    for c in listed:
+        heading = f" — {c['heading']}" if c["heading"] else ""
+        page = f" (p. {c['page']})" if c.get("page") else ""
+        out.print(
+            f"  [{c['n']}] {c['source']}:{c['lines'][0]}-{c['lines'][1]}{page}{heading}",
+            highlight=False,
+            markup=False,
+        )
+    for sentence in body.get("unsupported", []) if not body["abstained"] else []:
+        out.print(f"[yellow]not supported by its source:[/yellow] {sentence}", highlight=False)
 
 
 @llm_app.command("serve")

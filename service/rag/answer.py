@@ -1,6 +1,6 @@
 """Question → grounded answer with verified citations, or an abstention with the closest sources.
 
-retrieve → evidence gate → prompt → LLM (OpenAI-compatible, vLLM) → parse markers → drop
+retrieve → evidence gate → pack → prompt → LLM (OpenAI-compatible, vLLM) → parse markers → drop
 markers to nowhere → verify each sentence → abstain if the model refused or nothing it wrote
 is supported. Every step's outcome is in the result, so callers (HTTP, CLI, evaluation) can
 show or measure it.
@@ -9,8 +9,11 @@ show or measure it.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import anyio
 import numpy as np
 from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI
 
@@ -22,7 +25,8 @@ from service.rag.abstain import (
     weak_evidence,
 )
 from service.rag.markers import parse_answer, strip_invalid_markers
-from service.rag.prompt import PromptStyle, build_messages, language_of
+from service.rag.packing import pack
+from service.rag.prompt import NOT_FOUND, PromptStyle, build_messages, language_of
 from service.rag.retrieve import Filters, Passage, Retriever
 from service.rag.verify import SentenceCheck, check
 from shiori.config import Settings
@@ -38,13 +42,27 @@ class Answer:
     answer: str
     abstained: bool
     reason: str  # "answered", "weak_evidence", "model_refused", "unsupported"
-    passages: list[Passage]  # retrieved, in prompt order ([n] = index + 1)
+    passages: list[Passage]  # packed into the prompt, in order ([n] = index + 1)
     cited: list[int]  # source numbers the final answer cites
     checks: list[SentenceCheck]
     invalid_markers: list[int]
     model: str
     prompt_tokens: int = 0
+    completion_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Draft:
+    """A question made ready for the model: its packed passages and messages (None when the
+    retrieval evidence is too weak to ask the model at all)."""
+
+    question: str
+    language: str
+    passages: list[Passage]
+    messages: list[dict[str, str]] | None
+    began: float
+    retrieved: float
 
 
 class Answerer:
@@ -67,45 +85,117 @@ class Answerer:
             base_url=settings.llm_url, api_key=key, timeout=settings.llm_timeout_s, max_retries=0
         )
 
+    # --- the three steps ---------------------------------------------------------------------
+    async def prepare(
+        self, question: str, top_k: int | None = None, filters: Filters | None = None
+    ) -> Draft:
+        """Retrieve (in a worker thread: embedding is CPU work), gate, pack, build the prompt."""
+        began = time.perf_counter()
+        found = await anyio.to_thread.run_sync(
+            self.retriever.search, question, top_k or self.settings.top_k, filters
+        )
+        if weak_evidence(found, self.policy):
+            return Draft(question, language_of(question), found, None, began, time.perf_counter())
+        passages = pack(found, self.settings.context_tokens, self.retriever.embedder.count_tokens)
+        messages = build_messages(question, [p.chunk for p in passages], self.style)
+        return Draft(
+            question, language_of(question), passages, messages, began, time.perf_counter()
+        )
+
+    def _request(self, draft: Draft) -> dict[str, Any]:
+        return {
+            "model": self.settings.llm_model,
+            "messages": draft.messages,
+            "temperature": 0,
+            "max_tokens": self.settings.llm_max_tokens,
+        }
+
+    def _unavailable(self, exc: Exception) -> LLMUnavailableError:
+        if isinstance(exc, APIStatusError):
+            why = f"answered {exc.status_code}: {exc.message}"
+        else:
+            why = f"did not answer: {exc}"
+        return LLMUnavailableError(f"LLM at {self.settings.llm_url} {why}")
+
+    async def finish(
+        self, draft: Draft, raw: str | None, usage: tuple[int, int] = (0, 0)
+    ) -> Answer:
+        """Judge the model's text (None: it was never asked) into the final answer."""
+        generated = time.perf_counter()
+        result = Answer(
+            draft.question, "", True, "weak_evidence", draft.passages, [], [], [],
+            self.settings.llm_model, *usage,
+        )  # fmt: skip
+        if raw is None:
+            result.answer = abstention_text(draft.language)
+        else:
+            await anyio.to_thread.run_sync(self._judge, result, raw, draft.language)
+        done = time.perf_counter()
+        result.timings = {
+            "retrieve_ms": _ms(draft.retrieved - draft.began),
+            "generate_ms": _ms(generated - draft.retrieved),
+            "verify_ms": _ms(done - generated),
+            "total_ms": _ms(done - draft.began),
+        }
+        return result
+
+    # --- entry points ------------------------------------------------------------------------
     async def ask(
         self, question: str, top_k: int | None = None, filters: Filters | None = None
     ) -> Answer:
-        began = time.perf_counter()
-        passages = self.retriever.search(question, top_k or self.settings.top_k, filters)
-        retrieved = time.perf_counter()
-        language = language_of(question)
-        result = Answer(
-            question, "", True, "weak_evidence", passages, [], [], [], self.settings.llm_model
-        )
-        if weak_evidence(passages, self.policy):
-            result.answer = abstention_text(language)
-        else:
-            messages = build_messages(question, [p.chunk for p in passages], self.style)
-            try:
-                completion = await self.llm.chat.completions.create(
-                    model=self.settings.llm_model,
-                    messages=messages,  # type: ignore[arg-type]
-                    temperature=0,
-                    max_tokens=self.settings.llm_max_tokens,
-                )
-            except (APIConnectionError, APITimeoutError) as exc:
-                raise LLMUnavailableError(
-                    f"LLM at {self.settings.llm_url} did not answer: {exc}"
-                ) from exc
-            except APIStatusError as exc:
-                raise LLMUnavailableError(
-                    f"LLM at {self.settings.llm_url} answered {exc.status_code}: {exc.message}"
-                ) from exc
-            raw = completion.choices[0].message.content or ""
-            result.prompt_tokens = completion.usage.prompt_tokens if completion.usage else 0
-            self._judge(result, raw, language)
-        done = time.perf_counter()
-        result.timings = {
-            "retrieve_ms": round((retrieved - began) * 1000, 1),
-            "generate_ms": round((done - retrieved) * 1000, 1),
-            "total_ms": round((done - began) * 1000, 1),
-        }
-        return result
+        draft = await self.prepare(question, top_k, filters)
+        if draft.messages is None:
+            return await self.finish(draft, None)
+        try:
+            completion = await self.llm.chat.completions.create(**self._request(draft))
+        except (APIConnectionError, APITimeoutError, APIStatusError) as exc:
+            raise self._unavailable(exc) from exc
+        usage = completion.usage
+        tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
+        return await self.finish(draft, completion.choices[0].message.content or "", tokens)
+
+    async def stream(
+        self, question: str, top_k: int | None = None, filters: Filters | None = None
+    ) -> AsyncIterator[str | Answer]:
+        """The model's text as it comes (str deltas), then the judged `Answer`.
+
+        The final answer is authoritative: it may differ from the streamed text (markers
+        repaired, or withdrawn as unsupported). A refusal ("NOT_FOUND") is held back rather than
+        streamed; when nothing was streamed, the final answer text is sent as one delta."""
+        draft = await self.prepare(question, top_k, filters)
+        if draft.messages is None:
+            final = await self.finish(draft, None)
+            yield final.answer
+            yield final
+            return
+        parts: list[str] = []
+        sent = 0
+        first_token: float | None = None
+        tokens = (0, 0)
+        try:
+            response = await self.llm.chat.completions.create(
+                **self._request(draft), stream=True, stream_options={"include_usage": True}
+            )
+            async for event in response:
+                if event.usage:
+                    tokens = (event.usage.prompt_tokens, event.usage.completion_tokens)
+                if not event.choices or not event.choices[0].delta.content:
+                    continue
+                first_token = first_token or time.perf_counter()
+                parts.append(event.choices[0].delta.content)
+                text = "".join(parts)
+                if (sent == 0 and NOT_FOUND.startswith(text.strip())) or NOT_FOUND in text:
+                    continue  # may be (or is) a refusal: hold it back
+                yield text[sent:]
+                sent = len(text)
+        except (APIConnectionError, APITimeoutError, APIStatusError) as exc:
+            raise self._unavailable(exc) from exc
+        final = await self.finish(draft, "".join(parts), tokens)
+        if first_token is not None:
+            final.timings["first_token_ms"] = _ms(first_token - draft.began)
+        if sent == 0:
+            yield final.answer
+        yield final
 
     def _judge(self, result: Answer, raw: str, language: str) -> None:
         n = len(result.passages)
@@ -142,3 +232,7 @@ def with_markers(checks: list[SentenceCheck]) -> str:
     """Rebuild the answer from its checked sentences, each followed by its markers."""
     joiner = "" if any("\u3040" <= ch <= "\u9fff" for c in checks for ch in c.text) else " "
     return joiner.join(c.text + "".join(f"[{m}]" for m in c.markers) for c in checks)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,12 @@ def notes_index(
 @pytest.fixture(scope="session")
 def llm_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A real vLLM (CPU build, default model, API key on) on a free port for the session; its
-    shutdown is checked too."""
+    shutdown is checked too. To iterate faster, SHIORI_TEST_LLM_URL names one already running
+    (`SHIORI_LLM_API_KEY=test-llm-key shiori llm serve`) and it is used as is."""
+    running = os.environ.get("SHIORI_TEST_LLM_URL")
+    if running:
+        yield Settings(llm_url=running, llm_api_key=LLM_KEY)
+        return
     settings = Settings(llm_url=f"http://127.0.0.1:{free_port()}/v1", llm_api_key=LLM_KEY)
     log = Path(tmp_path_factory.mktemp("vllm")) / "vllm.log"
     proc = vllm_cpu.start(settings, report=lambda m: None, log=log)

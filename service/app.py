@@ -1,0 +1,107 @@
+"""The HTTP service: one FastAPI app, its shared components built once in the lifespan.
+
+`create_app(settings)` is what `shiori serve` runs; tests pass ready-made components (with the
+session's embedding model) instead of loading them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api import errors
+from service.components import Components
+from service.routes import ask, chat, health, ingest
+from shiori.config import Settings
+
+log = logging.getLogger("shiori.service")
+
+
+class MetricsMiddleware:
+    """Counts requests and their latency by route template (not raw path: bounded labels).
+    Pure ASGI, so streamed responses are timed to their last byte."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            parts: Components | None = getattr(scope["app"].state, "components", None)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            if parts is not None:
+                parts.metrics.requests.labels(route, str(status)).inc()
+                parts.metrics.request_seconds.labels(route).observe(time.perf_counter() - began)
+
+
+def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = components is None
+        parts: Components = (
+            components
+            if components is not None
+            else await anyio.to_thread.run_sync(Components.build, settings)
+        )
+        app.state.components = parts
+        log.info(
+            "ready: %d chunks in %s/%s; answers from %s at %s",
+            parts.index.count(), settings.qdrant, settings.collection,
+            settings.llm_model, settings.llm_url,
+        )  # fmt: skip
+        try:
+            yield
+        finally:
+            if owned:
+                await parts.aclose()
+
+    app = FastAPI(
+        title="Shiori",
+        summary="Ask your study notes; answers cite the note, heading and lines.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in (ask.router, chat.router, ingest.router, health.router):
+        app.include_router(router)
+    app.add_middleware(MetricsMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+        )
+    return app
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """What `shiori serve` prints at start."""
+    return {
+        "url": f"http://{settings.host}:{settings.port}",
+        "qdrant": settings.qdrant,
+        "collection": settings.collection,
+        "llm": f"{settings.llm_model} at {settings.llm_url}",
+        "auth": "API key required" if settings.api_keys else "open (no SHIORI_API_KEYS)",
+    }

@@ -1,0 +1,77 @@
+"""Fit the retrieved passages into the prompt's token budget, best first.
+
+Neighbouring chunks of one section overlap by design (the chunker repeats a few sentences), so
+when two retrieved chunks are adjacent in the same section they are joined into one passage
+with the repeated text once: the model reads the section as written, the prompt is shorter,
+and the citation spans both line ranges. Passages are then kept in rank order while they fit
+the budget (the best one always).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from service.rag.retrieve import Passage
+
+
+def _joined(first: str, second: str) -> str:
+    """``first`` followed by ``second`` without the text they share (suffix == prefix)."""
+    for k in range(min(len(first), len(second)), 0, -1):
+        if first.endswith(second[:k]):
+            return first + second[k:]
+    return f"{first}\n{second}"
+
+
+def _adjacent(a: Passage, b: Passage) -> bool:
+    x, y = a.chunk, b.chunk
+    return (
+        x.path == y.path
+        and x.generation == y.generation
+        and x.headings == y.headings
+        and abs(x.chunk_index - y.chunk_index) == 1
+    )
+
+
+def merge_adjacent(passages: Sequence[Passage]) -> list[Passage]:
+    """Join adjacent chunks of one section; a merged passage takes the better one's place."""
+    merged: list[Passage] = []
+    for passage in passages:
+        for i, kept in enumerate(merged):
+            if _adjacent(kept, passage):
+                lo, hi = sorted((kept, passage), key=lambda p: p.chunk.chunk_index)
+                chunk = replace(
+                    lo.chunk,
+                    text=_joined(lo.chunk.text, hi.chunk.text),
+                    line_end=max(lo.chunk.line_end, hi.chunk.line_end),
+                    char_end=max(lo.chunk.char_end, hi.chunk.char_end),
+                    chunk_index=lo.chunk.chunk_index,
+                )
+                merged[i] = replace(
+                    kept,
+                    chunk=chunk,
+                    similarity=max(kept.similarity, passage.similarity),
+                    term_overlap=max(kept.term_overlap, passage.term_overlap),
+                )
+                break
+        else:
+            merged.append(passage)
+    return merged
+
+
+def pack(
+    passages: Sequence[Passage],
+    budget_tokens: int,
+    count_tokens: Callable[[Sequence[str]], list[int]],
+) -> list[Passage]:
+    """Merged passages in rank order while their texts fit ``budget_tokens``."""
+    merged = merge_adjacent(passages)
+    costs = count_tokens([p.chunk.text for p in merged])
+    packed: list[Passage] = []
+    used = 0
+    for passage, cost in zip(merged, costs, strict=True):
+        if packed and used + cost > budget_tokens:
+            continue  # a smaller, lower-ranked one may still fit
+        packed.append(passage)
+        used += cost
+    return packed

@@ -1,0 +1,104 @@
+"""A small client of the Shiori HTTP API, for `shiori ask` and `shiori ingest --server`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class ServiceError(RuntimeError):
+    """The service answered with an error; ``kind`` is its ``error.type``."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(f"{message} (HTTP {status}, {kind})")
+        self.status, self.kind = status, kind
+
+
+class ServiceUnreachableError(RuntimeError):
+    """Nothing answers at the URL."""
+
+
+class ShioriClient:
+    def __init__(self, url: str, api_key: str | None = None, timeout: float | None = 600) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> ShioriClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self.http.post(path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise ServiceUnreachableError(f"no Shiori service at {self.url}: {exc}") from exc
+        return _checked(response)
+
+    def ask(self, question: str, **options: Any) -> dict[str, Any]:
+        return self._post("/v1/ask", json={"question": question, **options})
+
+    def search(self, question: str, **options: Any) -> dict[str, Any]:
+        return self._post("/v1/search", json={"question": question, **options})
+
+    def ask_stream(self, question: str, **options: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(event, data) pairs: 'delta' {"text"}, then 'final' (the /v1/ask body) or 'error'."""
+        body = {"question": question, "stream": True, **options}
+        try:
+            with self.http.stream("POST", "/v1/ask", json=body) as response:
+                if response.status_code != 200:
+                    response.read()
+                    _checked(response)
+                yield from parse_sse(response.iter_lines())
+        except httpx.ConnectError as exc:
+            raise ServiceUnreachableError(f"no Shiori service at {self.url}: {exc}") from exc
+
+    def ingest_paths(self, paths: Sequence[Path], prune: bool = False) -> dict[str, Any]:
+        return self._post(
+            "/v1/ingest", json={"paths": [str(p.resolve()) for p in paths], "prune": prune}
+        )
+
+    def ingest_files(self, files: Sequence[Path]) -> dict[str, Any]:
+        with ExitStack() as stack:
+            parts = [("file", (f.name, stack.enter_context(f.open("rb")))) for f in files]
+            return self._post("/v1/ingest", files=parts)
+
+
+def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    name, data = "message", list[str]()
+    for line in lines:
+        if not line:
+            if data:
+                yield name, json.loads("\n".join(data))
+            name, data = "message", list[str]()
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
+    if data:
+        yield name, json.loads("\n".join(data))
+
+
+def _checked(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code >= 400:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        raise ServiceError(
+            response.status_code,
+            error.get("type", "http_error"),
+            error.get("message", response.text[:300]),
+        )
+    return body

@@ -1,0 +1,148 @@
+"""The answering core against a small fake OpenAI-compatible server (deterministic replies):
+streaming equals the plain answer, refusals are held back, LLM faults become one error type,
+and the SSE framing round-trips. Retrieval is a stand-in here; tests/integration runs it real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pytest
+from openai import AsyncOpenAI
+
+from service.api.sse import event
+from service.rag.answer import Answer, Answerer, LLMUnavailableError
+from service.rag.packing import merge_adjacent, pack
+from service.rag.retrieve import Passage
+from shiori.client import parse_sse
+from shiori.config import Settings
+from shiori.index import Chunk
+
+NOTE = "Gemma は2024年2月21日に公開された。サイズは 2B と 7B である。"
+
+
+def passage(text: str, index: int = 0, lines: tuple[int, int] = (3, 4)) -> Passage:
+    chunk = Chunk(
+        path="/n/gemma.md", source="n/gemma.md", title="Gemma", headings=["Gemma", "公開"],
+        line_start=lines[0], line_end=lines[1], char_start=0, char_end=len(text), text=text,
+        chunk_index=index, content_hash=str(index), generation="g",
+    )  # fmt: skip
+    return Passage(chunk, 1.0, 0.8, 0.9)
+
+
+class FakeEmbedder:
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(t) for t in texts]
+
+
+class FakeRetriever:
+    embedder = FakeEmbedder()
+
+    def search(self, question: str, top_k: int, filters: Any = None) -> list[Passage]:
+        return [passage(NOTE)]
+
+
+def fake_llm(reply: str, status: int = 200) -> AsyncOpenAI:
+    """An OpenAI-compatible endpoint that always says ``reply`` (streamed in 3-char pieces)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if status != 200:
+            return httpx.Response(status, json={"error": {"message": "boom"}})
+        body = json.loads(request.content)
+        usage = {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}
+        if not body.get("stream"):
+            return httpx.Response(200, json={
+                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": reply}}],
+                "usage": usage,
+            })  # fmt: skip
+        pieces = [reply[i : i + 3] for i in range(0, len(reply), 3)]
+        chunks = [
+            {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+             "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+            for p in pieces
+        ] + [{"id": "x", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
+              "choices": [], "usage": usage}]  # fmt: skip
+        text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+    transport = httpx.MockTransport(handle)
+    return AsyncOpenAI(
+        base_url="http://fake/v1", api_key="k", http_client=httpx.AsyncClient(transport=transport)
+    )
+
+
+def answerer(reply: str, status: int = 200) -> Answerer:
+    return Answerer(Settings(), FakeRetriever(), fake_llm(reply, status))  # type: ignore[arg-type]
+
+
+async def collect(a: Answerer, question: str) -> tuple[list[str], Answer]:
+    deltas: list[str] = []
+    async for item in a.stream(question):
+        if isinstance(item, str):
+            deltas.append(item)
+        else:
+            return deltas, item
+    raise AssertionError("no final answer")
+
+
+def test_stream_equals_plain_answer() -> None:
+    reply = "Gemma は2024年2月21日に公開された。[1]"
+    plain = asyncio.run(answerer(reply).ask("Gemma はいつ公開された？"))
+    deltas, final = asyncio.run(collect(answerer(reply), "Gemma はいつ公開された？"))
+    assert "".join(deltas) == reply and len(deltas) > 3
+    assert final.answer == plain.answer and not final.abstained and final.cited == [1]
+    assert (final.prompt_tokens, final.completion_tokens) == (50, 9)
+    assert {"retrieve_ms", "generate_ms", "verify_ms", "total_ms", "first_token_ms"} <= set(
+        final.timings
+    )
+
+
+def test_a_refusal_is_never_streamed_as_is() -> None:
+    deltas, final = asyncio.run(collect(answerer("NOT_FOUND"), "Gemma 3 はいつ？"))
+    assert final.abstained and final.reason == "model_refused"
+    assert deltas == [final.answer] and "NOT_FOUND" not in "".join(deltas)
+
+
+def test_an_unsupported_answer_is_withdrawn_and_final_says_so() -> None:
+    deltas, final = asyncio.run(collect(answerer("Llama 3 は Meta が 2025年に出した。[1]"), "Q?"))
+    assert "Meta" in "".join(deltas)  # streamed as it came...
+    assert final.abstained and final.reason == "unsupported"  # ...but withdrawn at the end
+    assert final.checks and not final.checks[0].supported
+
+
+@pytest.mark.parametrize("status", [500, 401])
+def test_llm_faults_are_one_error_type(status: int) -> None:
+    with pytest.raises(LLMUnavailableError, match=f"answered {status}"):
+        asyncio.run(answerer("x", status).ask("Gemma?"))
+    with pytest.raises(LLMUnavailableError):
+        asyncio.run(collect(answerer("x", status), "Gemma?"))
+
+
+def test_sse_framing_round_trips() -> None:
+    events = event({"text": "一行目\n二行目"}, "delta") + event({"answer": "a"}, "final")
+    parsed = list(parse_sse(iter(events.splitlines())))
+    assert parsed == [("delta", {"text": "一行目\n二行目"}), ("final", {"answer": "a"})]
+    assert event("[DONE]") == "data: [DONE]\n\n"
+
+
+def test_adjacent_chunks_of_a_section_merge_without_repeating_the_overlap() -> None:
+    first = passage("A は B である。C は D である。", 0, (1, 2))
+    second = passage("C は D である。E は F である。", 1, (2, 3))
+    other = passage("別の節。", 5, (9, 9))
+    merged = merge_adjacent([second, other, first])
+    assert [p.chunk.text for p in merged] == [
+        "A は B である。C は D である。E は F である。",
+        "別の節。",
+    ]
+    assert (merged[0].chunk.line_start, merged[0].chunk.line_end) == (1, 3)
+    packed = pack(
+        [first, other],
+        budget_tokens=len(first.chunk.text),
+        count_tokens=FakeEmbedder().count_tokens,
+    )
+    assert [p.chunk.text for p in packed] == [first.chunk.text]  # the best always; then what fits
