@@ -7,7 +7,7 @@ SHIORI := $(VENV)/bin/shiori
 SETUP_STAMP := $(VENV)/.setup-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help setup models llm run test test-fast lint format bench bench-ingest bench-retrieval clean
+.PHONY: help setup models llm run serve test test-fast lint format bench bench-ingest bench-retrieval bench-serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,9 +26,12 @@ models: setup  ## download, assemble and verify the default models (cached in ~/
 llm: models  ## serve the default answer model with vLLM's CPU build (own env in ~/.cache/shiori)
 	$(SHIORI) llm serve
 
-run: models  ## ingest the bundled notes/ into the embedded store
+run: models  ## ingest notes/, start vLLM (CPU) and the API on 127.0.0.1:8000; Ctrl-C stops both
 	$(SHIORI) ingest notes/
-	$(SHIORI) stats
+	$(SHIORI) up
+
+serve: models  ## only the API (the LLM runs elsewhere: SHIORI_LLM_URL)
+	$(SHIORI) serve
 
 test: models  ## every test, the slow real-model ones included (what CI runs)
 	$(SHIORI) llm setup

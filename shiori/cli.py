@@ -34,7 +34,7 @@ llm_app = typer.Typer(help="The local vLLM server (CPU) that generates answers."
 app.add_typer(llm_app, name="llm")
 
 err = Console(stderr=True, soft_wrap=True)  # messages stay whole lines in logs
-out = Console()
+out = Console(soft_wrap=True)
 
 
 def load_settings() -> Settings:
@@ -325,9 +325,7 @@ def serve(
     It owns the store while it runs (ingest through it: `shiori ingest --server URL`). The LLM
     may start later: until it answers, /v1/ask says 503 and /v1/search works. Start one with
     `shiori llm serve`, or run both with `make run`."""
-    import uvicorn
 
-    from service.app import create_app, describe
     from service.components import Components
     from shiori.index import StoreLockedError, StoreUnavailableError
 
@@ -339,8 +337,28 @@ def serve(
     except (model_registry.ModelError, StoreLockedError, StoreUnavailableError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
+    try:
+        _run_api(settings, parts, log_level)
+    except KeyboardInterrupt:
+        err.print("stopped")
+
+
+def _run_api(settings: Settings, parts: Any, log_level: str) -> None:
+    """Serve until Ctrl-C or SIGTERM (both end in KeyboardInterrupt, after uvicorn's graceful
+    shutdown, so the caller's cleanup runs)."""
+    import signal as _signal
+
+    import uvicorn
+
+    from service.app import create_app, describe
+
     for key, value in describe(settings).items():
         err.print(f"{key:>10}: {value}", highlight=False)
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    _signal.signal(_signal.SIGTERM, interrupt)
     try:
         uvicorn.run(
             create_app(settings, parts),
@@ -351,6 +369,57 @@ def serve(
         )
     finally:
         parts.client.close()
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Address (default SHIORI_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default SHIORI_PORT).")] = None,
+    llm_log: Annotated[Path, typer.Option(help="Where vLLM's own output goes.")] = Path("vllm.log"),
+) -> None:
+    """Everything at once on this machine: start vLLM (CPU) unless an LLM already answers at
+    SHIORI_LLM_URL, then the API; print how to ask. Ctrl-C stops both. `make run` uses it
+    after ingesting notes/."""
+    from service.components import Components
+    from service.llm import vllm_cpu
+    from shiori.index import StoreLockedError, StoreUnavailableError
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = load_settings().model_copy(update=overrides)
+    proc = None
+    try:
+        if vllm_cpu.models_endpoint_ready(settings):
+            err.print(f"using the LLM already at {settings.llm_url}", highlight=False)
+        else:
+            err.print(
+                f"starting vLLM (first start takes a few minutes; log: {llm_log})…",
+                highlight=False,
+            )
+            proc = vllm_cpu.start(settings, lambda m: err.print(m, highlight=False), llm_log)
+        with err.status("loading the embedding model and the index…", spinner="dots"):
+            parts = Components.build(settings)
+        base = f"http://{settings.host}:{settings.port}"
+        err.print(
+            "\n[bold]Shiori is up.[/bold] Ask (another terminal):\n"
+            f'  .venv/bin/shiori ask "Gemma はいつ公開されましたか？"\n'
+            f"  curl -s {base}/v1/ask -H 'Content-Type: application/json' "
+            '-d \'{"question": "LoRA とは何ですか？"}\'\n'
+            f"  API docs: {base}/docs · Ctrl-C stops the API and vLLM\n",
+            highlight=False,
+        )
+        _run_api(settings, parts, "info")
+    except (vllm_cpu.LLMServerError, model_registry.ModelError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except (StoreLockedError, StoreUnavailableError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(3) from exc
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc is not None:
+            err.print("stopping vLLM…")
+            vllm_cpu.stop(proc)
 
 
 @app.command()

@@ -152,14 +152,18 @@ def start(settings: Settings, report: Report = print, log: Path | None = None) -
     report(f"starting vLLM: {settings.llm_model} at {settings.llm_url}")
     proc = subprocess.Popen(cmd, env=server_env(), stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + settings.llm_start_timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log else ""
-            raise LLMServerError(f"vLLM exited with status {proc.returncode}\n{tail}")
-        if models_endpoint_ready(settings):
-            report(f"vLLM is serving {settings.llm_model} at {settings.llm_url}")
-            return proc
-        time.sleep(1.0)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:] if log else ""
+                raise LLMServerError(f"vLLM exited with status {proc.returncode}\n{tail}")
+            if models_endpoint_ready(settings):
+                report(f"vLLM is serving {settings.llm_model} at {settings.llm_url}")
+                return proc
+            time.sleep(1.0)
+    except BaseException:  # Ctrl-C while waiting: leave no server behind
+        stop(proc)
+        raise
     stop(proc)
     raise LLMServerError(f"vLLM did not answer within {settings.llm_start_timeout_s} s")
 
