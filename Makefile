@@ -49,7 +49,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: bench-ingest bench-retrieval  ## all benchmarks (figures go to docs/benchmarks.md)
+bench: bench-ingest bench-retrieval bench-serve  ## all benchmarks (figures go to docs/benchmarks.md)
 
 bench-ingest: models  ## ingest throughput vs a plain LlamaIndex pipeline, JSQuAD + notes/
 	$(PY) bench/bench_ingest.py --write docs/benchmarks.md
@@ -57,6 +57,10 @@ bench-ingest: models  ## ingest throughput vs a plain LlamaIndex pipeline, JSQuA
 bench-retrieval: models  ## dense / sparse / fused retrieval quality and latency on JSQuAD
 	$(PY) bench/sparse_jsquad.py
 	$(PY) bench/retrieval_jsquad.py --write docs/benchmarks.md
+
+bench-serve: models  ## index latency at 10k/100k chunks; /v1/search, /v1/ask, TTFT vs vLLM
+	$(SHIORI) llm setup
+	$(PY) bench/bench_serve.py --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

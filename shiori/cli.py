@@ -346,11 +346,17 @@ def serve(
 def _run_api(settings: Settings, parts: Any, log_level: str) -> None:
     """Serve until Ctrl-C or SIGTERM (both end in KeyboardInterrupt, after uvicorn's graceful
     shutdown, so the caller's cleanup runs)."""
+    import logging
     import signal as _signal
 
     import uvicorn
 
     from service.app import create_app, describe
+
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(levelname)s:     %(message)s",
+    )
 
     for key, value in describe(settings).items():
         err.print(f"{key:>10}: {value}", highlight=False)

@@ -114,7 +114,13 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(default=256, ge=16)
 
     # --- answering ------------------------------------------------------------------------------
-    top_k: int = Field(default=4, ge=1, le=50)
+    top_k: int = Field(default=6, ge=1, le=50)
+    min_relative_score: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="leave out passages whose fused score is below this share of the best one's",
+    )
     context_tokens: int = Field(
         default=1600, ge=128, description="budget of the sources in the prompt (embedding tokens)"
     )

@@ -96,7 +96,12 @@ class Answerer:
         )
         if weak_evidence(found, self.policy):
             return Draft(question, language_of(question), found, None, began, time.perf_counter())
-        passages = pack(found, self.settings.context_tokens, self.retriever.embedder.count_tokens)
+        passages = pack(
+            found,
+            self.settings.context_tokens,
+            self.retriever.embedder.count_tokens,
+            self.settings.min_relative_score,
+        )
         messages = build_messages(question, [p.chunk for p in passages], self.style)
         return Draft(
             question, language_of(question), passages, messages, began, time.perf_counter()

@@ -159,8 +159,9 @@ async def chat_events(
                 continue
             observe(parts, item)
             tail = footnote(item)
-            if item.abstained and streamed.strip() != item.answer.strip():
-                tail = f"\n\n{item.answer}{tail}"  # the streamed text was withdrawn
+            if streamed.strip() != item.answer.strip():  # withdrawn, or citations repaired
+                label = "" if item.abstained else "Checked answer: "
+                tail = f"\n\n{label}{item.answer}{tail}"
             yield chunk(
                 {"content": tail},
                 "stop",
