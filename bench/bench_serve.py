@@ -297,7 +297,7 @@ def report(index_rows: list[dict[str, Any]], embed: tuple[float, float], http: d
         f"- TTFT, streamed, side by side ({n} questions): Shiori {ours:.0f} ms vs vLLM alone "
         f"on the same prompt {theirs:.0f} ms (medians); ratio median {ratio:.2f}x, worst "
         f"{worst:.2f}x.",
-        f"- Prompt tokens per question (vLLM's count, top_k 4, packed): mean "
+        f"- Prompt tokens per question (vLLM's count, default top_k and packing): mean "
         f"{http['prompt_tokens']:.0f}; {http['abstained']} of {len(QUESTIONS)} abstained.",
         MARK_END,
     ]

@@ -33,6 +33,13 @@ app.add_typer(models_app, name="models")
 llm_app = typer.Typer(help="The local vLLM server (CPU) that generates answers.")
 app.add_typer(llm_app, name="llm")
 
+
+def _add_eval() -> None:
+    from eval.cli import app as eval_app
+
+    app.add_typer(eval_app, name="eval")
+
+
 err = Console(stderr=True, soft_wrap=True)  # messages stay whole lines in logs
 out = Console(soft_wrap=True)
 
@@ -603,6 +610,9 @@ def llm_status() -> None:
     print(json.dumps({"url": settings.llm_url, "model": settings.llm_model, "ready": ready}))
     if not ready:
         raise typer.Exit(1)
+
+
+_add_eval()
 
 
 def main() -> None:  # pragma: no cover - console entry

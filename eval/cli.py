@@ -1,0 +1,241 @@
+"""`shiori eval …`: run a golden set, adapt JSQuAD, compare two runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from eval.dataset import DatasetError, GoldenItem, load, save, select
+from shiori.config import Settings
+
+BUNDLED = Path(__file__).resolve().parent / "datasets" / "notes.jsonl"
+THRESHOLDS = Path(__file__).resolve().parent / "thresholds.toml"
+
+app = typer.Typer(
+    help="Measure grounding: retrieval, answers, abstention, hallucination, citations, ragas.",
+    no_args_is_help=True,
+)
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+def _settings() -> Settings:
+    from shiori.cli import load_settings
+
+    return load_settings()
+
+
+def _default_report() -> Path:
+    return Path("reports") / time.strftime("%Y%m%d-%H%M%S")
+
+
+async def _run(
+    settings: Settings,
+    items: list[GoldenItem],
+    report: Path,
+    server: str | None,
+    judge_n: int,
+    ingest: list[Path],
+    answers: bool,
+) -> list[dict[str, Any]]:
+    from eval.judge import Judge
+    from eval.runner import Backend, HttpBackend, LocalBackend, evaluate
+    from shiori.embedding import Embedder
+
+    backend: Backend
+    parts = None
+    embedder = None
+    if server:
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        backend = HttpBackend(server, key)
+    else:
+        from service.components import Components
+
+        with err.status("loading the embedding model and the index…"):
+            parts = Components.build(settings)
+        embedder = parts.embedder
+        if ingest:
+            with err.status(f"ingesting {', '.join(map(str, ingest))}…"):
+                done = parts.ingestor.run(ingest)
+            err.print(f"ingest: {done.files_new} new, {done.files_updated} updated, "
+                      f"{done.files_unchanged} unchanged")  # fmt: skip
+        backend = LocalBackend(parts)
+    judge = None
+    judge_ids: set[str] = set()
+    if judge_n and answers:
+        embedder = embedder or Embedder(settings)
+        secret = settings.judge_api_key or settings.llm_api_key
+        judge = Judge(
+            settings.judge_url or settings.llm_url,
+            settings.judge_model or settings.llm_model,
+            secret.get_secret_value() if secret else None,
+            embedder,
+            settings.judge_timeout_s,
+        )
+        judge_ids = {i.id for i in items[:judge_n]}
+        err.print(f"ragas on {len(judge_ids)} question(s): {judge.label}", highlight=False)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=err, transient=True)  # fmt: skip
+    task = progress.add_task("evaluating", total=len(items))
+    try:
+        with progress:
+            records = await evaluate(
+                items,
+                backend,
+                report / "results.jsonl",
+                judge,
+                judge_ids if judge else None,
+                lambda item, rec: progress.advance(task),
+                answers=answers,
+            )
+    finally:
+        if judge is not None:
+            await judge.aclose()
+        if parts is not None:
+            await parts.aclose()
+    return records
+
+
+def _finish(
+    records: list[dict[str, Any]], report: Path, thresholds: Path | None, judge_label: str | None
+) -> None:
+    from eval import report as rep
+    from eval.runner import summarise
+
+    summary = summarise(records, judge_label)
+    failures = rep.check(summary, rep.load_thresholds(thresholds)) if thresholds else []
+    rep.write(report, summary, records, failures)
+    table = Table(title=f"{summary['questions']} questions → {report}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for path, (label, _) in rep.HEADLINES.items():
+        value = rep.lookup(summary, path)
+        if value == value:  # measured in this run
+            table.add_row(label, f"{value:.3f}")
+    out.print(table)
+    h = summary["hallucination"]
+    out.print(
+        f"hallucination: {h['answered_when_unanswerable']} answered when unanswerable + "
+        f"{h['unfaithful_answers']} judged unfaithful (of {h['judged_answers']} judged)"
+    )
+    out.print(f"report: {report / 'report.html'}")
+    if failures:
+        for f in failures:
+            err.print(f"[red]below threshold:[/red] {f}")
+        raise typer.Exit(1)
+
+
+Report = Annotated[Path | None, typer.Option(help="Output folder (default reports/<time>); "
+                                             "an existing one is resumed.")]  # fmt: skip
+Limit = Annotated[int | None, typer.Option(help="Only the first N questions (after --sample).")]
+Sample = Annotated[int | None, typer.Option(help="A random sample of N questions (seeded).")]
+Judge = Annotated[int, typer.Option(help="Score the first N questions with ragas (slow: ~9 judge "
+                                    "calls each); 0 = no judge.")]  # fmt: skip
+
+
+@app.command()
+def run(
+    dataset: Annotated[Path, typer.Option(help="Golden set (JSONL).")] = BUNDLED,
+    report: Report = None,
+    limit: Limit = None,
+    sample: Sample = None,
+    seed: int = 0,
+    judge: Judge = 0,
+    server: Annotated[str | None, typer.Option(help="Ask a running service instead.")] = None,
+    ingest: Annotated[
+        list[Path] | None, typer.Option(help="Ingest these first (in-process runs).")
+    ] = None,
+    thresholds: Annotated[
+        Path | None, typer.Option(help="Fail (exit 1) below these (TOML).")
+    ] = None,
+    retrieval_only: Annotated[bool, typer.Option(help="Skip the LLM: retrieval metrics.")] = False,
+) -> None:
+    """Ask every question of a golden set, score the answers, write results.jsonl, summary.json
+    and report.html. Resumable: run again with the same --report to finish an interrupted run.
+
+    Example: `shiori eval run --ingest notes/ --judge 5 --report reports/notes`"""
+    settings = _settings()
+    try:
+        items = select(load(dataset), limit, sample, seed)
+    except DatasetError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    report = report or _default_report()
+    records = asyncio.run(_run(settings, items, report, server, judge, ingest or [],
+                               not retrieval_only))  # fmt: skip
+    label = _judge_label(settings) if judge and not retrieval_only else None
+    _finish(records, report, thresholds, label)
+
+
+def _judge_label(settings: Settings) -> str:
+    from eval.judge import judge_label
+
+    return judge_label(settings.judge_model or settings.llm_model)
+
+
+@app.command()
+def jsquad(
+    path: Annotated[Path, typer.Argument(help="A SQuAD-format JSON file (e.g. JSQuAD valid).")],
+    report: Report = None,
+    limit: Limit = None,
+    sample: Sample = None,
+    seed: int = 0,
+    judge: Judge = 0,
+    collection: Annotated[str, typer.Option(help="Collection for the corpus.")] = "jsquad",
+    retrieval_only: Annotated[bool, typer.Option(help="Skip the LLM: retrieval metrics.")] = False,
+    thresholds: Annotated[Path | None, typer.Option(help="Fail below these (TOML).")] = None,
+) -> None:
+    """Evaluate on SQuAD-format data: one note per paragraph (written once to the cache and
+    ingested into its own collection), each question a golden item.
+
+    Example: `shiori eval jsquad ../shared/data/jsquad/valid-v1.3.json --retrieval-only`"""
+    from eval.jsquad import build, corpus_dir_for
+
+    if not path.is_file():
+        err.print(f"[red]error:[/red] {path}: no such file")
+        raise typer.Exit(2)
+    settings = _settings().model_copy(update={"collection": collection})
+    corpus = corpus_dir_for(path, settings.models_dir.parent)
+    items = build(path, corpus)
+    report = report or _default_report()
+    save(items, report / "dataset.jsonl")
+    chosen = select(items, limit, sample, seed)
+    err.print(f"{len(items)} questions over {len(list(corpus.glob('*.txt')))} paragraphs; "
+              f"evaluating {len(chosen)}", highlight=False)  # fmt: skip
+    records = asyncio.run(_run(settings, chosen, report, None, judge, [corpus],
+                               not retrieval_only))  # fmt: skip
+    _finish(records, report, thresholds, _judge_label(settings) if judge else None)
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="Report folder (or summary.json) of the first run.")],
+    b: Annotated[Path, typer.Argument(help="…and of the second run.")],
+) -> None:
+    """What got better or worse from run A to run B (headline metrics)."""
+    from eval.report import compare as diff
+
+    def summary(p: Path) -> dict[str, Any]:
+        f = p / "summary.json" if p.is_dir() else p
+        if not f.is_file():
+            err.print(f"[red]error:[/red] {f}: no summary.json")
+            raise typer.Exit(2)
+        data: dict[str, Any] = json.loads(f.read_text(encoding="utf-8"))
+        return data
+
+    table = Table(title=f"{a} → {b}")
+    for col in ("metric", "A", "B", ""):
+        table.add_column(col)
+    colour = {"better": "green", "worse": "red"}
+    for label, x, y, verdict in diff(summary(a), summary(b)):
+        style = colour.get(verdict, "")
+        table.add_row(label, f"{x:.3f}", f"{y:.3f}", f"[{style}]{verdict}[/]" if style else verdict)
+    out.print(table)
