@@ -7,7 +7,7 @@ SHIORI := $(VENV)/bin/shiori
 SETUP_STAMP := $(VENV)/.setup-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help setup models llm run serve test test-fast lint format bench bench-ingest bench-retrieval bench-serve clean
+.PHONY: help setup models llm run serve eval test test-fast lint format bench bench-ingest bench-retrieval bench-serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ llm: models  ## serve the default answer model with vLLM's CPU build (own env in
 run: models  ## ingest notes/, start vLLM (CPU) and the API on 127.0.0.1:8000; Ctrl-C stops both
 	$(SHIORI) ingest notes/
 	$(SHIORI) up
+
+eval: models  ## the bundled golden set through the real model, ragas on 5; fails below eval/thresholds.toml
+	$(SHIORI) llm setup
+	$(SHIORI) eval run --start-llm --ingest notes/ --judge 5 --report reports/notes --thresholds eval/thresholds.toml
 
 serve: models  ## only the API (the LLM runs elsewhere: SHIORI_LLM_URL)
 	$(SHIORI) serve

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from blocks import write_block  # bench/ is on sys.path when run as a script
+
 REPO = Path(__file__).resolve().parents[1]
 JSQUAD = REPO.parent / "shared/data/jsquad/valid-v1.3.json"
 NON_EMBEDDING_PARAMS = 106e6  # EmbeddingGemma-300m without its token-embedding table
@@ -225,14 +227,7 @@ def main() -> None:
     text = report(results, gflops, command)
     print(text)
     if args.write:
-        doc = args.write.read_text(encoding="utf-8") if args.write.exists() else ""
-        if MARK_BEGIN in doc and MARK_END in doc:
-            head, _, rest = doc.partition(MARK_BEGIN)
-            _, _, tail = rest.partition(MARK_END)
-            doc = head + text + tail
-        else:
-            doc = doc + "\n" + text + "\n"
-        args.write.write_text(doc, encoding="utf-8")
+        write_block(args.write, MARK_BEGIN, MARK_END, text, "Ingest (`make bench-ingest`)")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from blocks import write_block  # bench/ is on sys.path when run as a script
 
 from ingest.pipeline import Ingestor
 from service.components import Components
@@ -80,22 +81,24 @@ def index_latency(size: int, dim: int, work: Path) -> dict[str, Any]:
     index.ensure_collections()
     rng = np.random.default_rng(0)
     sparse = SparseEncoder()
-    per_file = 100
+    per_file, files_per_publish = 100, 20  # a publish scans the embedded store: batch them
     began = time.perf_counter()
-    for f in range(size // per_file):
-        path = f"/synthetic/{f:06d}.md"
-        chunks, vectors = [], []
-        for i in range(per_file):
-            n = f * per_file + i
-            text = " ".join(sentences[(n * k) % len(sentences)] for k in (1, 7, 13))
-            chunks.append(Chunk(path, path[1:], "t", ["h"], i + 1, i + 1, 0, 1, text, i, str(n),
-                                generation="g"))  # fmt: skip
-            vec = rng.standard_normal(dim).astype(np.float32)
-            vectors.append(
-                Vectors((vec / np.linalg.norm(vec)).tolist(), sparse.encode_document(text))
-            )
+    for g in range(0, size // per_file, files_per_publish):
+        chunks, vectors, records = [], [], []
+        for f in range(g, min(g + files_per_publish, size // per_file)):
+            path = f"/synthetic/{f:06d}.md"
+            for i in range(per_file):
+                n = f * per_file + i
+                text = " ".join(sentences[(n * k) % len(sentences)] for k in (1, 7, 13))
+                chunks.append(Chunk(path, path[1:], "t", ["h"], i + 1, i + 1, 0, 1, text, i,
+                                    str(n), generation="g"))  # fmt: skip
+                vec = rng.standard_normal(dim).astype(np.float32)
+                vectors.append(
+                    Vectors((vec / np.linalg.norm(vec)).tolist(), sparse.encode_document(text))
+                )
+            records.append(FileRecord(path, path[1:], "f", "g", 1, 1, per_file))
         index.write_chunks(chunks, vectors)
-        index.publish([FileRecord(path, path[1:], "f", "g", 1, 1, per_file)])
+        index.publish(records)
     write_s = time.perf_counter() - began
     index.client.close()
     # a fresh process's view: reopen, load the in-process search, query
@@ -325,13 +328,7 @@ def main() -> None:
     text = report(rows, embed, http, command)
     print(text)
     if args.write:
-        doc = args.write.read_text(encoding="utf-8")
-        if MARK_BEGIN in doc:
-            head, _, rest = doc.partition(MARK_BEGIN)
-            doc = head + text + rest.partition(MARK_END)[2]
-        else:
-            doc += "\n## Serving (`make bench-serve`)\n\n" + text + "\n"
-        args.write.write_text(doc, encoding="utf-8")
+        write_block(args.write, MARK_BEGIN, MARK_END, text, "Serving (`make bench-serve`)")
 
 
 if __name__ == "__main__":

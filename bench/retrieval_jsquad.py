@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from blocks import write_block  # bench/ is on sys.path when run as a script
+
 from ingest.pipeline import Ingestor
 from service.rag.packing import pack
 from service.rag.prompt import build_messages
@@ -154,13 +156,13 @@ def main() -> None:
     )
     print(text)
     if args.write:
-        doc = args.write.read_text(encoding="utf-8")
-        if MARK_BEGIN in doc:
-            head, _, rest = doc.partition(MARK_BEGIN)
-            doc = head + text + rest.partition(MARK_END)[2]
-        else:
-            doc += "\n## Retrieval on JSQuAD (`python bench/retrieval_jsquad.py`)\n\n" + text + "\n"
-        args.write.write_text(doc, encoding="utf-8")
+        write_block(
+            args.write,
+            MARK_BEGIN,
+            MARK_END,
+            text,
+            "Retrieval on JSQuAD (`python bench/retrieval_jsquad.py`)",
+        )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -157,6 +159,9 @@ def run(
         Path | None, typer.Option(help="Fail (exit 1) below these (TOML).")
     ] = None,
     retrieval_only: Annotated[bool, typer.Option(help="Skip the LLM: retrieval metrics.")] = False,
+    start_llm: Annotated[
+        bool, typer.Option(help="Start vLLM (CPU) for the run unless an LLM answers already.")
+    ] = False,
 ) -> None:
     """Ask every question of a golden set, score the answers, write results.jsonl, summary.json
     and report.html. Resumable: run again with the same --report to finish an interrupted run.
@@ -169,10 +174,31 @@ def run(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     report = report or _default_report()
-    records = asyncio.run(_run(settings, items, report, server, judge, ingest or [],
-                               not retrieval_only))  # fmt: skip
+    with _llm_running(settings, start_llm and not retrieval_only):
+        records = asyncio.run(_run(settings, items, report, server, judge, ingest or [],
+                                   not retrieval_only))  # fmt: skip
     label = _judge_label(settings) if judge and not retrieval_only else None
     _finish(records, report, thresholds, label)
+
+
+@contextmanager
+def _llm_running(settings: Settings, start: bool) -> Iterator[None]:
+    """vLLM for the length of a run, when asked to and none answers yet."""
+    from service.llm import vllm_cpu
+
+    if not start or vllm_cpu.models_endpoint_ready(settings):
+        yield
+        return
+    err.print("starting vLLM (CPU) for this run…")
+    try:
+        proc = vllm_cpu.start(settings, lambda m: err.print(m, highlight=False), Path("vllm.log"))
+    except vllm_cpu.LLMServerError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    try:
+        yield
+    finally:
+        vllm_cpu.stop(proc)
 
 
 def _judge_label(settings: Settings) -> str:
