@@ -48,10 +48,14 @@ async def _run(
     ingest: list[Path],
     answers: bool,
 ) -> list[dict[str, Any]]:
+    import logging
+
     from eval.judge import Judge
     from eval.runner import Backend, HttpBackend, LocalBackend, evaluate
     from shiori.embedding import Embedder
 
+    for noisy in ("httpx", "openai", "instructor", "ragas"):  # one line per HTTP call otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     backend: Backend
     parts = None
     embedder = None
