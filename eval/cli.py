@@ -128,10 +128,11 @@ def _finish(
             table.add_row(label, f"{value:.3f}")
     out.print(table)
     h = summary["hallucination"]
-    out.print(
-        f"hallucination: {h['answered_when_unanswerable']} answered when unanswerable + "
-        f"{h['unfaithful_answers']} judged unfaithful (of {h['judged_answers']} judged)"
-    )
+    if summary["answered_questions"]:
+        out.print(
+            f"hallucination: {h['answered_when_unanswerable']} answered when unanswerable + "
+            f"{h['unfaithful_answers']} judged unfaithful (of {h['judged_answers']} judged)"
+        )
     out.print(f"report: {report / 'report.html'}")
     if failures:
         for f in failures:

@@ -169,7 +169,8 @@ def worst(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
             return 2.0 if not r["abstained"] else -1.0
         return 1.0 - r["metrics"].get("contains", 0.0) + (1.0 - r["metrics"].get("f1", 0.0))
 
-    return sorted((r for r in records if badness(r) > 0), key=badness, reverse=True)[:n]
+    answered = [r for r in records if r["answer"] is not None]  # not retrieval-only rows
+    return sorted((r for r in answered if badness(r) > 0), key=badness, reverse=True)[:n]
 
 
 def write(report_dir: Path, summary: dict[str, Any], records: Sequence[dict[str, Any]],

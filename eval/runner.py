@@ -239,7 +239,7 @@ def summarise(records: Sequence[dict[str, Any]], judge_label: str | None) -> dic
         "answerable": len(retrieval_rows),
         "models": sorted({r.get("model", "?") for r in records}),
         "retrieval": {
-            k: avg(answerable, k)
+            k: avg(retrieval_rows, k)
             for k in (
                 "hit_at_1",
                 "hit_at_3",
@@ -247,10 +247,11 @@ def summarise(records: Sequence[dict[str, Any]], judge_label: str | None) -> dic
                 "recall_at_5",
                 "mrr_at_10",
                 "ndcg_at_10",
-                "context_hit",
             )
         },
-        "answers": {k: avg(answerable, k) for k in ("exact_match", "f1", "contains")},
+        "answers": {
+            k: avg(answerable, k) for k in ("exact_match", "f1", "contains", "context_hit")
+        },
         "abstention": m.abstention_scores(
             [r["abstained"] for r in records], [r["answerable"] for r in records]
         ),

@@ -126,3 +126,12 @@ def test_the_bundled_golden_set_is_valid_and_balanced() -> None:
     assert {"ja", "en", "en-over-ja", "multi-note", "paraphrase", "unanswerable"} <= categories
     notes = Path(__file__).resolve().parents[3]
     assert all((notes / s).is_file() for i in items for s in i.reference_sources)
+
+
+def test_a_retrieval_only_run_reports_retrieval_and_nothing_else(tmp_path: Path) -> None:
+    records = asyncio.run(evaluate(ITEMS, Scripted(), tmp_path / "r.jsonl", answers=False))
+    s = summarise(records, None)
+    assert s["questions"] == 3 and s["answered_questions"] == 0
+    assert s["retrieval"]["hit_at_5"] == 1.0 and math.isnan(s["answers"]["f1"])
+    report.write(tmp_path / "out", s, records, [])  # renders without answers
+    assert "Worst answers" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
