@@ -212,8 +212,10 @@ def summarise(records: Sequence[dict[str, Any]], judge_label: str | None) -> dic
     for name in ("faithfulness", "answer_relevancy", "context_precision", "context_recall"):
         values = [v for r in judged if (v := judge_of(r, name)) is not None]
         errors = [r["id"] for r in judged if name in (r["judge"].get("errors") or {})]
+        skipped = sum(name in (r["judge"].get("skipped") or {}) for r in judged)
         judge_summary[name] = {
             "mean": m.mean(values), "scored": len(values), "parse_failures": len(errors),
+            "skipped": skipped,  # not applicable: an abstention, or no reference answer
             "failed_ids": errors,
         }  # fmt: skip
     totals = [r["timings"].get("total_ms", 0.0) for r in records if r.get("timings")]
