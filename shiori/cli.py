@@ -615,6 +615,15 @@ def llm_status() -> None:
 _add_eval()
 
 
+def _add_store() -> None:
+    from shiori.store_cli import app as store_app
+
+    app.add_typer(store_app, name="store")
+
+
+_add_store()
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -68,9 +68,17 @@ class Settings(BaseSettings):
     )
     qdrant_api_key: SecretStr | None = Field(default=None, description="API key of a server.")
     collection: str = Field(default="notes", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    # Cluster layout, used only when a collection is created on a server.
-    shard_number: int | None = Field(default=None, ge=1)
-    replication_factor: int | None = Field(default=None, ge=1)
+    # Cluster layout, used only when a collection is created on a server (`ensure_collections`,
+    # `shiori store migrate`); None leaves Qdrant's own default. See docs/deploy.md.
+    shard_number: int | None = Field(
+        default=None, ge=1, description="shards per collection; on a cluster: above the node count"
+    )
+    replication_factor: int | None = Field(
+        default=None, ge=1, description="copies of each shard (2: one node may fail)"
+    )
+    write_consistency_factor: int | None = Field(
+        default=None, ge=1, description="replicas that must confirm a write (≤ replication_factor)"
+    )
 
     # --- models -----------------------------------------------------------------------------
     models_dir: Path = Field(default_factory=default_models_dir)
@@ -177,6 +185,16 @@ class Settings(BaseSettings):
     def _lists_from_commas(cls, value: Any) -> Any:
         return _split_commas(value)
 
+    @field_validator("write_consistency_factor")
+    @classmethod
+    def _consistency_within_replicas(cls, value: int | None, info: Any) -> int | None:
+        replicas = info.data.get("replication_factor") or 1
+        if value is not None and value > replicas:
+            raise ValueError(
+                f"write_consistency_factor ({value}) cannot exceed replication_factor ({replicas})"
+            )
+        return value
+
     @field_validator("chunk_overlap_tokens")
     @classmethod
     def _overlap_below_size(cls, value: int, info: Any) -> int:
@@ -203,3 +221,12 @@ class Settings(BaseSettings):
     @property
     def is_remote(self) -> bool:
         return self.qdrant.startswith(("http://", "https://"))
+
+    def cluster_layout(self) -> dict[str, Any]:
+        """The `create_collection` arguments for a server: only what is set."""
+        layout = {
+            "shard_number": self.shard_number,
+            "replication_factor": self.replication_factor,
+            "write_consistency_factor": self.write_consistency_factor,
+        }
+        return {key: value for key, value in layout.items() if value is not None}

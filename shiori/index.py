@@ -14,6 +14,7 @@ from path, generation and chunk number, so re-writing is idempotent) or deletes.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import uuid
@@ -37,6 +38,8 @@ DENSE = "dense"
 SPARSE = "sparse"
 FILES_SUFFIX = "__files"
 _NAMESPACE = uuid.UUID("6f1c2a4e-5b1d-4c8e-9a57-8e3f1d2c0b7a")
+
+_log = logging.getLogger(__name__)
 
 LIVE = qm.FieldCondition(key="live", match=qm.MatchValue(value=True))
 
@@ -141,6 +144,17 @@ def open_client(settings: Settings) -> QdrantClient:
         raise
 
 
+KEYWORD_FIELDS = ("path", "source", "generation", "content_hash", "kind")
+
+
+def create_payload_indexes(client: QdrantClient, collection: str) -> None:
+    """The payload indexes the chunk collection needs on a server (the filters' fields).
+    Idempotent: Qdrant accepts creating an index that exists."""
+    for key in KEYWORD_FIELDS:
+        client.create_payload_index(collection, key, qm.PayloadSchemaType.KEYWORD)
+    client.create_payload_index(collection, "live", qm.PayloadSchemaType.BOOL)
+
+
 class NoteIndex:
     """Read and write Shiori's collection. One instance per process, sharing one client."""
 
@@ -169,34 +183,49 @@ class NoteIndex:
                     f"collection '{self.collection}' holds {size}-d vectors, but the embedding "
                     f"model gives {self.dimension}-d. Use another SHIORI_COLLECTION or delete it."
                 )
-        else:
-            cluster: dict[str, Any] = {}
             if self.settings.is_remote:
-                cluster = {
-                    "shard_number": self.settings.shard_number,
-                    "replication_factor": self.settings.replication_factor,
-                }
+                self._warn_on_other_layout(info.config.params)
+        else:
+            # On a server: the cluster layout from the settings (shards, replicas, write
+            # consistency). An embedded store has one shard and ignores them.
+            layout = self.settings.cluster_layout() if self.settings.is_remote else {}
             self.client.create_collection(
                 self.collection,
                 vectors_config={
                     DENSE: qm.VectorParams(size=self.dimension, distance=qm.Distance.COSINE)
                 },
                 sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
-                **{k: v for k, v in cluster.items() if v is not None},
+                **layout,
             )
             if self.settings.is_remote:  # embedded mode scans everything; indexes do nothing
-                for key in ("path", "source", "generation", "content_hash", "kind"):
-                    self.client.create_payload_index(
-                        self.collection, key, qm.PayloadSchemaType.KEYWORD
-                    )
-                self.client.create_payload_index(self.collection, "live", qm.PayloadSchemaType.BOOL)
+                create_payload_indexes(self.client, self.collection)
         if not self.client.collection_exists(self.files_collection):
+            # the file records get the same layout: with a replica each, losing a node loses
+            # no record (without them the next ingest would re-embed every file)
             self.client.create_collection(
                 self.files_collection,
                 vectors_config={},
                 sparse_vectors_config={"unused": qm.SparseVectorParams()},
+                **(self.settings.cluster_layout() if self.settings.is_remote else {}),
             )
         self._tune_embedded()
+
+    def _warn_on_other_layout(self, params: qm.CollectionParams) -> None:
+        """A collection keeps the layout it was created with (shards cannot be added later
+        without resharding): say so when the settings ask for another one."""
+        differs = {
+            key: (getattr(params, key, None), wanted)
+            for key, wanted in self.settings.cluster_layout().items()
+            if getattr(params, key, None) != wanted
+        }
+        if differs:
+            _log.warning(
+                "collection '%s' exists with %s; the settings ask for %s. Existing collections "
+                "keep their layout: migrate to a new collection to change it (docs/deploy.md).",
+                self.collection,
+                ", ".join(f"{k}={have}" for k, (have, _) in differs.items()),
+                ", ".join(f"{k}={want}" for k, (_, want) in differs.items()),
+            )
 
     def _embedded_storages(self) -> list[Any]:
         """The SQLite-backed storage objects of our collections in an embedded client (private

@@ -174,3 +174,22 @@ def test_settings_are_frozen():
     s = Settings()
     with pytest.raises(ValidationError):
         s.collection = "other"  # type: ignore[misc]
+
+
+def test_cluster_layout_holds_only_what_is_set():
+    assert Settings().cluster_layout() == {}
+    s = Settings(shard_number=6, replication_factor=2, write_consistency_factor=2)
+    assert s.cluster_layout() == {
+        "shard_number": 6,
+        "replication_factor": 2,
+        "write_consistency_factor": 2,
+    }
+    assert Settings(replication_factor=2).cluster_layout() == {"replication_factor": 2}
+
+
+def test_write_consistency_cannot_exceed_replicas(monkeypatch):
+    with pytest.raises(ValidationError, match="cannot exceed replication_factor"):
+        Settings(replication_factor=2, write_consistency_factor=3)
+    monkeypatch.setenv("SHIORI_WRITE_CONSISTENCY_FACTOR", "2")  # no replication_factor: 1
+    with pytest.raises(ValidationError, match="write_consistency_factor"):
+        Settings()

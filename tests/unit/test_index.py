@@ -86,3 +86,77 @@ def test_other_dimension_and_locked_store_are_explained(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="4-d vectors"):
         wrong.ensure_collections()
     index.client.close()
+
+
+class RecordingClient:
+    """A real in-memory Qdrant client that records the schema calls made through it (the
+    cluster parameters are only accepted, not acted on, by an in-memory client)."""
+
+    def __init__(self) -> None:
+        from qdrant_client import QdrantClient
+
+        self.real = QdrantClient(location=":memory:")
+        self.created: dict[str, dict[str, object]] = {}
+        self.indexed: dict[str, set[str]] = {}
+
+    def create_collection(self, name: str, **kwargs: object) -> bool:
+        self.created[name] = kwargs
+        return self.real.create_collection(name, **kwargs)  # type: ignore[arg-type]
+
+    def create_payload_index(self, name: str, field: str, schema: object) -> None:
+        self.indexed.setdefault(name, set()).add(field)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+def server_settings(**layout: int) -> Settings:
+    return Settings(qdrant="http://qdrant.shiori.svc:6333", collection="c", **layout)
+
+
+def test_a_collection_on_a_server_gets_the_cluster_layout_from_the_settings() -> None:
+    client = RecordingClient()
+    settings = server_settings(shard_number=6, replication_factor=2, write_consistency_factor=1)
+    NoteIndex(client, settings, 4).ensure_collections()  # type: ignore[arg-type]
+    layout = {"shard_number": 6, "replication_factor": 2, "write_consistency_factor": 1}
+    for name in ("c", "c__files"):  # the file records get replicas too
+        assert {k: client.created[name].get(k) for k in layout} == layout
+    assert client.indexed == {"c": {"path", "source", "generation", "content_hash", "kind", "live"}}
+    # the collection really exists with the vectors Shiori expects
+    params = client.real.get_collection("c").config.params
+    assert params.vectors["dense"].size == 4  # type: ignore[index]
+
+
+def test_without_a_layout_a_server_keeps_qdrants_defaults_and_embedded_ignores_it(
+    tmp_path: Path,
+) -> None:
+    client = RecordingClient()
+    NoteIndex(client, server_settings(), 4).ensure_collections()  # type: ignore[arg-type]
+    keys = {"shard_number", "replication_factor", "write_consistency_factor"}
+    assert not keys & set(client.created["c"]) and not keys & set(client.created["c__files"])
+
+    embedded = RecordingClient()
+    settings = Settings(qdrant=str(tmp_path / "q"), collection="c", shard_number=6,
+                        replication_factor=2)  # fmt: skip
+    NoteIndex(embedded, settings, 4).ensure_collections()  # type: ignore[arg-type]
+    assert not keys & set(embedded.created["c"]) and embedded.indexed == {}
+
+
+def test_an_existing_collection_with_another_layout_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = RecordingClient()
+    NoteIndex(client, server_settings(shard_number=1), 4).ensure_collections()  # type: ignore[arg-type]
+    # the in-memory client does not keep the layout: give the existing collection one
+    info = client.real.get_collection("c")
+    info.config.params.shard_number = 1
+    info.config.params.replication_factor = 1
+    client.get_collection = lambda name: info  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="shiori.index"):
+        NoteIndex(client, server_settings(shard_number=1), 4).ensure_collections()  # type: ignore[arg-type]
+        assert not caplog.records
+        NoteIndex(
+            client, server_settings(shard_number=6, replication_factor=2), 4
+        ).ensure_collections()  # type: ignore[arg-type]
+    assert "shard_number=1, replication_factor=1" in caplog.text
+    assert "shard_number=6, replication_factor=2" in caplog.text

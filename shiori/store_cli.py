@@ -1,0 +1,136 @@
+"""`shiori store`: move the store between Qdrant deployments (embedded → server or cluster)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+app = typer.Typer(
+    help="Move the index between Qdrant deployments (an embedded store to a server or cluster).",
+    no_args_is_help=True,
+)
+err = Console(stderr=True, soft_wrap=True)
+
+
+@app.command("migrate")
+def migrate(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Destination: a Qdrant server URL (http(s)://…:6333), or a directory for an "
+            "embedded copy (a backup).",
+            show_default=False,
+        ),
+    ],
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SHIORI_MIGRATE_API_KEY",
+            help="API key of the destination server (better in the environment than on the "
+            "command line, where `ps` shows it).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Points read from the source per request.")
+    ] = 256,
+    recreate: Annotated[
+        bool,
+        typer.Option(help="Delete the destination's collections of the same names first."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the counts, nothing else.")
+    ] = False,
+) -> None:
+    """Copy the store named by SHIORI_QDRANT / SHIORI_COLLECTION (the chunks and the file
+    records) to another Qdrant, with qdrant-client's `migrate`.
+
+    On a server the collections are created with SHIORI_SHARD_NUMBER, SHIORI_REPLICATION_FACTOR
+    and SHIORI_WRITE_CONSISTENCY_FACTOR (not the source's single shard) and get their payload
+    indexes. Refuses when the destination already has the collections, unless --recreate. Stop
+    anything that writes to the source first (an embedded store allows one process anyway).
+
+    Example: `SHIORI_SHARD_NUMBER=6 SHIORI_REPLICATION_FACTOR=2 SHIORI_MIGRATE_API_KEY=…
+    shiori store migrate --to https://qdrant.example:6333`, then point SHIORI_QDRANT there."""
+    from shiori.cli import load_settings
+    from shiori.index import StoreLockedError, StoreUnavailableError, open_client
+    from shiori.store import MigrationError, collection_names, migrate_store, point_counts
+
+    settings = load_settings()
+    if to == settings.qdrant:
+        err.print(f"[red]error:[/red] --to is the source itself ({to})")
+        raise typer.Exit(2)
+    if to == ":memory:":
+        err.print("[red]error:[/red] --to :memory: would be lost when the command ends")
+        raise typer.Exit(2)
+    dest_settings = settings.model_copy(
+        update={"qdrant": to, "qdrant_api_key": SecretStr(api_key) if api_key else None}
+    )
+    try:
+        source = open_client(settings)
+    except (StoreLockedError, StoreUnavailableError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(3) from exc
+    try:
+        dest = open_client(dest_settings)
+    except (StoreLockedError, StoreUnavailableError) as exc:
+        source.close()
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(3) from exc
+
+    names = collection_names(settings)
+    started = time.monotonic()
+    try:
+        totals = point_counts(source, [n for n in names if source.collection_exists(n)])
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=as_json or not err.is_terminal,
+        )
+        tasks = {n: progress.add_task(n, total=totals.get(n)) for n in names}
+        layout = dest_settings.cluster_layout() if dest_settings.is_remote else {}
+        if not as_json and len(totals) == len(names):
+            err.print(
+                f"{settings.qdrant} → {to}: "
+                + ", ".join(f"'{n}' ({totals.get(n, '?')} points)" for n in names)
+                + (f"; layout {layout}" if layout else "")
+            )
+        with progress:
+            report = migrate_store(
+                source,
+                dest,
+                settings,
+                dest_settings,
+                batch_size=batch_size,
+                recreate=recreate,
+                progress=lambda name, n: progress.advance(tasks[name], n),
+            )
+    except MigrationError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except Exception as exc:  # the server went away, auth, a full disk ...
+        err.print(f"[red]error:[/red] migration failed: {type(exc).__name__}: {exc}")
+        raise typer.Exit(3) from exc
+    finally:
+        source.close()
+        dest.close()
+    seconds = time.monotonic() - started
+    result = {"to": to, "points": report.points, "layout": report.layout, "seconds": seconds}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        err.print(
+            "copied "
+            + ", ".join(f"'{n}': {c} points" for n, c in report.points.items())
+            + f" in {seconds:.1f} s. Point the service there: SHIORI_QDRANT={to}"
+        )
