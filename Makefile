@@ -6,8 +6,10 @@ PY := $(VENV)/bin/python
 SHIORI := $(VENV)/bin/shiori
 SETUP_STAMP := $(VENV)/.setup-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BROWSER_DEBS := chromium fonts-ipafont-gothic
 
-.PHONY: help setup models llm run serve eval test test-fast lint format bench bench-ingest bench-retrieval bench-serve clean
+.PHONY: help setup browser models llm run serve eval test test-fast lint format bench bench-ingest bench-retrieval bench-serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,7 +39,12 @@ eval: models  ## the bundled golden set through the real model, ragas on 5; fail
 serve: models  ## only the API (the LLM runs elsewhere: SHIORI_LLM_URL)
 	$(SHIORI) serve
 
-test: models  ## every test, the slow real-model ones included (what CI runs)
+browser:  ## Debian's Chromium and a Japanese font, for the web page's browser tests (apt, once)
+	@dpkg -s $(BROWSER_DEBS) >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(BROWSER_DEBS) >/dev/null; }
+
+test: models browser  ## every test, the slow real-model ones included (what CI runs)
 	$(SHIORI) llm setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import errors
 from service.components import Components
-from service.routes import ask, chat, health, ingest
+from service.routes import ask, chat, health, ingest, notes, web
 from shiori.config import Settings
 
 log = logging.getLogger("shiori.service")
@@ -83,7 +83,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         lifespan=lifespan,
     )
     errors.install(app)
-    for router in (ask.router, chat.router, ingest.router, health.router):
+    for router in (ask.router, chat.router, ingest.router, notes.router, health.router, web.router):
         app.include_router(router)
     app.add_middleware(MetricsMiddleware)
     if settings.cors_origins:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import httpx
 import numpy as np
 from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI
 
@@ -118,6 +119,8 @@ class Answerer:
     def _unavailable(self, exc: Exception) -> LLMUnavailableError:
         if isinstance(exc, APIStatusError):
             why = f"answered {exc.status_code}: {exc.message}"
+        elif isinstance(exc, APITimeoutError | httpx.TimeoutException):
+            why = f"timed out after {self.settings.llm_timeout_s:g} s (SHIORI_LLM_TIMEOUT_S)"
         else:
             why = f"did not answer: {exc}"
         return LLMUnavailableError(f"LLM at {self.settings.llm_url} {why}")
@@ -193,7 +196,8 @@ class Answerer:
                     continue  # may be (or is) a refusal: hold it back
                 yield text[sent:]
                 sent = len(text)
-        except (APIConnectionError, APITimeoutError, APIStatusError) as exc:
+        # mid-stream, the SDK lets httpx's own errors through (a read timeout, a dropped peer)
+        except (APIConnectionError, APITimeoutError, APIStatusError, httpx.TransportError) as exc:
             raise self._unavailable(exc) from exc
         final = await self.finish(draft, "".join(parts), tokens)
         if first_token is not None:

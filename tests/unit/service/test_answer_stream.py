@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -121,6 +121,33 @@ def test_llm_faults_are_one_error_type(status: int) -> None:
         asyncio.run(answerer("x", status).ask("Gemma?"))
     with pytest.raises(LLMUnavailableError):
         asyncio.run(collect(answerer("x", status), "Gemma?"))
+
+
+class StallingStream(httpx.AsyncByteStream):
+    """A streamed reply that sends one piece, then times out reading the next."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        delta = {"index": 0, "delta": {"content": "Gemma "}, "finish_reason": None}
+        piece = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                 "choices": [delta]}  # fmt: skip
+        yield f"data: {json.dumps(piece)}\n\n".encode()
+        raise httpx.ReadTimeout("read timed out")
+
+
+def test_a_timeout_in_the_middle_of_a_stream_is_the_llm_s_fault() -> None:
+    """The SDK lets httpx's own errors through mid-stream; they must not pass for a store
+    fault (the API maps bare transport errors to qdrant_unavailable)."""
+    transport = httpx.MockTransport(
+        lambda _: httpx.Response(
+            200, stream=StallingStream(), headers={"content-type": "text/event-stream"}
+        )
+    )
+    llm = AsyncOpenAI(
+        base_url="http://fake/v1", api_key="k", http_client=httpx.AsyncClient(transport=transport)
+    )
+    stalled = Answerer(Settings(llm_timeout_s=7), FakeRetriever(), llm)  # type: ignore[arg-type]
+    with pytest.raises(LLMUnavailableError, match=r"timed out after 7 s \(SHIORI_LLM_TIMEOUT_S\)"):
+        asyncio.run(collect(stalled, "Gemma?"))
 
 
 def test_sse_framing_round_trips() -> None:
