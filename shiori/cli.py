@@ -413,7 +413,8 @@ def up(
             parts = Components.build(settings)
         base = f"http://{settings.host}:{settings.port}"
         err.print(
-            "\n[bold]Shiori is up.[/bold] Ask (another terminal):\n"
+            f"\n[bold]Shiori is up.[/bold] Open {base}/ in a browser, or ask in another "
+            "terminal:\n"
             f'  .venv/bin/shiori ask "Gemma はいつ公開されましたか？"\n'
             f"  curl -s {base}/v1/ask -H 'Content-Type: application/json' "
             '-d \'{"question": "LoRA とは何ですか？"}\'\n'
