@@ -173,8 +173,22 @@ class NoteIndex:
     # --- schema ----------------------------------------------------------------------------
     @_locked
     def ensure_collections(self) -> None:
-        """Create the collections on first use; refuse a collection of another dimension."""
-        if self.client.collection_exists(self.collection):
+        """Create the collections on first use; refuse a collection of another dimension.
+
+        Several processes may do this at once (API replicas starting together against a new
+        cluster): a creation that loses the race goes on with the winner's collection."""
+        created = False
+        if not self.client.collection_exists(self.collection):
+            created = self._create(
+                self.collection,
+                vectors_config={
+                    DENSE: qm.VectorParams(size=self.dimension, distance=qm.Distance.COSINE)
+                },
+                sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
+            )
+            if self.settings.is_remote:  # embedded mode scans everything; indexes do nothing
+                create_payload_indexes(self.client, self.collection)
+        if not created:
             info = self.client.get_collection(self.collection)
             vectors = info.config.params.vectors
             size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
@@ -185,30 +199,28 @@ class NoteIndex:
                 )
             if self.settings.is_remote:
                 self._warn_on_other_layout(info.config.params)
-        else:
-            # On a server: the cluster layout from the settings (shards, replicas, write
-            # consistency). An embedded store has one shard and ignores them.
-            layout = self.settings.cluster_layout() if self.settings.is_remote else {}
-            self.client.create_collection(
-                self.collection,
-                vectors_config={
-                    DENSE: qm.VectorParams(size=self.dimension, distance=qm.Distance.COSINE)
-                },
-                sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
-                **layout,
-            )
-            if self.settings.is_remote:  # embedded mode scans everything; indexes do nothing
-                create_payload_indexes(self.client, self.collection)
         if not self.client.collection_exists(self.files_collection):
             # the file records get the same layout: with a replica each, losing a node loses
             # no record (without them the next ingest would re-embed every file)
-            self.client.create_collection(
+            self._create(
                 self.files_collection,
                 vectors_config={},
                 sparse_vectors_config={"unused": qm.SparseVectorParams()},
-                **(self.settings.cluster_layout() if self.settings.is_remote else {}),
             )
         self._tune_embedded()
+
+    def _create(self, name: str, **config: Any) -> bool:
+        """Create a collection; on a server with the cluster layout from the settings (shards,
+        replicas, write consistency; an embedded store has one shard and ignores them).
+        False when another process created it first."""
+        layout = self.settings.cluster_layout() if self.settings.is_remote else {}
+        try:
+            self.client.create_collection(name, **config, **layout)
+        except Exception:
+            if self.client.collection_exists(name):
+                return False
+            raise
+        return True
 
     def _warn_on_other_layout(self, params: qm.CollectionParams) -> None:
         """A collection keeps the layout it was created with (shards cannot be added later

@@ -160,3 +160,32 @@ def test_an_existing_collection_with_another_layout_is_reported(
         ).ensure_collections()  # type: ignore[arg-type]
     assert "shard_number=1, replication_factor=1" in caplog.text
     assert "shard_number=6, replication_factor=2" in caplog.text
+
+
+def test_a_replica_that_loses_the_creation_race_uses_the_winners_collection() -> None:
+    """Two API replicas starting together on a new cluster: the loser saw no collection, its
+    create fails (409 on a server; an error in memory too) because the winner's now exists;
+    it goes on with the winner's collection, and still checks its dimension."""
+    client = RecordingClient()
+    settings = server_settings(shard_number=6, replication_factor=2)
+    NoteIndex(client, settings, 4).ensure_collections()  # the winner creates both
+    real_exists = client.real.collection_exists
+
+    def loser_view() -> list[str]:
+        seen: list[str] = []
+
+        def stale_then_real(name: str) -> bool:
+            if name not in seen:  # looked before the winner's create landed
+                seen.append(name)
+                return False
+            return real_exists(name)
+
+        client.collection_exists = stale_then_real  # type: ignore[method-assign]
+        return seen
+
+    seen = loser_view()
+    NoteIndex(client, settings, 4).ensure_collections()
+    assert seen == ["c", "c__files"]  # both creates were tried, lost, and accepted
+    loser_view()
+    with pytest.raises(ValueError, match="4-d vectors"):
+        NoteIndex(client, settings, 8).ensure_collections()
