@@ -35,7 +35,7 @@ class Metrics:
         )
         self.answers = Counter(
             "shiori_answers",
-            "Answers by outcome: answered, weak_evidence, model_refused, unsupported",
+            "Answers by outcome: answered, weak_evidence, missing_term, model_refused, unsupported",
             ["outcome"],
             registry=self.registry,
         )

@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     )
     abstain_min_similarity: float = Field(default=0.45, ge=-1, le=1)
     abstain_min_term_overlap: float = Field(default=0.5, ge=0, le=1)
+    abstain_on_missing_terms: bool = Field(
+        default=True,
+        description="Abstain without asking the model when the question names a model+version, "
+        "an acronym or a hyphenated term that no retrieved passage mentions.",
+    )
     support_threshold: float = Field(default=0.5, ge=0, le=1)
     semantic_support_threshold: float = Field(default=0.7, ge=-1, le=1)
     llm_start_timeout_s: float = Field(default=600, gt=0)

@@ -73,7 +73,9 @@ class SearchResponse(BaseModel):
 class AskResponse(BaseModel):
     answer: str = Field(description="the answer with [n] markers, or why there is none")
     abstained: bool
-    reason: str = Field(description="answered | weak_evidence | model_refused | unsupported")
+    reason: str = Field(
+        description="answered | weak_evidence | missing_term | model_refused | unsupported"
+    )
     citations: list[SourceOut] = Field(description="the sources the answer cites")
     contexts: list[SourceOut] = Field(description="every passage given to the model")
     sentences: list[SentenceOut] = Field(description="the model's sentences, checked")

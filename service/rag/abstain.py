@@ -3,8 +3,10 @@ and the verification of what it wrote last.
 
 The CPU model invents answers when the sources lack them (RESEARCH 2b), so its word alone is
 not enough: a question whose best passage is neither semantically close nor shares its key
-terms is refused before generation, and an answer none of whose sentences is supported by the
-sources is withdrawn after it.
+terms is refused before generation, and so is one that names a specific thing (a model and its
+version, an acronym, a hyphenated technical term) that no retrieved passage mentions: asked
+about "Gemma 3" with passages on Gemma and Gemma 2 only, the model answers with their facts.
+An answer none of whose sentences is supported by the sources is withdrawn after generation.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 
 from service.rag.prompt import NOT_FOUND
 from service.rag.retrieve import Passage
+from service.rag.terms import missing_terms as missing_terms
 from service.rag.verify import SentenceCheck
 
 # Loose on purpose: the model's refusal wording drifts ("資料には…", "データには…").
@@ -40,6 +43,7 @@ class AbstentionPolicy:
     min_similarity: float = 0.45  # best passage's cosine similarity to the question
     min_term_overlap: float = 0.5  # or: share of the question's terms in the best passage
     min_supported_share: float = 0.5  # of the answer's sentences
+    require_specific_terms: bool = True  # abstain when a passage-less specific term is asked
 
 
 def weak_evidence(passages: Sequence[Passage], policy: AbstentionPolicy) -> bool:
@@ -61,7 +65,16 @@ def unsupported_answer(checks: Sequence[SentenceCheck], policy: AbstentionPolicy
     return supported / len(checks) < policy.min_supported_share
 
 
-def abstention_text(language: str) -> str:
+def abstention_text(language: str, missing: Sequence[str] = ()) -> str:
     if language == "ja":
+        if missing:
+            named = "、".join(f"「{t}」" for t in missing)
+            return (
+                f"ノートには{named}についての記述が見つかりませんでした。"
+                "関連しそうな箇所を下に示します。"
+            )
         return "ノートにはこの質問の答えが見つかりませんでした。関連しそうな箇所を下に示します。"
+    if missing:
+        named = ", ".join(f"“{t}”" for t in missing)
+        return f"Your notes do not mention {named}. The closest passages are listed below."
     return "Your notes do not answer this question. The closest passages are listed below."

@@ -21,6 +21,7 @@ from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpe
 from service.rag.abstain import (
     AbstentionPolicy,
     abstention_text,
+    missing_terms,
     model_refused,
     unsupported_answer,
     weak_evidence,
@@ -42,7 +43,7 @@ class Answer:
     question: str
     answer: str
     abstained: bool
-    reason: str  # "answered", "weak_evidence", "model_refused", "unsupported"
+    reason: str  # "answered", "weak_evidence", "missing_term", "model_refused", "unsupported"
     passages: list[Passage]  # packed into the prompt, in order ([n] = index + 1)
     cited: list[int]  # source numbers the final answer cites
     checks: list[SentenceCheck]
@@ -56,7 +57,7 @@ class Answer:
 @dataclass
 class Draft:
     """A question made ready for the model: its packed passages and messages (None when the
-    retrieval evidence is too weak to ask the model at all)."""
+    retrieval evidence is too weak to ask the model at all: `gate` says why)."""
 
     question: str
     language: str
@@ -64,6 +65,8 @@ class Draft:
     messages: list[dict[str, str]] | None
     began: float
     retrieved: float
+    gate: str = "weak_evidence"
+    missing: list[str] = field(default_factory=list)
 
 
 class Answerer:
@@ -77,6 +80,7 @@ class Answerer:
         self.policy = AbstentionPolicy(
             min_similarity=settings.abstain_min_similarity,
             min_term_overlap=settings.abstain_min_term_overlap,
+            require_specific_terms=settings.abstain_on_missing_terms,
         )
 
     @classmethod
@@ -95,8 +99,21 @@ class Answerer:
         found = await anyio.to_thread.run_sync(
             self.retriever.search, question, top_k or self.settings.top_k, filters
         )
+        language = language_of(question)
         if weak_evidence(found, self.policy):
-            return Draft(question, language_of(question), found, None, began, time.perf_counter())
+            return Draft(question, language, found, None, began, time.perf_counter())
+        missing = missing_terms(question, found) if self.policy.require_specific_terms else []
+        if missing:  # look for the named thing itself before concluding the notes lack it
+            rescued = await anyio.to_thread.run_sync(
+                self.retriever.mentioning, missing, found, filters
+            )
+            found = [found[0], *rescued, *found[1:]]
+            missing = missing_terms(question, found)
+        if missing:
+            return Draft(
+                question, language, found, None, began, time.perf_counter(),
+                "missing_term", missing,
+            )  # fmt: skip
         passages = pack(
             found,
             self.settings.context_tokens,
@@ -104,9 +121,7 @@ class Answerer:
             self.settings.min_relative_score,
         )
         messages = build_messages(question, [p.chunk for p in passages], self.style)
-        return Draft(
-            question, language_of(question), passages, messages, began, time.perf_counter()
-        )
+        return Draft(question, language, passages, messages, began, time.perf_counter())
 
     def _request(self, draft: Draft) -> dict[str, Any]:
         return {
@@ -131,11 +146,11 @@ class Answerer:
         """Judge the model's text (None: it was never asked) into the final answer."""
         generated = time.perf_counter()
         result = Answer(
-            draft.question, "", True, "weak_evidence", draft.passages, [], [], [],
+            draft.question, "", True, draft.gate, draft.passages, [], [], [],
             self.settings.llm_model, *usage,
         )  # fmt: skip
         if raw is None:
-            result.answer = abstention_text(draft.language)
+            result.answer = abstention_text(draft.language, draft.missing)
         else:
             await anyio.to_thread.run_sync(self._judge, result, raw, draft.language)
         done = time.perf_counter()

@@ -7,10 +7,12 @@ fused rank says which chunk is best, not whether any chunk is good enough.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from service.rag.terms import mentions
 from shiori.embedding import Embedder
 from shiori.index import Chunk, ChunkFilter, NoteIndex
 from shiori.sparse import SparseEncoder, term_id, tokens
@@ -38,12 +40,14 @@ class Retriever:
         *,
         fusion: str = "dbsf",  # measured on JSQuAD: R@1 0.904 vs 0.881 for RRF
         prefetch: int = 40,
+        term_probe: int = 3,
     ) -> None:
         self.index = index
         self.embedder = embedder
         self.sparse = sparse or SparseEncoder()
         self.fusion = fusion
         self.prefetch = prefetch
+        self.term_probe = term_probe  # passages looked at per missing term
 
     def search(
         self, question: str, top_k: int = 5, filters: Filters | None = None
@@ -65,3 +69,23 @@ class Retriever:
             overlap = len(query_terms & chunk_terms) / len(query_terms) if query_terms else 0.0
             passages.append(Passage(chunk, score, similarity, overlap, tuple(vector)))
         return passages
+
+    def mentioning(
+        self, terms: Sequence[str], have: Sequence[Passage], filters: Filters | None = None
+    ) -> list[Passage]:
+        """Passages that mention terms the question names but ``have`` lacks, found by searching
+        for each term alone (a long Japanese question can bury an English term: "Chain-of-thought
+        プロンプティングを…"). They rank just below the best passage already found, so packing
+        keeps them; none are made up: each one literally mentions its term."""
+        if not have:
+            return []
+        seen = {(p.chunk.path, p.chunk.chunk_index) for p in have}
+        found: list[Passage] = []
+        for term in terms:
+            for hit in self.search(term, self.term_probe, filters):
+                key = (hit.chunk.path, hit.chunk.chunk_index)
+                if key not in seen and mentions(hit, term):
+                    seen.add(key)
+                    found.append(replace(hit, score=have[0].score))
+                    break
+        return found

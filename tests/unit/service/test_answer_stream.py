@@ -16,12 +16,13 @@ from openai import AsyncOpenAI
 from service.api.sse import event
 from service.rag.answer import Answer, Answerer, LLMUnavailableError
 from service.rag.packing import merge_adjacent, pack
-from service.rag.retrieve import Passage
+from service.rag.retrieve import Passage, Retriever
 from shiori.client import parse_sse
 from shiori.config import Settings
 from shiori.index import Chunk
 
 NOTE = "Gemma は2024年2月21日に公開された。サイズは 2B と 7B である。"
+COT = "Chain-of-thought prompting was shown by Wei and colleagues at Google in 2022."
 
 
 def passage(text: str, index: int = 0, lines: tuple[int, int] = (3, 4)) -> Passage:
@@ -39,9 +40,15 @@ class FakeEmbedder:
 
 
 class FakeRetriever:
+    """Finds the Gemma note for any question; the CoT passage only when asked for the term."""
+
     embedder = FakeEmbedder()
+    term_probe = 3
+    mentioning = Retriever.mentioning  # the real rescue, over this search
 
     def search(self, question: str, top_k: int, filters: Any = None) -> list[Passage]:
+        if question == "Chain-of-thought":
+            return [passage(NOTE), passage(COT, index=7, lines=(26, 27))]
         return [passage(NOTE)]
 
 
@@ -103,9 +110,20 @@ def test_stream_equals_plain_answer() -> None:
 
 
 def test_a_refusal_is_never_streamed_as_is() -> None:
-    deltas, final = asyncio.run(collect(answerer("NOT_FOUND"), "Gemma 3 はいつ？"))
+    deltas, final = asyncio.run(collect(answerer("NOT_FOUND"), "Gemma のライセンスは？"))
     assert final.abstained and final.reason == "model_refused"
     assert deltas == [final.answer] and "NOT_FOUND" not in "".join(deltas)
+
+
+def test_a_named_thing_no_source_mentions_is_refused_without_asking_the_model() -> None:
+    broken = answerer("x", status=500)  # would raise if it were asked
+    deltas, final = asyncio.run(collect(broken, "Gemma 3 はいつ公開された？"))
+    assert final.abstained and final.reason == "missing_term" and final.cited == []
+    assert deltas == [final.answer] and "「Gemma 3」" in final.answer
+    plain = asyncio.run(broken.ask("Gemma 3 はいつ公開された？"))
+    assert plain.reason == "missing_term" and plain.passages  # the closest passages stay
+    off = Answerer(Settings(abstain_on_missing_terms=False), FakeRetriever(), fake_llm("NOT_FOUND"))  # type: ignore[arg-type]
+    assert asyncio.run(off.ask("Gemma 3 はいつ公開された？")).reason == "model_refused"
 
 
 def test_an_unsupported_answer_is_withdrawn_and_final_says_so() -> None:
@@ -148,6 +166,17 @@ def test_a_timeout_in_the_middle_of_a_stream_is_the_llm_s_fault() -> None:
     stalled = Answerer(Settings(llm_timeout_s=7), FakeRetriever(), llm)  # type: ignore[arg-type]
     with pytest.raises(LLMUnavailableError, match=r"timed out after 7 s \(SHIORI_LLM_TIMEOUT_S\)"):
         asyncio.run(collect(stalled, "Gemma?"))
+
+
+def test_a_term_the_first_search_missed_is_looked_up_on_its_own() -> None:
+    """A Japanese question can bury an English term; a passage that names it is fetched."""
+    found = asyncio.run(
+        answerer("Chain-of-thought prompting was shown by Wei and colleagues at Google.[2]").ask(
+            "Chain-of-thought を2022年に示したのは誰か。"
+        )
+    )
+    assert [p.chunk.text for p in found.passages] == [NOTE, COT]
+    assert not found.abstained and found.cited == [2], found
 
 
 def test_sse_framing_round_trips() -> None:

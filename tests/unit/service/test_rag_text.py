@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from service.rag.markers import parse_answer, strip_invalid_markers
 from service.rag.prompt import NOT_FOUND, PromptStyle, build_messages, language_of
 from service.rag.verify import check, support
@@ -120,3 +122,45 @@ def test_evidence_and_support_rules() -> None:
     bad = SentenceCheck("b", [1], 0.1, False)
     assert unsupported_answer([], policy) and unsupported_answer([bad, bad, ok], policy)
     assert not unsupported_answer([ok, bad], policy)
+
+
+@pytest.mark.parametrize(
+    ("question", "terms"),
+    [
+        ("Gemma 3 が公開されたのはいつか。", ["Gemma 3"]),
+        ("What context window does Mistral 7B support?", ["Mistral 7B"]),
+        ("GPT-4 と Claude 3.5 の違いは？", ["GPT-4", "Claude 3.5"]),
+        ("DDIM を提案したのは誰か。", ["DDIM"]),
+        ("JSQuAD には何問ある？", ["JSQuAD"]),
+        ("What top-k value is recommended?", ["top-k"]),
+        ("Who introduced tree-of-thoughts prompting?", ["tree-of-thoughts"]),
+        # not specific: units, months, plain words, lowercase numbers, Japanese only
+        ("QLoRA は何 GB の GPU 1枚で動くか。", ["QLoRA", "GPU"]),
+        ("Which company released Stable Diffusion in August 2022?", []),
+        ("What does the 65B model need?", []),
+        ("拡散モデルとは何か。", []),
+    ],
+)
+def test_specific_terms(question: str, terms: list[str]) -> None:
+    from service.rag.terms import specific_terms
+
+    assert specific_terms(question) == terms
+
+
+def test_a_question_about_a_thing_no_passage_mentions_is_refused_before_generation() -> None:
+    from service.rag.abstain import abstention_text
+    from service.rag.retrieve import Passage
+    from service.rag.terms import missing_terms
+
+    gemma = Passage(chunk("Gemma 2 は2024年6月に公開された。9B と 27B がある。"), 1.0, 0.8, 0.9)
+    prompt = Passage(
+        chunk("Use a low temperature. Top K sampling keeps the K best."), 1.0, 0.8, 0.9
+    )
+    assert missing_terms("Gemma 3 が公開されたのはいつか。", [gemma]) == ["Gemma 3"]
+    assert missing_terms("Gemma 2 が公開されたのはいつか。", [gemma]) == []
+    assert missing_terms("ｇｅｍｍａ２ の公開日は？", [gemma]) == []  # no Latin term asked
+    assert missing_terms("What top-k value is recommended?", [gemma, prompt]) == []  # "Top K"
+    assert missing_terms("Who proposed DDIM?", [gemma, prompt]) == ["DDIM"]
+    assert "「Gemma 3」" in abstention_text("ja", ["Gemma 3"])
+    assert "ノート" in abstention_text("ja", ["Gemma 3"])
+    assert abstention_text("en", ["DDIM"]).startswith("Your notes do not mention “DDIM”")
