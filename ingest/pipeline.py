@@ -71,7 +71,14 @@ class SilentReporter:
     def warn(self, message: str) -> None: ...
 
 
-def display_path(path: Path) -> str:
+def display_path(path: Path, uploads_dir: Path | None = None) -> str:
+    """How a note is named in citations: `uploads/NAME` for a note uploaded to the service (its
+    server path means nothing to the reader), else relative to the working directory, else
+    absolute."""
+    if uploads_dir is not None:
+        uploads = uploads_dir.expanduser().resolve()
+        if path.is_relative_to(uploads):
+            return "uploads/" + path.relative_to(uploads).as_posix()
     try:
         return path.relative_to(Path.cwd()).as_posix()
     except ValueError:
@@ -190,8 +197,9 @@ class Ingestor:
     # --- steps -----------------------------------------------------------------------------
     def _fail(self, report: IngestReport, reporter: Reporter, path: Path, why: str) -> None:
         report.files_failed += 1
-        report.failures.append({"path": display_path(path), "error": why})
-        reporter.warn(f"skipped {display_path(path)}: {why}")
+        shown = display_path(path, self.settings.uploads_dir)
+        report.failures.append({"path": shown, "error": why})
+        reporter.warn(f"skipped {shown}: {why}")
         reporter.advance()
 
     def _split(self, pending: _Pending) -> None:
@@ -199,7 +207,7 @@ class Ingestor:
         nodes: Sequence[BaseNode] = self.pipeline.run(documents=[document])
         if not nodes:
             raise UnreadableFileError("no text to index")
-        source = display_path(pending.path)
+        source = display_path(pending.path, self.settings.uploads_dir)
         pending.title = str(document.metadata.get("title", pending.path.stem))
         pending.chunks = [
             Chunk(
@@ -247,7 +255,7 @@ class Ingestor:
             records.append(
                 FileRecord(
                     path=str(pending.path),
-                    source=display_path(pending.path),
+                    source=display_path(pending.path, self.settings.uploads_dir),
                     file_hash=pending.file_hash,
                     generation=pending.generation,
                     size=pending.size,

@@ -271,7 +271,7 @@ def test_an_empty_index_says_so_and_a_note_can_be_uploaded(
             page.click("#upload-form button")
             page.wait_for_selector("#notes-list li", timeout=120_000)
             assert "1 new" in page.inner_text("#ingest-status")
-            assert "しおり.md" in page.inner_text("#notes-list")
+            assert page.inner_text("#notes-list .note") == "uploads/しおり.md"
             assert page.is_hidden("#notice")  # the empty-index notice is gone
             assert page.problems == []
     finally:
