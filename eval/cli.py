@@ -6,8 +6,9 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Annotated, Any
 
 import typer
@@ -158,7 +159,11 @@ def run(
     judge: Judge = 0,
     server: Annotated[str | None, typer.Option(help="Ask a running service instead.")] = None,
     ingest: Annotated[
-        list[Path] | None, typer.Option(help="Ingest these first (in-process runs).")
+        list[Path] | None,
+        typer.Option(
+            help="Ingest these into a fresh temporary store and ask over it alone (in-process "
+            "runs; the configured store is left alone). Without it: the configured store."
+        ),
     ] = None,
     thresholds: Annotated[
         Path | None, typer.Option(help="Fail (exit 1) below these (TOML).")
@@ -179,7 +184,13 @@ def run(
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     report = report or _default_report()
-    with _llm_running(settings, start_llm and not retrieval_only):
+    with ExitStack() as stack:
+        if ingest and not server:
+            # measured on exactly these notes: whatever else the configured store holds (other
+            # notes, the same notes ingested from another folder) would change the results
+            scratch = stack.enter_context(TemporaryDirectory(prefix="shiori-eval-"))
+            settings = settings.model_copy(update={"qdrant": scratch})
+        stack.enter_context(_llm_running(settings, start_llm and not retrieval_only))
         records = asyncio.run(_run(settings, items, report, server, judge, ingest or [],
                                    not retrieval_only))  # fmt: skip
     label = _judge_label(settings) if judge and not retrieval_only else None
