@@ -6,7 +6,7 @@ import json
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from shiori import models as model_registry
 from shiori.config import Settings
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
 
 app = typer.Typer(
     help=(
@@ -298,17 +301,24 @@ def config() -> None:
     print(json.dumps(settings.model_dump(mode="json"), indent=2, ensure_ascii=False))
 
 
-@app.command()
-def stats() -> None:
-    """How many notes and chunks the index holds."""
-    from shiori.index import FILES_SUFFIX, StoreLockedError, StoreUnavailableError, open_client
+def open_store_or_exit(settings: Settings) -> QdrantClient:
+    """The store's client, or exit 3 saying why not (locked by another process, unreachable)."""
+    from shiori.index import StoreLockedError, StoreUnavailableError, open_client
 
-    settings = load_settings()
     try:
-        client = open_client(settings)
+        return open_client(settings)
     except (StoreLockedError, StoreUnavailableError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
+
+
+@app.command()
+def stats() -> None:
+    """How many notes and chunks the index holds."""
+    from shiori.index import FILES_SUFFIX
+
+    settings = load_settings()
+    client = open_store_or_exit(settings)
     try:
         if not client.collection_exists(settings.collection):
             err.print(f"collection '{settings.collection}' does not exist yet: run `shiori ingest`")

@@ -56,6 +56,10 @@ def config_file() -> Path | None:
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
 
 
+# the cluster layout of a collection on a server: Settings fields and create_collection arguments
+CLUSTER_LAYOUT_KEYS = ("shard_number", "replication_factor", "write_consistency_factor")
+
+
 class Settings(BaseSettings):
     """Everything configurable. Passed explicitly to whatever needs it; never read globally."""
 
@@ -229,9 +233,5 @@ class Settings(BaseSettings):
 
     def cluster_layout(self) -> dict[str, Any]:
         """The `create_collection` arguments for a server: only what is set."""
-        layout = {
-            "shard_number": self.shard_number,
-            "replication_factor": self.replication_factor,
-            "write_consistency_factor": self.write_consistency_factor,
-        }
+        layout = {key: getattr(self, key) for key in CLUSTER_LAYOUT_KEYS}
         return {key: value for key, value in layout.items() if value is not None}

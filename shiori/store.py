@@ -21,11 +21,8 @@ from typing import Any, cast
 
 from qdrant_client import QdrantClient
 
-from shiori.config import Settings
+from shiori.config import CLUSTER_LAYOUT_KEYS, Settings
 from shiori.index import FILES_SUFFIX, create_payload_indexes
-
-# what migrate copies from the source's config and Shiori sets from the destination's settings
-LAYOUT_KEYS = ("shard_number", "replication_factor", "write_consistency_factor")
 
 Progress = Callable[[str, int], None]  # (collection, points just uploaded)
 
@@ -55,7 +52,7 @@ class _Destination:
         self._progress = progress
 
     def create_collection(self, collection_name: str, **kwargs: Any) -> bool:
-        for key in LAYOUT_KEYS:
+        for key in CLUSTER_LAYOUT_KEYS:  # the source's, replaced by the settings'
             kwargs.pop(key, None)
         return self._client.create_collection(collection_name, **kwargs, **self._layout)
 

@@ -59,8 +59,7 @@ def migrate(
 
     Example: `SHIORI_SHARD_NUMBER=6 SHIORI_REPLICATION_FACTOR=2 SHIORI_MIGRATE_API_KEY=…
     shiori store migrate --to https://qdrant.example:6333`, then point SHIORI_QDRANT there."""
-    from shiori.cli import load_settings
-    from shiori.index import StoreLockedError, StoreUnavailableError, open_client
+    from shiori.cli import load_settings, open_store_or_exit
     from shiori.store import MigrationError, collection_names, migrate_store, point_counts
 
     settings = load_settings()
@@ -73,17 +72,12 @@ def migrate(
     dest_settings = settings.model_copy(
         update={"qdrant": to, "qdrant_api_key": SecretStr(api_key) if api_key else None}
     )
+    source = open_store_or_exit(settings)
     try:
-        source = open_client(settings)
-    except (StoreLockedError, StoreUnavailableError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(3) from exc
-    try:
-        dest = open_client(dest_settings)
-    except (StoreLockedError, StoreUnavailableError) as exc:
+        dest = open_store_or_exit(dest_settings)
+    except typer.Exit:
         source.close()
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(3) from exc
+        raise
 
     names = collection_names(settings)
     started = time.monotonic()

@@ -55,12 +55,14 @@ def missing_terms(question: str, passages: Sequence[Passage]) -> list[str]:
     terms = specific_terms(question)
     if not terms:
         return []
-    haystack = folded(
-        " ".join(f"{p.chunk.title} {p.chunk.heading} {p.chunk.text}" for p in passages)
-    )
+    haystack = " ".join(_searchable(p) for p in passages)
     return [t for t in terms if folded(t) not in haystack]
 
 
 def mentions(passage: Passage, term: str) -> bool:
+    return folded(term) in _searchable(passage)
+
+
+def _searchable(passage: Passage) -> str:
     c = passage.chunk
-    return folded(term) in folded(f"{c.title} {c.heading} {c.text}")
+    return folded(f"{c.title} {c.heading} {c.text}")

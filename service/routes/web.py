@@ -6,6 +6,7 @@ carries the key the person typed (kept in the tab's sessionStorage), so the API 
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 
 from fastapi import APIRouter, HTTPException
@@ -31,11 +32,16 @@ _SECURITY = {
 }
 
 
+@cache
+def _body(name: str) -> bytes:
+    """Read once per process: the files ship with the package and do not change under it."""
+    return resources.files("service.web").joinpath(name).read_bytes()
+
+
 def _asset(name: str) -> Response:
     if name not in _ASSETS:
         raise HTTPException(404, f"no such file: /static/{name}")
-    body = resources.files("service.web").joinpath(name).read_bytes()
-    return Response(body, media_type=_ASSETS[name], headers=_SECURITY)
+    return Response(_body(name), media_type=_ASSETS[name], headers=_SECURITY)
 
 
 @router.get("/")

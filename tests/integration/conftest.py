@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,17 @@ from shiori.index import NoteIndex, open_client
 from tests.conftest import NOTES
 
 LLM_KEY = "test-llm-key"
+
+
+def settings_for(index: NoteIndex, llm: Settings, **extra: Any) -> Settings:
+    """Service settings over a test index and a test LLM."""
+    return Settings(
+        qdrant=index.settings.qdrant,
+        collection=index.settings.collection,
+        llm_url=llm.llm_url,
+        llm_api_key=llm.llm_api_key,
+        **extra,
+    )
 
 
 def free_port() -> int:

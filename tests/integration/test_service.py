@@ -23,20 +23,10 @@ from shiori.client import parse_sse
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, settings_for
 
 pytestmark = pytest.mark.slow
 GEMMA_DATE = "Gemma が公開されたのはいつですか？"
-
-
-def settings_for(index: NoteIndex, llm: Settings, **extra: Any) -> Settings:
-    return Settings(
-        qdrant=index.settings.qdrant,
-        collection=index.settings.collection,
-        llm_url=llm.llm_url,
-        llm_api_key=llm.llm_api_key,
-        **extra,
-    )
 
 
 def client_for(parts: Components) -> httpx.AsyncClient:

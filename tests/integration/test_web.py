@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from playwright import sync_api as playwright_sync
 from pydantic import SecretStr
 
 from service.app import create_app
@@ -24,9 +25,8 @@ from service.components import Components
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, settings_for
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,16 +71,6 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
-
-
-def settings_for(index: NoteIndex, llm: Settings, **extra: Any) -> Settings:
-    return Settings(
-        qdrant=index.settings.qdrant,
-        collection=index.settings.collection,
-        llm_url=llm.llm_url,
-        llm_api_key=llm.llm_api_key,
-        **extra,
-    )
 
 
 @pytest.fixture(scope="module")
