@@ -135,3 +135,30 @@ def test_a_retrieval_only_run_reports_retrieval_and_nothing_else(tmp_path: Path)
     assert s["retrieval"]["hit_at_5"] == 1.0 and math.isnan(s["answers"]["f1"])
     report.write(tmp_path / "out", s, records, [])  # renders without answers
     assert "Worst answers" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+
+
+def test_golden_items_take_answer_checks_and_the_grounding_case_format(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text(
+        '{"id":"g1","kind":"relation","question":"GloVeは何にもとづく？","answerable":true,'
+        '"must_contain":["共起"],"must_not_contain":["CBOW"]}\n'
+        '{"id":"g2","question":"What is the size?","answerable":false,'
+        '"must_not_contain":["300"]}\n',
+        encoding="utf-8",
+    )
+    g1, g2 = load(path)
+    assert (g1.category, g1.language, g1.reference_answer) == ("relation", "ja", None)
+    assert g1.must_contain == ["共起"] and g2.language == "en"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"id":"x","question":"q","answerable":true}\n'
+        '{"id":"y","question":"q","answerable":true,"must_contain":[""]}\n'
+        '{"id":"z","question":"q","answerable":false,"must_contain_any":["a"]}\n'
+        '{"id":"w","question":"q","answerable":true,"must_contain":[[]]}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(DatasetError) as caught:
+        load(bad)
+    message = str(caught.value)
+    for line in ("line 1:", "line 2:", "line 3:", "line 4:"):
+        assert line in message, message
