@@ -130,9 +130,13 @@ def _finish(
     out.print(table)
     h = summary["hallucination"]
     if summary["answered_questions"]:
+        counts = summary["selective"]["counts"]
         out.print(
-            f"hallucination: {h['answered_when_unanswerable']} answered when unanswerable + "
-            f"{h['unfaithful_answers']} judged unfaithful (of {h['judged_answers']} judged)"
+            f"hallucination {h['rate']:.3f} = ({h['wrong_answers']} wrong + "
+            f"{h['answered_when_unanswerable']} answered when unanswerable + "
+            f"{h['unfaithful_answers']} judged unfaithful of {h['judged_answers']} judged) / "
+            f"{h['n_items']}; outcomes: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+            highlight=False,
         )
     out.print(f"report: {report / 'report.html'}")
     if failures:
