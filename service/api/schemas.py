@@ -84,6 +84,12 @@ class AskResponse(BaseModel):
     model: str
     usage: dict[str, int]
     timings: dict[str, float]
+    draft: str | None = Field(
+        default=None, description="the model's own text before the checks (null: not asked)"
+    )
+    signals: dict[str, float] = Field(
+        default_factory=dict, description="the scores the decision to answer or abstain used"
+    )
 
     @classmethod
     def of(cls, a: Answer) -> AskResponse:
@@ -110,6 +116,8 @@ class AskResponse(BaseModel):
             model=a.model,
             usage={"prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens},
             timings=a.timings,
+            draft=a.draft,
+            signals=a.signals,
         )
 
 

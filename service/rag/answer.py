@@ -52,6 +52,8 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    draft: str | None = None  # the model's own text, before checks (None: it was not asked)
+    signals: dict[str, float] = field(default_factory=dict)  # the scores behind the decision
 
 
 @dataclass
@@ -152,7 +154,9 @@ class Answerer:
         if raw is None:
             result.answer = abstention_text(draft.language, draft.missing)
         else:
+            result.draft = raw
             await anyio.to_thread.run_sync(self._judge, result, raw, draft.language)
+        result.signals = signals(result, draft)
         done = time.perf_counter()
         result.timings = {
             "retrieve_ms": _ms(draft.retrieved - draft.began),
@@ -250,6 +254,27 @@ class Answerer:
                 else strip_invalid_markers(raw, n).strip()
             )
             result.cited = sorted({m for c in result.checks for m in c.markers})
+
+
+def signals(result: Answer, draft: Draft) -> dict[str, float]:
+    """The scores the decision to answer or abstain rests on, for the evaluation's
+    risk–coverage curves: retrieval evidence, missing terms, and the answer's support."""
+    found = result.passages
+    out = {
+        "best_similarity": max((p.similarity for p in found), default=0.0),
+        "best_term_overlap": max((p.term_overlap for p in found), default=0.0),
+        "missing_terms": float(len(draft.missing)),
+    }
+    if result.checks:
+        supports = [c.support for c in result.checks]
+        similarities = [c.similarity for c in result.checks]
+        out |= {
+            "support_min": min(supports),
+            "support_mean": sum(supports) / len(supports),
+            "similarity_min": min(similarities),
+            "supported_share": sum(c.supported for c in result.checks) / len(result.checks),
+        }
+    return {k: round(v, 4) for k, v in out.items()}
 
 
 def with_markers(checks: list[SentenceCheck]) -> str:
