@@ -339,6 +339,46 @@ def jsquad(
 
 
 @app.command()
+def replay(
+    report: Annotated[Path, typer.Argument(help="Report folder of an earlier run.")],
+    out: Annotated[Path, typer.Option(help="Folder for the replayed run's report.")],
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="Golden set whose items (by id) replace the stored ones (new checks)."),
+    ] = None,
+    thresholds: Annotated[Path | None, typer.Option(help="Fail below these (TOML).")] = None,
+) -> None:
+    """Judge a run's stored model outputs again with today's checks and settings, without
+    asking the model: what a change to the verification would have done to that run.
+    Questions refused before generation stay as they were.
+
+    Example: `shiori eval replay reports/notes --out reports/notes-replay`"""
+    from eval.replay import replay as rejudge
+    from eval.runner import read_results
+    from service.rag.verdict import Verifier
+    from shiori.embedding import Embedder
+
+    records = read_results(report / "results.jsonl")
+    if not records:
+        _fail(f"{report / 'results.jsonl'}: no results to replay")
+    items: dict[str, GoldenItem] = {}
+    if dataset is not None:
+        try:
+            items = {i.id: i for i in load(dataset)}
+        except DatasetError as exc:
+            _fail(str(exc))
+    settings = _settings()
+    with err.status("loading the embedding model…"):
+        verifier = Verifier.from_settings(settings, Embedder(settings))
+    replayed = rejudge(records, items, verifier)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "results.jsonl").open("w", encoding="utf-8") as f:
+        for record in replayed:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    _finish(replayed, out, thresholds, None)
+
+
+@app.command()
 def compare(
     a: Annotated[Path, typer.Argument(help="Report folder (or summary.json) of the first run.")],
     b: Annotated[Path, typer.Argument(help="…and of the second run.")],

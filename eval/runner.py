@@ -42,18 +42,16 @@ class LocalBackend:
         self.model = parts.settings.llm_model
 
     async def ask(self, question: str) -> dict[str, Any]:
-        from service.api.schemas import AskResponse
-
         answer = await self.parts.answerer.ask(question)
-        return AskResponse.of(answer).model_dump(mode="json")
+        return answer.to_json()
 
     async def search(self, question: str, top_k: int) -> list[dict[str, Any]]:
         import anyio
 
-        from service.api.schemas import SourceOut
+        from service.rag.answer import source_json
 
         found = await anyio.to_thread.run_sync(self.parts.retriever.search, question, top_k)
-        return [SourceOut.of(n, p).model_dump(mode="json") for n, p in enumerate(found, 1)]
+        return [source_json(n, p) for n, p in enumerate(found, 1)]
 
 
 class HttpBackend:
@@ -78,6 +76,37 @@ class HttpBackend:
         r.raise_for_status()
         results: list[dict[str, Any]] = r.json()["results"]
         return results
+
+
+CONTEXT_KEYS = ("n", "source", "title", "lines", "heading", "text", "score", "similarity")
+
+
+def record_of(
+    item: GoldenItem, body: dict[str, Any], retrieved: list[str], model: str
+) -> dict[str, Any]:
+    """One question's stored result: the golden item, the answer body (the JSON of
+    `service.rag.answer.Answer.to_json`, or `/v1/ask`'s), and what retrieval ranked."""
+    return {
+        **item.model_dump(),
+        "answer": body["answer"],
+        "abstained": body["abstained"],
+        "reason": body["reason"],
+        "citations": [
+            {k: c[k] for k in ("n", "source", "lines", "heading")} for c in body["citations"]
+        ],
+        "contexts": [{k: c.get(k) for k in CONTEXT_KEYS} for c in body["contexts"]],
+        "subject": body.get("subject"),
+        "retrieved": retrieved,
+        "sentences": body.get("sentences", []),
+        "unsupported": body.get("unsupported", []),
+        "invalid_markers": body.get("invalid_markers", []),
+        "model": body.get("model", model),
+        "usage": body.get("usage", {}),
+        "timings": body.get("timings", {}),
+        "draft": body.get("draft"),
+        "signals": body.get("signals", {}),
+        "judge": None,
+    }
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
@@ -189,30 +218,7 @@ async def evaluate(
                 continue
             body = await backend.ask(item.question) if answers else RETRIEVAL_ONLY
             retrieved = [r["source"] for r in await backend.search(item.question, RETRIEVAL_K)]
-            record = {
-                **item.model_dump(),
-                "answer": body["answer"],
-                "abstained": body["abstained"],
-                "reason": body["reason"],
-                "citations": [
-                    {k: c[k] for k in ("n", "source", "lines", "heading")}
-                    for c in body["citations"]
-                ],
-                "contexts": [
-                    {k: c[k] for k in ("n", "source", "lines", "heading", "text", "score")}
-                    for c in body["contexts"]
-                ],
-                "retrieved": retrieved,
-                "sentences": body.get("sentences", []),
-                "unsupported": body.get("unsupported", []),
-                "invalid_markers": body.get("invalid_markers", []),
-                "model": body.get("model", backend.model),
-                "usage": body.get("usage", {}),
-                "timings": body.get("timings", {}),
-                "draft": body.get("draft"),
-                "signals": body.get("signals", {}),
-                "judge": None,
-            }
+            record = record_of(item, body, retrieved, backend.model)
             record["metrics"] = score_item(item, record)
             if wants_judge and judge is not None:
                 scored = await judge.score(
@@ -324,7 +330,7 @@ def summarise(records: Sequence[dict[str, Any]], judge_label: str | None) -> dic
 
 
 # signals where a lower value means more confidence in the answer
-LOWER_IS_SURER = frozenset({"missing_terms"})
+LOWER_IS_SURER = frozenset({"missing_terms", "content_missing", "subject_names_missing"})
 
 
 def risk_coverage(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
