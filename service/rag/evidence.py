@@ -10,6 +10,7 @@ support) or, across languages, in meaning (embedding cosine).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from service.rag.retrieve import Passage
 from service.rag.terms import Term, folded, occurs
 
 MAX_EVIDENCE = 3  # sentences one answer sentence may rest on
+LEAD_SENTENCES = 2  # sentences before an evidence sentence that may name its subject
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,19 @@ class SourceSentence:
     line_end: int
     heading: str = ""  # the passage's heading path, " > " separated
     title: str = ""  # the note's title
+    lead: str = ""  # the sentences before it in its paragraph (at most LEAD_SENTENCES)
 
     @property
     def context(self) -> str:
-        """The sentence with what it is about when it does not say: heading path and title."""
+        """The sentence with what it is about when it does not say it itself: the sentences
+        that lead up to it in its paragraph ("RRF は 1/(k+順位) を足す。k は60がよく使われる。"),
+        its heading path and its note's title."""
+        return f"{self.lead}\n{self.text}\n{self.heading}\n{self.title}"
+
+    @property
+    def labelled(self) -> str:
+        """The sentence with its heading path and title (where an acronym's expansion or a
+        section's subject is written)."""
         return f"{self.text}\n{self.heading}\n{self.title}"
 
 
@@ -49,14 +61,48 @@ def source_sentences(passages: Sequence[Passage]) -> list[SourceSentence]:
     out: list[SourceSentence] = []
     for n, passage in enumerate(passages, 1):
         text = passage.chunk.text
-        for i, span in enumerate(sentence_spans(text, 0, len(text))):
+        spans = sentence_spans(text, 0, len(text))
+        for i, span in enumerate(spans):
             first = passage.chunk.line_start + text.count("\n", 0, span.start)
             last = first + text.count("\n", span.start, span.end)
-            out.append(SourceSentence(
-                n, i, text[span.start : span.end], span.start, span.end, first, last,
-                passage.chunk.heading, passage.chunk.title,
-            ))  # fmt: skip
+            lead: list[str] = []
+            if text[span.start] == "|":  # a table row: its header row says what its cells are
+                header = table_header(text, span.start)
+                lead = [header] if header else []
+            else:
+                for before in reversed(spans[max(0, i - LEAD_SENTENCES) : i]):
+                    if _BLANK_LINE.search(text, before.end, span.start):
+                        break  # another paragraph
+                    lead.insert(0, text[before.start : before.end])
+            out.append(
+                SourceSentence(
+                    source=n,
+                    index=i,
+                    text=text[span.start : span.end],
+                    start=span.start,
+                    end=span.end,
+                    line_start=first,
+                    line_end=last,
+                    heading=passage.chunk.heading,
+                    title=passage.chunk.title,
+                    lead=" ".join(lead),
+                )
+            )
     return out
+
+
+def table_header(text: str, offset: int) -> str:
+    """The first row of the Markdown table that the line at ``offset`` belongs to ("" when that
+    line is itself the first row)."""
+    start = offset
+    while start > 0:
+        previous = text.rfind("\n", 0, start - 1) + 1
+        if not text[previous:start].lstrip().startswith("|"):
+            break
+        start = previous
+    if start == offset:
+        return ""
+    return text[start : text.find("\n", start)].strip()
 
 
 @dataclass(frozen=True)
@@ -89,7 +135,7 @@ def align(
     if not candidates:
         return Alignment((), tuple(t.text for t in content), 0.0, 0.0)
     sem = semantic or [0.0] * len(candidates)
-    texts = [folded(c.text) for c in candidates]
+    texts = [folded(c.labelled) for c in candidates]
 
     def held(i: int, wanted: Sequence[Term]) -> int:
         return sum(occurs(t, texts[i]) for t in wanted)

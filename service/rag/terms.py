@@ -115,10 +115,13 @@ def script_of(text: str) -> str:
     return "ja" if re.search(rf"[\u3040-\u309f{_KATAKANA}{_KANJI}]", text) else "en"
 
 
-def _is_name(term: str, first: bool) -> bool:
-    """A Latin term that names something: digits, inner capitals (fastText, GPT-4), or a
-    capital letter not at the start of a sentence."""
-    if any(c.isdigit() for c in term) and any(c.isalpha() for c in term):
+_SIZE = re.compile(r"\d+(?:\.\d+)?[KMBT]", re.I)  # model and context sizes: 7B, 128K
+
+
+def is_name(term: str, first: bool) -> bool:
+    """A Latin term that names something: a size (7B, 128K), inner capitals (fastText, GPT-4,
+    DDIM), or a capital letter not at the start of a sentence ("spring-2024" names nothing)."""
+    if _SIZE.fullmatch(term):
         return True
     capitals = sum(c.isupper() for c in term)
     return capitals >= 2 or (capitals == 1 and (not term[0].isupper() or not first))
@@ -126,7 +129,8 @@ def _is_name(term: str, first: bool) -> bool:
 
 @dataclass(frozen=True)
 class Term:
-    """A term of a question or answer: ``kind`` is latin | name | number | katakana | kanji."""
+    """A term of a question or answer: ``kind`` is latin | name | number | katakana | kanji
+    | quoted."""
 
     text: str
     kind: str
@@ -150,7 +154,7 @@ def question_terms(question: str) -> list[Term]:
                 continue
             if word.isdigit():
                 kind = "number"
-            elif japanese or _is_name(word, first=not text[: match.start()].strip()):
+            elif japanese or is_name(word, first=not text[: match.start()].strip()):
                 kind = "name"
             elif len(word) < 3:
                 continue
@@ -209,7 +213,7 @@ def content_terms(sentence: str, question: str = "", proper: set[str] | None = N
         word = _POSSESSIVE.sub("", raw)
         if group == "latin" and not word.isdigit() and word.lower() not in _MONTH_WORDS:
             first = not text[: match.start()].strip()
-            name = japanese or _is_name(word, first)
+            name = japanese or is_name(word, first)
             if not name and first and word[0].isupper():
                 name = word in proper or raw != word
             if word.lower() not in _EN_STOP and name:
@@ -217,6 +221,34 @@ def content_terms(sentence: str, question: str = "", proper: set[str] | None = N
         elif group == "katakana":
             add(word, "katakana")
     return list(found.values())
+
+
+# What a question asks for, when its answer must be a number or a date: a "何トークン" answered
+# without any number is not an answer, however well its sentence is supported.
+_ASKS_NUMBER = re.compile(
+    r"何(?:[^\s、。？?]{0,3})(?:年|月|日|回|個|人|問|%|パーセント|倍|割|件|種類|層|次元|語|文字|"
+    r"トークン|パラメータ|GB|MB|時間|分|秒|歳|位|点|ステップ|枚|冊|台|社|か国|カ国|ヶ国)|"
+    r"いくつ|いくら|どれ(?:だけ|くらい|ぐらい)|どのくらい|どの程度|何割|いつ|"
+    # English asks at the start: "When…", "How many…", "In what year…", "Roughly how many…"
+    r"^(?:\W*(?:(?:in|on|by|at|for|about|roughly|approximately|to)\s+)*)"
+    r"(?:when|how\s+(?:many|much|long|large|big|old|often)|"
+    r"(?:what|which)\s+(?:year|date|percentage|share|fraction|proportion|number))\b",
+    re.I,
+)
+_NUMERAL = re.compile(r"\d+(?:[.,]\d+)*|[〇一二三四五六七八九十百千万億兆半]+")
+
+
+def asks_for_number(question: str) -> bool:
+    """Does the question ask for a quantity, a date or a year (so its answer needs a number)?"""
+    return bool(_ASKS_NUMBER.search(unicodedata.normalize("NFKC", question)))
+
+
+def new_numbers(text: str, question: str = "") -> list[str]:
+    """The numbers in ``text`` (digits, or Japanese numerals: 十, 百, 億, 半 …) that the question
+    does not already say ("27B モデルは…" answers no "何トークン")."""
+    asked = {m.replace(",", "") for m in _NUMERAL.findall(unicodedata.normalize("NFKC", question))}
+    found = _NUMERAL.findall(unicodedata.normalize("NFKC", text))
+    return [n for n in found if n.replace(",", "") not in asked]
 
 
 def occurs(term: Term, haystack: str) -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 from service.rag.abstain import AbstentionPolicy, abstention_text, model_refused
 from service.rag.markers import parse_answer
 from service.rag.retrieve import Passage
+from service.rag.terms import asks_for_number, new_numbers
 from service.rag.verify import (
     SentenceCheck,
     Similarity,
@@ -32,7 +33,8 @@ from shiori.embedding import Embedder
 class Verdict:
     """What the checks made of one model output.
 
-    ``reason``: answered | model_refused | unsupported | off_subject; ``answer``: the
+    ``reason``: answered | model_refused | unsupported | off_subject | no_answer (the
+    question asks for a number or a date and the supported sentences give none); ``answer``: the
     supported sentences with their markers, or the abstention text; ``cited``: the passages
     ([n]) the shown answer rests on."""
 
@@ -82,6 +84,7 @@ class Verifier:
                 support=settings.support_threshold,
                 semantic=settings.semantic_support_threshold,
                 subject=settings.subject_threshold,
+                subject_semantic=settings.subject_semantic_threshold,
             ),
             AbstentionPolicy.from_settings(settings),
             embedding_similarity(embedder),
@@ -95,13 +98,16 @@ class Verifier:
         if model_refused(raw):
             return Verdict("model_refused", refusal, invalid_markers=invalid)
         checks = check(parsed, passages, question, self.thresholds, self.similarity)
-        subject = check_subject(question, checks, self.thresholds.subject)
+        subject = check_subject(question, checks, passages, self.thresholds, self.similarity)
         verdict = Verdict("answered", "", checks, subject, invalid_markers=invalid)
         shown = [c for c in checks if c.supported]
         if not checks or len(shown) / len(checks) < self.policy.min_supported_share:
             verdict.reason, verdict.answer = "unsupported", refusal
         elif not subject.passed:
             verdict.reason, verdict.answer = "off_subject", refusal
+        elif asks_for_number(question) and not any(new_numbers(c.text, question) for c in shown):
+            # "何トークン？" answered with a supported sentence that gives no number at all
+            verdict.reason, verdict.answer = "no_answer", refusal
         else:
             # only what the evidence backs reaches the user; the rest is listed as unsupported
             verdict.answer = with_markers(shown)

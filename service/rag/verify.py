@@ -20,6 +20,7 @@ one's score is kept in the result (the evaluation draws risk–coverage curves f
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -32,6 +33,7 @@ from service.rag.terms import (
     Term,
     content_terms,
     folded,
+    is_name,
     occurs,
     proper_nouns,
     question_terms,
@@ -52,7 +54,12 @@ Similarity = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 # 0.87, Google/グーグル 0.93; Stanford/ケンブリッジ 0.71, Google/フェイスブック 0.64)
 SAME_NAME = 0.8
 _KATAKANA_RUN = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
-_LATIN_RUN = re.compile(r"[A-Za-z][A-Za-z0-9'’+#.-]*[A-Za-z0-9]")
+_LATIN_RUN = re.compile(
+    r"[A-Za-z][A-Za-z0-9'’+#.-]*[A-Za-z0-9]|(?<![A-Za-z0-9])[A-Z](?![A-Za-z0-9])"
+)
+_SIZE = re.compile(r"\d+(?:\.\d+)?[KMBT]", re.I)
+# clause boundaries inside a sentence: Japanese and Latin commas, semicolons, "while"/"whereas"
+_CLAUSE = re.compile(r"[、，,;；]|\s(?:while|whereas|but)\s", re.I)
 
 
 def terms(text: str) -> set[str]:
@@ -80,6 +87,7 @@ class Thresholds:
     support: float = 0.5  # lexical support an answer sentence needs from its evidence
     semantic: float = 0.7  # or: cosine to its evidence (a sentence in another language)
     subject: float = 0.5  # share of the question's terms in the evidence's context
+    subject_semantic: float = 0.6  # or: cosine of the question and the evidence's context
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,9 @@ class SentenceCheck:
     evidence: tuple[SourceSentence, ...] = ()
     content: tuple[str, ...] = ()  # the sentence's specific content terms
     content_missing: tuple[str, ...] = ()  # …found in none of its evidence sentences
+    # evidence sentences that supply its content but name nothing the question or the answer
+    # is about ("2022年11月30日に ChatGPT が公開" as the date of LLaMA)
+    unanchored: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,9 +147,11 @@ def check(
     if similarity is not None and sentences and any({script_of(t)} != scripts
                                                     for t in answer_texts):  # fmt: skip
         semantic = similarity(answer_texts, [s.text for s in sentences])
+    asked = [t for t in question_terms(question) if t.kind in ("name", "katakana")]
     results = []
     for i, sentence in enumerate(parsed.sentences):
         content = content_terms(sentence.text, question, proper)
+        anchors = asked + [t for t in content if t.kind == "name"]
         row = semantic[i].tolist() if semantic is not None else None
         cited = [j for j, s in enumerate(sentences) if s.source in sentence.markers]
         everywhere = list(range(len(sentences)))
@@ -153,6 +166,9 @@ def check(
         else:
             found, lex, ok = _aligned(everywhere, *args)
             attributed = bool(found.evidence)
+        unanchored = _unanchored(found, content, anchors)
+        if unanchored:
+            ok = False
         results.append(
             SentenceCheck(
                 text=sentence.text,
@@ -164,6 +180,7 @@ def check(
                 evidence=found.evidence,
                 content=tuple(t.text for t in content),
                 content_missing=found.content_missing,
+                unanchored=unanchored,
             )
         )
     return results
@@ -195,6 +212,85 @@ def _aligned(
     return found, lex, ok
 
 
+def _unanchored(
+    found: Alignment, content: Sequence[Term], anchors: Sequence[Term]
+) -> tuple[str, ...]:
+    """Evidence sentences that supply some of the content but are about something else.
+
+    The anchors are the names asked about and the names the answer sentence uses, other than
+    what an evidence sentence supplies; its competitors are the names it mentions that are not
+    anchors. An evidence sentence is about something else when
+
+    - it names an anchor in one clause but supplies the content from another clause that
+      names a competitor ("A をランダムな分布で、B をゼロにする" does not say B is random); or
+    - its own words, the sentences leading up to it and its headings up to the nearest one that
+      names something (`_near`) name no anchor, and either its broader context (heading path,
+      title) names none either, or it names a competitor itself ("| BERT-Base | 12 | 768 |"
+      under "ELMo と BERT > BERT > モデルサイズ" does not give ELMo's size).
+
+    Empty when there are no anchors."""
+    if not anchors:
+        return ()
+    out = []
+    for e in found.evidence:
+        labelled = folded(e.labelled)
+        supplied = [t for t in content if occurs(t, labelled)]
+        if not any(occurs(t, folded(e.text)) for t in supplied):
+            continue
+        keys = {t.key for t in supplied}
+        wanted = [a for a in anchors if a.key not in keys]
+        if not wanted:
+            continue
+        rivals = [n for n in _names(e.text) if n not in keys and not _is_anchor(n, anchors)]
+        clauses = [folded(c) for c in _CLAUSE.split(e.text)]
+        holding = next((c for c in clauses if any(occurs(t, c) for t in supplied)), "")
+        sentence_anchored = any(occurs(a, folded(e.text)) for a in wanted)
+        if sentence_anchored and len(clauses) > 1:
+            clause_anchored = any(occurs(a, holding) for a in wanted)
+            clause_rivals = [n for n in rivals if n in holding]
+            if not clause_anchored and clause_rivals:
+                out.append(e.text)
+            continue
+        near = folded(_near(e))
+        if any(occurs(a, near) for a in wanted):
+            continue
+        broad = folded(e.context)
+        if rivals or not any(occurs(a, broad) for a in wanted):
+            out.append(e.text)
+    return tuple(out)
+
+
+def _names(text: str) -> list[str]:
+    """Folded Latin names a text mentions: acronyms, inner capitals, sizes, and capitalised
+    words other than the one that opens a sentence ("Weights are…" names nothing)."""
+    text = unicodedata.normalize("NFKC", text)
+    found = []
+    for match in _LATIN_RUN.finditer(text):
+        word = match.group(0)
+        before = text[: match.start()].rstrip(" \t*-•・|#>")
+        first = not before or before[-1] in ".!?。！？\n"
+        if is_name(word, first):
+            found.append(folded(word))
+    return found
+
+
+def _near(e: SourceSentence) -> str:
+    """What an evidence sentence is specifically about: the sentence, its lead-in, and its
+    headings from the innermost out to the first one that names something
+    ("## Stable Diffusion > ### 公開と特徴" → both headings;
+    "# ELMo と BERT > ## BERT > ### モデルサイズ" → not the title, so not ELMo)."""
+    headings = []
+    for heading in reversed([h for h in e.heading.split(" > ") if h]):
+        headings.append(heading)
+        if _names(heading):
+            break
+    return "\n".join([e.lead, e.text, *headings])
+
+
+def _is_anchor(name: str, anchors: Sequence[Term]) -> bool:
+    return any(name == a.key or name in a.key or a.key in name for a in anchors)
+
+
 def _transliterated(
     found: Alignment, content: Sequence[Term], similarity: Similarity
 ) -> tuple[str, ...]:
@@ -214,30 +310,63 @@ def _transliterated(
 
 
 def check_subject(
-    question: str, checks: Sequence[SentenceCheck], threshold: float = 0.5
+    question: str,
+    checks: Sequence[SentenceCheck],
+    passages: Sequence[Passage] = (),
+    thresholds: Thresholds | None = None,
+    similarity: Similarity | None = None,
 ) -> SubjectCheck:
     """Is the evidence of the supported sentences about the question's subject?
 
-    The context is each evidence sentence with its passage's heading path and note title (a
-    list item under "## GloVe" is about GloVe). A question term in another script than the
-    whole context (a Japanese term over English notes) cannot be matched letter for letter and
-    is left out, except names and numbers, which both languages write alike."""
+    The context is each evidence sentence with the sentences leading up to it in its paragraph,
+    its heading path and note title (a list item under "## GloVe" is about GloVe).
+
+    - A name the question asks about that the notes file a section under (it is in a heading
+      or title of some retrieved passage: GloVe, Word2Vec) must be in that context: the notes
+      have a place for it, and an answer from another place is the neighbour's fact. A name
+      written in the other script there counts (`SAME_NAME`).
+    - The other terms count towards a share (names and numbers weigh ``NAME_WEIGHT``); a
+      question term in another script than the whole context (a Japanese term over English
+      notes) is left out, except names and numbers, which both languages write alike. Below
+      ``thresholds.subject``, the question and the context may still agree in meaning
+      (cosine ≥ ``thresholds.subject_semantic``: a paraphrased question).
+    """
+    limits = thresholds or Thresholds()
     wanted = question_terms(question)
     contexts = [e.context for c in checks if c.supported for e in c.evidence]
     context = "\n".join(contexts)
     haystack = folded(context)
     scripts = script_of(context) if context else "en"
+    topics = folded(" ".join(f"{p.chunk.heading} {p.chunk.title}" for p in passages))
     counted: list[Term] = []
     for t in wanted:
         strict = t.kind in ("name", "number")
         if strict or script_of(t.text) == scripts or (scripts == "ja" and t.kind == "latin"):
             counted.append(t)
-    weights = [NAME_WEIGHT if t.kind in ("name", "number") else 1.0 for t in counted]
     found = [occurs(t, haystack) for t in counted]
+    if similarity is not None and context:
+        for i, t in enumerate(counted):
+            if not found[i] and t.kind == "name":
+                found[i] = _same_name(t.text, context, similarity)
+    weights = [NAME_WEIGHT if t.kind in ("name", "number") else 1.0 for t in counted]
     total = sum(weights)
     coverage = sum(w for w, f in zip(weights, found, strict=True) if f) / total if total else 1.0
     missing = tuple(t.text for t, f in zip(counted, found, strict=True) if not f)
-    names = tuple(t.text for t, f in zip(counted, found, strict=True)
-                  if not f and t.kind in ("name", "number"))  # fmt: skip
-    return SubjectCheck(round(coverage, 3), missing, names,
-                        bool(contexts) and not names and coverage >= threshold)  # fmt: skip
+    names = tuple(
+        t.text
+        for t, f in zip(counted, found, strict=True)
+        if not f and t.kind == "name" and t.key in topics
+    )
+    agrees = coverage >= limits.subject
+    if not agrees and not names and similarity is not None and context:
+        agrees = float(similarity([question], [context])[0, 0]) >= limits.subject_semantic
+    return SubjectCheck(round(coverage, 3), missing, names, bool(contexts) and not names and agrees)
+
+
+def _same_name(name: str, context: str, similarity: Similarity) -> bool:
+    """``name`` appears in ``context`` written in the other script."""
+    others = (
+        _KATAKANA_RUN.findall(context) if script_of(name) == "en" else _LATIN_RUN.findall(context)
+    )
+    others = sorted(set(others))
+    return bool(others) and float(similarity([name], others).max()) >= SAME_NAME

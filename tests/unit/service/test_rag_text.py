@@ -125,11 +125,11 @@ def test_the_neighbours_figure_is_off_subject() -> None:
     question = "GloVeのベクトルの次元数はいくつがよく使われましたか？"
     checks = check(parse_answer("GloVeのベクトルの次元数は300です[1]。", 2), found, question)
     assert checks[0].supported  # the sentence is in the notes…
-    subject = check_subject(question, checks)
+    subject = check_subject(question, checks, found)
     assert not subject.passed and subject.names_missing == ("GloVe",)  # …but about Word2Vec
     right = "GloVeは単語の共起行列を分解する考え方にもとづく[2]。"
     checks = check(parse_answer(right, 2), found, "GloVeは何にもとづく手法ですか？")
-    subject = check_subject("GloVeは何にもとづく手法ですか？", checks)
+    subject = check_subject("GloVeは何にもとづく手法ですか？", checks, found)
     assert checks[0].supported and subject.passed and subject.coverage == 1.0
 
 
