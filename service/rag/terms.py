@@ -243,6 +243,20 @@ def asks_for_number(question: str) -> bool:
     return bool(_ASKS_NUMBER.search(unicodedata.normalize("NFKC", question)))
 
 
+# a question that asks who (or which organisation) did something is answered by a name
+_ASKS_NAME = re.compile(
+    r"誰|だれ|どこの(?:会社|企業|組織|大学|チーム|研究者)|どの(?:会社|企業|組織|大学)|"
+    r"^\W*(?:who|whom|which\s+(?:company|companies|organi[sz]ations?|team|group|person|people|"
+    r"researchers?|lab|university|authors?))\b",
+    re.I,
+)
+
+
+def asks_for_name(question: str) -> bool:
+    """Does the question ask who (or which organisation) did something?"""
+    return bool(_ASKS_NAME.search(unicodedata.normalize("NFKC", question)))
+
+
 def new_numbers(text: str, question: str = "") -> list[str]:
     """The numbers in ``text`` (digits, or Japanese numerals: 十, 百, 億, 半 …) that the question
     does not already say ("27B モデルは…" answers no "何トークン")."""

@@ -44,6 +44,7 @@ from shiori.sparse import tokens
 # Numbers and Latin words (names, model sizes, years) weigh more than kana/kanji bigrams: an
 # invented "2023" or "Meta" matters more than a changed particle.
 ENTITY_WEIGHT = 3.0
+_KANA_ONLY = re.compile(r"[\u3040-\u309f\u30fc]+")
 # in the subject share: a name or number asked about counts this many times a plain term
 NAME_WEIGHT = 3.0
 
@@ -70,9 +71,17 @@ def _weight(term: str) -> float:
     return ENTITY_WEIGHT if term.isascii() else 1.0
 
 
-def support(sentence: str, sources: Sequence[str]) -> float:
-    """Weighted share of the sentence's terms found in the sources (1.0 when it has none)."""
-    wanted = terms(sentence)
+def novel_terms(sentence: str, question: str = "") -> set[str]:
+    """The sentence's terms that the question does not already say, kana-only bigrams aside
+    (particles and endings: "です", "のは"): what an answer sentence adds."""
+    asked = terms(question) if question else set()
+    return {t for t in terms(sentence) - asked if not _KANA_ONLY.fullmatch(t)}
+
+
+def support(sentence: str, sources: Sequence[str], question: str = "") -> float:
+    """Weighted share of what the sentence adds to the question (`novel_terms`) found in the
+    sources; 1.0 when it adds nothing (see `SentenceCheck.informative`)."""
+    wanted = novel_terms(sentence, question)
     if not wanted:
         return 1.0
     have: set[str] = set()
@@ -106,6 +115,7 @@ class SentenceCheck:
     evidence: tuple[SourceSentence, ...] = ()
     content: tuple[str, ...] = ()  # the sentence's specific content terms
     content_missing: tuple[str, ...] = ()  # …found in none of its evidence sentences
+    informative: bool = True  # it says something the question does not (`novel_terms`)
     # evidence sentences that supply its content but name nothing the question or the answer
     # is about ("2022年11月30日に ChatGPT が公開" as the date of LLaMA)
     unanchored: tuple[str, ...] = ()
@@ -124,6 +134,7 @@ class SubjectCheck:
     missing: tuple[str, ...]
     names_missing: tuple[str, ...]
     passed: bool
+    similarity: float = 0.0  # cosine of the question and the context (0.0: not computed)
 
 
 def check(
@@ -180,6 +191,7 @@ def check(
                 evidence=found.evidence,
                 content=tuple(t.text for t in content),
                 content_missing=found.content_missing,
+                informative=bool(novel_terms(sentence.text, question)),
                 unanchored=unanchored,
             )
         )
@@ -197,13 +209,19 @@ def _aligned(
     similarity: Similarity | None,
 ) -> tuple[Alignment, float, bool]:
     """The evidence for ``text`` among ``sentences[pool]``, its lexical support, and whether
-    content and support checks pass. Support counts the words an answer sentence takes from
-    the question or from its evidence's heading path ("GloVe は…" under "## GloVe"): content
-    and subject are checked on their own."""
+    content and support checks pass. Support measures what the sentence adds to the question
+    against its evidence's context (heading path included: "GloVe は…" under "## GloVe");
+    the question's own words are the subject check's business."""
     chosen = [sentences[j] for j in pool]
-    lexical = [support(text, [c.context, question]) for c in chosen]
-    found = align(content, chosen, lexical, [row[j] for j in pool] if row else None)
-    lex = support(text, [e.context for e in found.evidence] + [question])
+    lexical = [support(text, [c.context], question) for c in chosen]
+
+    def joint(evidence: Sequence[SourceSentence]) -> float:
+        return support(text, [e.context for e in evidence], question)
+
+    found = align(
+        content, chosen, lexical, [row[j] for j in pool] if row else None, joint, limits.support
+    )
+    lex = support(text, [e.context for e in found.evidence], question)
     if found.content_missing and similarity is not None:
         found = replace(found, content_missing=_transliterated(found, content, similarity))
     ok = not found.content_missing and (
@@ -328,8 +346,10 @@ def check_subject(
     - The other terms count towards a share (names and numbers weigh ``NAME_WEIGHT``); a
       question term in another script than the whole context (a Japanese term over English
       notes) is left out, except names and numbers, which both languages write alike. Below
-      ``thresholds.subject``, the question and the context may still agree in meaning
-      (cosine ≥ ``thresholds.subject_semantic``: a paraphrased question).
+      ``thresholds.subject``, a question in the other language than the context may still
+      agree with it in meaning (cosine ≥ ``thresholds.subject_semantic``). Within one
+      language meaning is not enough: the rest of a Wikipedia article is close in meaning to
+      a question about its missing paragraph.
     """
     limits = thresholds or Thresholds()
     wanted = question_terms(question)
@@ -358,9 +378,14 @@ def check_subject(
         if not f and t.kind == "name" and t.key in topics
     )
     agrees = coverage >= limits.subject
-    if not agrees and not names and similarity is not None and context:
-        agrees = float(similarity([question], [context])[0, 0]) >= limits.subject_semantic
-    return SubjectCheck(round(coverage, 3), missing, names, bool(contexts) and not names and agrees)
+    closeness = 0.0
+    if similarity is not None and context:
+        closeness = float(similarity([question], [context])[0, 0])
+    if not agrees and not names and script_of(question) != scripts:
+        # across languages few terms can match letter for letter: meaning decides
+        agrees = closeness >= limits.subject_semantic
+    passed = bool(contexts) and not names and agrees
+    return SubjectCheck(round(coverage, 3), missing, names, passed, round(closeness, 3))
 
 
 def _same_name(name: str, context: str, similarity: Similarity) -> bool:
