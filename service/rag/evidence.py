@@ -128,6 +128,7 @@ def align(
     semantic: Sequence[float] | None = None,
     joint: Callable[[Sequence[SourceSentence]], float] | None = None,
     enough: float = 0.5,
+    relevance: Sequence[float] | None = None,
 ) -> Alignment:
     """Choose the evidence for one answer sentence among ``candidates``.
 
@@ -136,7 +137,10 @@ def align(
     ``MAX_EVIDENCE`` in all) are added while they hold content terms still missing, then while
     the ``joint`` lexical support of the chosen ones is under ``enough`` and another candidate
     raises it by at least ``MIN_GAIN`` (an answer sentence may join two facts of the note:
-    "発表した。" + "共起行列を分解する。")."""
+    "発表した。" + "共起行列を分解する。"). Between candidates that back the sentence about
+    equally (scores within 0.1), ``relevance[i]`` (how much of the question candidate i's
+    context mentions) decides: "…社会主義共和制国家" is evidenced by the sentence about Laos's
+    location the question quotes, not by another that also says 社会主義."""
     if not candidates:
         return Alignment((), tuple(t.text for t in content), 0.0, 0.0)
     sem = semantic or [0.0] * len(candidates)
@@ -145,8 +149,10 @@ def align(
     def held(i: int, wanted: Sequence[Term]) -> int:
         return sum(occurs(t, texts[i]) for t in wanted)
 
-    def rank(i: int) -> tuple[int, float]:
-        return held(i, content), max(lexical[i], sem[i])
+    about = relevance or [0.0] * len(candidates)
+
+    def rank(i: int) -> tuple[int, float, float]:
+        return held(i, content), round(max(lexical[i], sem[i]), 1), about[i]
 
     chosen = [max(range(len(candidates)), key=rank)]
     missing = [t for t in content if not occurs(t, texts[chosen[0]])]

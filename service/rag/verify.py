@@ -158,7 +158,15 @@ def check(
     if similarity is not None and sentences and any({script_of(t)} != scripts
                                                     for t in answer_texts):  # fmt: skip
         semantic = similarity(answer_texts, [s.text for s in sentences])
-    asked = [t for t in question_terms(question) if t.kind in ("name", "katakana")]
+    # what the question is about, by name: its Latin names, and its katakana words that the
+    # notes file a section under (a generic loanword like エンジン anchors nothing)
+    topics = folded(" ".join(f"{p.chunk.heading} {p.chunk.title}" for p in passages))
+    asked = [
+        t
+        for t in question_terms(question)
+        if t.kind == "name" or (t.kind == "katakana" and t.key in topics)
+    ]
+    relevance = _relevance(question, sentences)
     results = []
     for i, sentence in enumerate(parsed.sentences):
         content = content_terms(sentence.text, question, proper)
@@ -167,7 +175,7 @@ def check(
         cited = [j for j, s in enumerate(sentences) if s.source in sentence.markers]
         everywhere = list(range(len(sentences)))
         attributed = False
-        args = (sentence.text, question, content, sentences, row, limits, similarity)
+        args = (sentence.text, question, content, sentences, row, limits, similarity, relevance)
         if cited:
             found, lex, ok = _aligned(cited, *args)
             if not ok:
@@ -198,6 +206,19 @@ def check(
     return results
 
 
+def _relevance(question: str, sentences: Sequence[SourceSentence]) -> list[float]:
+    """For each source sentence, the share of the question's terms in its context: between
+    sentences that back an answer equally, the one about what was asked is its evidence."""
+    wanted = question_terms(question)
+    if not wanted:
+        return [0.0] * len(sentences)
+    out = []
+    for s in sentences:
+        haystack = folded(s.context)
+        out.append(sum(occurs(t, haystack) for t in wanted) / len(wanted))
+    return out
+
+
 def _aligned(
     pool: Sequence[int],
     text: str,
@@ -207,6 +228,7 @@ def _aligned(
     row: Sequence[float] | None,
     limits: Thresholds,
     similarity: Similarity | None,
+    relevance: Sequence[float],
 ) -> tuple[Alignment, float, bool]:
     """The evidence for ``text`` among ``sentences[pool]``, its lexical support, and whether
     content and support checks pass. Support measures what the sentence adds to the question
@@ -219,7 +241,13 @@ def _aligned(
         return support(text, [e.context for e in evidence], question)
 
     found = align(
-        content, chosen, lexical, [row[j] for j in pool] if row else None, joint, limits.support
+        content,
+        chosen,
+        lexical,
+        [row[j] for j in pool] if row else None,
+        joint,
+        limits.support,
+        [relevance[j] for j in pool],
     )
     lex = support(text, [e.context for e in found.evidence], question)
     if found.content_missing and similarity is not None:
