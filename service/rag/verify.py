@@ -44,7 +44,7 @@ from shiori.sparse import tokens
 # Numbers and Latin words (names, model sizes, years) weigh more than kana/kanji bigrams: an
 # invented "2023" or "Meta" matters more than a changed particle.
 ENTITY_WEIGHT = 3.0
-_KANA_ONLY = re.compile(r"[\u3040-\u309f\u30fc]+")
+_HIRAGANA = re.compile(r"[\u3040-\u309f]")
 # in the subject share: a name or number asked about counts this many times a plain term
 NAME_WEIGHT = 3.0
 
@@ -72,10 +72,10 @@ def _weight(term: str) -> float:
 
 
 def novel_terms(sentence: str, question: str = "") -> set[str]:
-    """The sentence's terms that the question does not already say, kana-only bigrams aside
-    (particles and endings: "です", "のは"): what an answer sentence adds."""
+    """The sentence's terms that the question does not already say, bigrams with hiragana
+    aside (particles and endings: "です", "家で"): what an answer sentence adds."""
     asked = terms(question) if question else set()
-    return {t for t in terms(sentence) - asked if not _KANA_ONLY.fullmatch(t)}
+    return {t for t in terms(sentence) - asked if not _HIRAGANA.search(t)}
 
 
 def support(sentence: str, sources: Sequence[str], question: str = "") -> float:
