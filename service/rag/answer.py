@@ -62,6 +62,7 @@ class Answer:
                 "missing": list(self.subject.missing),
                 "names_missing": list(self.subject.names_missing),
                 "passed": self.subject.passed,
+                "similarity": self.subject.similarity,
             }
         )
         return {
