@@ -138,6 +138,11 @@ def _cut(text: str, start: int, end: int, cuts: Sequence[int]) -> list[Span]:
     return spans
 
 
+# A line starting with a Japanese bullet starts a new item (no Markdown list marker, so
+# CommonMark sees one paragraph; Japanese notes write lists this way).
+_JA_BULLET = re.compile(r"\n[ \t\u3000]*[・•●◦○■□▪※]")
+
+
 def sentence_spans(text: str, start: int, end: int) -> list[Span]:
     """Sentences of text[start:end], trimmed, in order, never overlapping."""
     region = text[start:end]
@@ -146,6 +151,7 @@ def sentence_spans(text: str, start: int, end: int) -> list[Span]:
         for m in _SENTENCE_END.finditer(region)
         if _is_sentence_end(region, m.end(), m)
     ]
+    cuts.extend(start + m.start() for m in _JA_BULLET.finditer(region))
     return _cut(text, start, end, cuts)
 
 

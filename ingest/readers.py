@@ -115,10 +115,15 @@ def decode(data: bytes, path: Path | None = None) -> Decoded:
     if b"\x00" in data[:8192]:
         raise UnreadableFileError("looks binary (NUL bytes), not text")
     try:
-        return Decoded(normalise_newlines(data.decode("utf-8")), "utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        pass
-    return _decode_legacy(data)
+        return _decode_legacy(data)
+    if "\x1b$" in text or "\x1b(" in text:  # ISO-2022-JP is 7-bit: valid UTF-8 as well
+        try:
+            return Decoded(normalise_newlines(data.decode("iso2022_jp")), "iso2022_jp")
+        except UnicodeDecodeError:
+            pass
+    return Decoded(normalise_newlines(text), "utf-8")
 
 
 def _candidates(data: bytes) -> Iterable[tuple[str, str]]:
@@ -257,9 +262,8 @@ def visible_soup(html: str) -> tuple[Any, str, list[int]]:
     title_tag = soup.find("title")
     title = title_tag.get_text(strip=True) if title_tag else ""
     sheets = [s.get_text() for s in soup.find_all("style")]
-    for tag in soup(list(_SKIP)):
-        tag.decompose()
-    doomed = [t for t in soup.find_all(True) if _is_hidden(t)]
+    doomed = soup(list(_SKIP))
+    doomed.extend(t for t in soup.find_all(True) if t.name not in _SKIP and _is_hidden(t))
     for selector in _hidden_selectors(sheets):
         try:
             doomed.extend(soup.select(selector))
