@@ -36,7 +36,10 @@ def headings(text: str) -> list[tuple[int, str, int]]:
     [("````", "```"), ("~~~", "```"), ("```", "~~~"), ("~~~~~", "~~~"), ("`````", "````")],
 )
 def test_a_fence_closes_only_on_its_own_character_and_length(outer, inner):
-    text = f"# Top\n\n{outer}markdown\n{inner}python\n# comment, not a heading\n{inner}\n{outer}\n\n## Next\n\nbody\n"
+    text = (
+        f"# Top\n\n{outer}markdown\n{inner}python\n# comment, not a heading\n{inner}\n"
+        f"{outer}\n\n## Next\n\nbody\n"
+    )
     assert headings(text) == [(1, "Top", 1), (2, "Next", 9)]
     assert (CODE, 3, 7) in kinds(text)
 
