@@ -347,3 +347,94 @@ def test_delete_notes_through_the_api(embedder: Embedder, tmp_path: Path) -> Non
         assert missing.json()["error"]["type"] == "not_found"
         none = case.request("DELETE", "/v1/notes")
         assert none.status_code == 422
+
+
+# --- answers, with the real vLLM server ---------------------------------------------------------
+
+
+def ask(case: Case, question: str) -> dict[str, Any]:
+    response = case.request("POST", "/v1/ask", json={"question": question})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    texts = [c["text"] for c in body["contexts"]]
+    assert len(texts) == len(set(texts))  # no passage twice, whatever the case
+    return body
+
+
+def cited(body: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    assert not body["abstained"], body
+    return [c for c in body["citations"] if c["source"] == source]
+
+
+def test_answers_03_04_cite_the_right_section(
+    embedder: Embedder, tmp_path: Path, llm_settings: Settings
+) -> None:
+    with ingested("03", embedder, tmp_path / "03", llm_settings) as case:
+        body = ask(case, "固有値とは何ですか？")
+        assert [1 for c in cited(body, "notes/linear-algebra.md") if c["lines"] == [12, 12]]
+    with ingested("04", embedder, tmp_path / "04", llm_settings) as case:
+        body = ask(case, "ラッソ回帰にはどんな特徴がありますか？")
+        lasso = cited(body, "notes/regression.md")
+        assert [
+            c for c in lasso if c["lines"] == [9, 9] and c["heading"] == "線形回帰のまとめ > 正則化"
+        ]
+
+
+@pytest.mark.parametrize(
+    ("question", "value"),
+    [
+        ("第37週の小テストは何点でしたか？", "72"),
+        ("第37週の学習時間は何分でしたか？", "85"),
+        ("第37週の復習回数は何回でしたか？", "4"),
+    ],
+)
+def test_answers_05_read_table_cells_by_their_column(
+    embedder: Embedder, tmp_path: Path, llm_settings: Settings, question: str, value: str
+) -> None:
+    with ingested("05", embedder, tmp_path, llm_settings) as case:
+        body = ask(case, question)
+        numbers = re.findall(r"\d+", re.sub(r"\[\d+\]|第\d+週", "", body["answer"]))
+        assert value in numbers, body["answer"]
+        spans = [c["lines"] for c in cited(body, "notes/study-log.md")]
+        assert any(a <= 43 <= b for a, b in spans), spans
+
+
+def test_answers_07_cite_one_copy_once(
+    embedder: Embedder, tmp_path: Path, llm_settings: Settings
+) -> None:
+    with ingested("07", embedder, tmp_path, llm_settings) as case:
+        body = ask(case, "dying ReLU とは何ですか？")
+        copies = cited(body, "notes/2024/activation.md") + cited(body, "notes/backup/activation.md")
+        assert [c for c in copies if c["lines"] == [5, 6]]
+        citations = [c["text"] for c in body["citations"]]
+        assert len(citations) == len(set(citations))
+        assert "0" in body["answer"] and "勾配" in body["answer"]
+
+
+def test_answers_12_cite_a_sentence_not_the_paragraph(
+    embedder: Embedder, tmp_path: Path, llm_settings: Settings
+) -> None:
+    source = "notes/numerical-analysis.md"
+    with ingested("12", embedder, tmp_path, llm_settings) as case:
+        line5 = (case.folder / source).read_text(encoding="utf-8").split("\n")[4]
+        far = ask(case, "初期値が解から遠いときはどうすればよいですか？")
+        assert "二分法" in far["answer"] and "ニュートン法" in far["answer"], far["answer"]
+        secant = ask(case, "割線法の収束の次数はおよそいくつですか？")
+        assert "1.618" in secant["answer"], secant["answer"]
+        for body, needle in ((far, "二分法で解を含む区間"), (secant, "1.618")):
+            cites = cited(body, source)
+            assert [c for c in cites if c["lines"] == [5, 5] and needle in c["text"]]
+            assert all(c["text"] != line5 for c in cites)
+
+
+def test_answers_13_never_come_from_hidden_html(
+    embedder: Embedder, tmp_path: Path, llm_settings: Settings
+) -> None:
+    with ingested("13", embedder, tmp_path, llm_settings) as case:
+        when = ask(case, "GELU はいつ考案されましたか？")
+        assert when["abstained"] and "1987" not in when["answer"]
+        alias = ask(case, "GELU の別名は何ですか？")
+        assert alias["abstained"] and "なめらか階段関数" not in alias["answer"]
+        models = ask(case, "GELU はどんなモデルで使われていますか？")
+        assert "BERT" in models["answer"] and "GPT" in models["answer"]
+        assert [c for c in cited(models, "notes/gelu.html") if c["lines"] == [13, 13]]
