@@ -647,7 +647,7 @@ def _ask_remote(
 
 
 async def _ask_local(settings: Settings, question: str, options: dict[str, Any]) -> dict[str, Any]:
-    from service.api.schemas import AskResponse, FiltersIn
+    from service.api.schemas import FiltersIn
     from service.components import Components
     from service.rag.answer import LLMUnavailableError
     from shiori.index import StoreLockedError, StoreUnavailableError
@@ -666,7 +666,7 @@ async def _ask_local(settings: Settings, question: str, options: dict[str, Any])
         raise typer.Exit(3) from exc
     finally:
         await parts.aclose()
-    return AskResponse.of(answer).model_dump(mode="json")
+    return answer.to_json()
 
 
 def _print_sources(body: dict[str, Any]) -> None:
