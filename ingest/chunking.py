@@ -141,10 +141,12 @@ def _cut(text: str, start: int, end: int, cuts: Sequence[int]) -> list[Span]:
 # A line starting with a Japanese bullet starts a new item (no Markdown list marker, so
 # CommonMark sees one paragraph; Japanese notes write lists this way).
 _JA_BULLET = re.compile(r"\n[ \t\u3000]*[・•●◦○■□▪※]")
+# For text without its Markdown context (sentence_spans): a line that starts a new block.
+_BLOCK_START = re.compile(r"^\s*([-*+]\s|\d{1,9}[.)]\s|[・•●◦○■□▪※>|]|```|~~~)")
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
-def sentence_spans(text: str, start: int, end: int) -> list[Span]:
-    """Sentences of text[start:end], trimmed, in order, never overlapping."""
+def _sentence_cuts(text: str, start: int, end: int) -> list[int]:
     region = text[start:end]
     cuts = [
         start + m.end()
@@ -152,6 +154,37 @@ def sentence_spans(text: str, start: int, end: int) -> list[Span]:
         if _is_sentence_end(region, m.end(), m)
     ]
     cuts.extend(start + m.start() for m in _JA_BULLET.finditer(region))
+    return cuts
+
+
+def _paragraph_sentences(text: str, start: int, end: int) -> list[Span]:
+    """Sentences of one block of prose (its lines are soft-wrapped: no cut at line ends)."""
+    return _cut(text, start, end, _sentence_cuts(text, start, end))
+
+
+def sentence_spans(text: str, start: int, end: int) -> list[Span]:
+    """Sentence-like units of a piece of text without its Markdown context (a chunk's text, as
+    the answer checks cut it): sentence ends, plus the ends of blank lines, of lines before a
+    list item, quote, table row or fence, of table rows and of fence lines. Trimmed, in order,
+    never overlapping. The chunker itself cuts by the note's parsed structure instead."""
+    cuts = _sentence_cuts(text, start, end)
+    lines = text[start:end].split("\n")
+    offset = start
+    in_fence = False
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if _FENCE_LINE.match(line):
+            in_fence = not in_fence
+        if (
+            in_fence
+            or _FENCE_LINE.match(line)
+            or not line.strip()
+            or not nxt.strip()
+            or _BLOCK_START.match(nxt)
+            or line.lstrip().startswith("|")
+        ):
+            cuts.append(offset + len(line))
+        offset += len(line) + 1
     return _cut(text, start, end, cuts)
 
 
@@ -203,7 +236,7 @@ def segments(text: str, layout: Layout) -> list[Segment]:
             close()
         elif block.kind == TEXT:
             a, b = span_of(block.start, block.end)
-            units.extend(Unit(s.start, s.end) for s in sentence_spans(text, a, b))
+            units.extend(Unit(s.start, s.end) for s in _paragraph_sentences(text, a, b))
         elif block.kind == CODE:
             for line in range(block.start, block.end):
                 span = _trimmed(text, *span_of(line, line + 1))
@@ -340,11 +373,14 @@ class NoteSplitter(NodeParser):
             for a, b in pack(counts, self.chunk_tokens, self.overlap_tokens, lead, glue):
                 first, last = units[a], units[b - 1]
                 body = text[first.start : last.end]
-                prefix = ""
+                prefix, lead_line = "", 0
                 if first.table in heads and not first.head:
                     head = heads[first.table][0]
                     prefix = text[head.start : head.end]
                     body = prefix + "\n" + body
+                    lead_line = bisect.bisect_right(starts, head.start)
+                    if line_map:
+                        lead_line = line_map[lead_line - 1]
                 line_a = bisect.bisect_right(starts, first.start)
                 line_b = bisect.bisect_right(starts, max(first.start, last.end - 1))
                 if line_map:
@@ -357,6 +393,7 @@ class NoteSplitter(NodeParser):
                     char_start=first.start,
                     char_end=last.end,
                     lead_chars=len(prefix),
+                    lead_line=lead_line,
                     chunk_index=len(nodes),
                     content_hash=content_hash(title, seg.headings, body),
                     page=bisect.bisect_right(page_starts, first.start) if page_starts else None,

@@ -265,6 +265,7 @@ class Ingestor:
                 tags=pending.tags,
                 aliases=pending.aliases,
                 lead_chars=int(n.metadata.get("lead_chars", 0)),
+                lead_line=int(n.metadata.get("lead_line", 0)),
             )
             for n in nodes
         ]

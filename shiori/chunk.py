@@ -33,6 +33,14 @@ class Chunk:
     tags: list[str] = field(default_factory=list)  # front matter `tags` and inline #tags
     aliases: list[str] = field(default_factory=list)  # front matter `aliases`
     lead_chars: int = 0  # repeated table header at the start of `text` (not in the span)
+    lead_line: int = 0  # the line of that header in the note
+
+    def line_of(self, offset: int) -> int:
+        """The note's line (1-based) of the character at ``offset`` in ``text``."""
+        if self.lead_chars and offset <= self.lead_chars:
+            return self.lead_line + self.text.count("\n", 0, offset)
+        body = self.lead_chars + 1 if self.lead_chars else 0
+        return self.line_start + self.text.count("\n", body, max(offset, body))
 
     @property
     def heading(self) -> str:

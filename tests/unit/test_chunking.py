@@ -634,3 +634,42 @@ def test_get_nodes_from_documents_uses_split():
     nodes = splitter.get_nodes_from_documents([doc])
     assert [n.get_content() for n in nodes] == ["One sentence.", "Two sentence."]
     assert all(n.metadata["headings"] == ["A"] for n in nodes)
+
+
+def test_sentence_spans_of_a_fragment_cut_at_its_lines():
+    """A chunk's text cut without its Markdown context (the answer checks do this)."""
+    text = "Intro line\n- item one\n- item two\n| a | b |\n| 1 | 2 |\n```\nx = 1\n```\n\nlast．next"
+    got = [text[s.start : s.end] for s in sentence_spans(text, 0, len(text))]
+    assert got == [
+        "Intro line",
+        "- item one",
+        "- item two",
+        "| a | b |",
+        "| 1 | 2 |",
+        "```",
+        "x = 1",
+        "```",
+        "last．",
+        "next",
+    ]
+
+
+def test_a_table_chunk_maps_its_offsets_to_the_note_lines():
+    from shiori.chunk import Chunk
+
+    rows = [f"| r{n} | {n} |" for n in range(1, 31)]
+    text = "# T\n\n| k | v |\n|---|---|\n" + "\n".join(rows) + "\n"
+    nodes = split(text, chunk_tokens=60)
+    later = next(n for n in nodes if n.metadata["lead_chars"])
+    meta = later.metadata
+    chunk = Chunk(
+        "/p", "p", "T", meta["headings"], meta["line_start"], meta["line_end"],
+        meta["char_start"], meta["char_end"], later.text, 0, "h",
+        lead_chars=meta["lead_chars"], lead_line=meta["lead_line"],
+    )  # fmt: skip
+    lines = text.split("\n")
+    assert chunk.lead_line == 3 and lines[chunk.lead_line - 1] == "| k | v |"
+    offset = 0
+    for piece in later.text.split("\n"):
+        assert lines[chunk.line_of(offset) - 1] == piece
+        offset += len(piece) + 1
