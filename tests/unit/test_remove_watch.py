@@ -36,6 +36,9 @@ class HashEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(t) for t in texts]
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_documents(texts, [""] * len(texts))
+
     def embed_documents(self, texts: Sequence[str], titles: Sequence[str]) -> np.ndarray:
         rows = [np.frombuffer(hashlib.sha256(t.encode()).digest()[:32], np.int32) for t in texts]
         out = np.asarray(rows, dtype=np.float32).reshape(len(texts), 8)
@@ -208,3 +211,53 @@ def test_cli_remove(store: tuple[Ingestor, Path]) -> None:
     )  # fmt: skip
     assert again.returncode == 1 and "no ingested note is notes/a.md" in again.stderr
     ingestor.index.client = open_client(ingestor.settings)  # for the fixture's close
+
+
+def test_the_service_keeps_watched_folders_ingested(tmp_path: Path) -> None:
+    """SHIORI_WATCH: at start the folder is brought up to date, then changes follow."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.components import Components
+
+    folder = tmp_path / "vault"
+    write(folder / "a.md", "# A\n\n最初からあるノート。\n")
+    settings = Settings(qdrant=str(tmp_path / "store"), collection="w", watch=[folder])
+    index = NoteIndex(open_client(settings), settings, HashEmbedder.dimension)
+    index.ensure_collections()
+    parts = Components.assemble(settings, HashEmbedder(), index)  # type: ignore[arg-type]
+
+    def listed(http: TestClient) -> list[str]:
+        return sorted(n["source"].rsplit("/", 1)[-1] for n in http.get("/v1/notes").json()["notes"])
+
+    def wait_for(http: TestClient, names: list[str]) -> list[str]:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and listed(http) != names:
+            time.sleep(0.2)
+        return listed(http)
+
+    with TestClient(create_app(settings, parts)) as http:
+        assert wait_for(http, ["a.md"]) == ["a.md"]
+        write(folder / "b.md", "# B\n\n後から書いたノート。\n")
+        assert wait_for(http, ["a.md", "b.md"]) == ["a.md", "b.md"]
+        (folder / "a.md").unlink()
+        assert wait_for(http, ["b.md"]) == ["b.md"]
+    index.client.close()
+
+
+def test_a_watched_folder_that_does_not_exist_stops_the_start(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.components import Components
+
+    settings = Settings(qdrant=":memory:", collection="w", watch=[tmp_path / "missing"])
+    index = NoteIndex(open_client(settings), settings, HashEmbedder.dimension)
+    index.ensure_collections()
+    parts = Components.assemble(settings, HashEmbedder(), index)  # type: ignore[arg-type]
+    app = create_app(settings, parts)
+    with (
+        pytest.raises(ValueError, match="SHIORI_WATCH names folders that do not exist"),
+        TestClient(app),
+    ):
+        pass
