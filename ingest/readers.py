@@ -33,6 +33,7 @@ from typing import Any
 from llama_index.core import Document
 from llama_index.core.readers.base import BaseReader
 
+from ingest.hidden import hidden_selectors, is_hidden
 from ingest.structure import markdown_layout
 
 MARKDOWN = {".md", ".markdown", ".mdown", ".mkd"}
@@ -200,57 +201,8 @@ _BLOCKS = _HEADINGS | {
     "section", "article", "main", "header", "footer", "aside", "nav", "body", "html", "ul",
     "ol", "dl", "table", "tr", "form", "fieldset", "details", "summary", "address", "br",
 }  # fmt: skip
-# Never rendered: code, styles, templates, the head; a <dialog> is shown only when open.
+# Never rendered as text: code, styles, templates, the head.
 _SKIP = {"script", "style", "noscript", "template", "head", "svg", "math"}
-
-
-def _declarations(css: str) -> dict[str, str]:
-    """CSS declarations (``a: b; c: d``) → {property: value}, lower-cased, via tinycss2."""
-    import tinycss2
-
-    found: dict[str, str] = {}
-    for decl in tinycss2.parse_blocks_contents(css, skip_comments=True, skip_whitespace=True):
-        if decl.type == "declaration":
-            found[decl.lower_name] = tinycss2.serialize(decl.value).strip().lower()
-    return found
-
-
-def _hides(declarations: dict[str, str]) -> bool:
-    """Declarations that make an element and its content invisible."""
-    display = declarations.get("display", "")
-    visibility = declarations.get("visibility", "")
-    return display.startswith("none") or visibility.startswith(("hidden", "collapse"))
-
-
-def _hidden_selectors(stylesheets: Iterable[str]) -> list[str]:
-    """Selectors of unconditional style rules that hide their elements (``.x {display:none}``);
-    rules inside @media and similar are conditional and left alone."""
-    import tinycss2
-
-    selectors: list[str] = []
-    for sheet in stylesheets:
-        for rule in tinycss2.parse_stylesheet(sheet, skip_comments=True, skip_whitespace=True):
-            if rule.type != "qualified-rule":
-                continue
-            if _hides(_declarations(tinycss2.serialize(rule.content))):
-                prelude = tinycss2.serialize(rule.prelude).strip()
-                # pseudo-classes (:hover, :not(:focus)…) make a rule conditional
-                selectors.extend(s.strip() for s in prelude.split(",") if ":" not in s)
-    return [s for s in selectors if s]
-
-
-def _is_hidden(tag: Any) -> bool:
-    """Hidden by its own markup: ``hidden`` (not ``until-found``), ``aria-hidden="true"``, an
-    inline style with display:none / visibility:hidden, a closed <dialog>, a hidden input."""
-    attrs = tag.attrs or {}
-    if "hidden" in attrs and str(attrs.get("hidden") or "").lower() != "until-found":
-        return True
-    if str(attrs.get("aria-hidden", "")).strip().lower() == "true":
-        return True
-    if tag.name == "dialog" and "open" not in attrs:
-        return True
-    style = attrs.get("style")
-    return bool(style) and _hides(_declarations(str(style)))
 
 
 def visible_soup(html: str) -> tuple[Any, str, list[int]]:
@@ -263,8 +215,8 @@ def visible_soup(html: str) -> tuple[Any, str, list[int]]:
     title = title_tag.get_text(strip=True) if title_tag else ""
     sheets = [s.get_text() for s in soup.find_all("style")]
     doomed = soup(list(_SKIP))
-    doomed.extend(t for t in soup.find_all(True) if t.name not in _SKIP and _is_hidden(t))
-    for selector in _hidden_selectors(sheets):
+    doomed.extend(t for t in soup.find_all(True) if t.name not in _SKIP and is_hidden(t))
+    for selector in hidden_selectors(sheets):
         try:
             doomed.extend(soup.select(selector))
         except Exception:  # a selector soupsieve does not know: leave it

@@ -25,6 +25,8 @@ from markdown_it.rules_block import StateBlock
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 
+from ingest.hidden import hidden_html_block
+
 HEADING = "heading"
 TEXT = "text"  # prose: split into sentences
 CODE = "code"  # fenced or indented code: split only between lines
@@ -165,22 +167,6 @@ def _front_matter(token: Token, layout: Layout) -> None:
     layout.aliases.extend(_as_list(data.get("aliases", data.get("alias"))))
 
 
-_HIDDEN_HTML = re.compile(
-    r"^\s*<[a-zA-Z][^>]*?(\shidden(?=[\s>=/])|aria-hidden\s*=\s*[\"']?true"
-    r"|style\s*=\s*[\"'][^\"']*(display\s*:\s*none|visibility\s*:\s*hidden))",
-    re.IGNORECASE,
-)
-
-
-def _skipped_html(content: str) -> bool:
-    """An HTML block that shows nothing: a comment, or an element hidden by its own attributes
-    (hidden, aria-hidden, display:none, visibility:hidden; see readers for HTML files)."""
-    stripped = content.lstrip()
-    if stripped.startswith("<!--"):
-        return "-->" in stripped and not stripped[stripped.index("-->") + 3 :].strip()
-    return bool(_HIDDEN_HTML.match(stripped))
-
-
 @lru_cache(maxsize=16)
 def markdown_layout(text: str, text_title: bool = False) -> Layout:
     """The blocks of Markdown (or plain) ``text``; ``text`` must use ``\\n`` line breaks only.
@@ -211,7 +197,7 @@ def markdown_layout(text: str, text_title: bool = False) -> Layout:
         elif kind in ("fence", "code_block") and tok.map:
             blocks.append(Block(CODE, tok.map[0], tok.map[1]))
         elif kind == "html_block" and tok.map:
-            skip = _skipped_html(tok.content)
+            skip = hidden_html_block(tok.content)
             blocks.append(Block(SKIP if skip else TEXT, tok.map[0], tok.map[1]))
         elif kind == "table_open":
             tables += 1
