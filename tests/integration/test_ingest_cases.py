@@ -44,8 +44,10 @@ def case_dir(number: str) -> Path:
 class Case:
     """One case's notes in a fresh store, and the API over them."""
 
-    def __init__(self, parts: Components, report: IngestReport, folder: Path) -> None:
-        self.parts, self.report, self.folder = parts, report, folder
+    def __init__(
+        self, parts: Components, report: IngestReport, folder: Path, loop: asyncio.Runner
+    ) -> None:
+        self.parts, self.report, self.folder, self.loop = parts, report, folder, loop
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         async def go() -> httpx.Response:
@@ -55,7 +57,8 @@ class Case:
             async with httpx.AsyncClient(transport=transport, base_url="http://shiori") as http:
                 return await http.request(method, path, timeout=600, **kw)
 
-        return asyncio.run(go())
+        # one loop per case, as in a server: the shared LLM client's connections belong to it
+        return self.loop.run(go())
 
     def search(self, question: str, top_k: int = 5, **filters: Any) -> list[dict[str, Any]]:
         body: dict[str, Any] = {"question": question, "top_k": top_k}
@@ -101,10 +104,11 @@ def ingested(
         index.ensure_collections()
         parts = Components.assemble(settings, embedder, index)
         report = parts.ingestor.run([folder / "notes"])
-        try:
-            yield Case(parts, report, folder)
-        finally:
-            asyncio.run(parts.aclose())
+        with asyncio.Runner() as loop:
+            try:
+                yield Case(parts, report, folder, loop)
+            finally:
+                loop.run(parts.aclose())
     finally:
         os.chdir(cwd)
 
