@@ -130,6 +130,7 @@ def _parser() -> MarkdownIt:
 
 
 _MD = _parser()
+_MD_PLAIN = MarkdownIt("commonmark").enable("table")  # when the top is no front matter after all
 
 
 def plain(inline: Token) -> str:
@@ -145,7 +146,8 @@ def plain(inline: Token) -> str:
     return readable(" ".join("".join(parts).split()))
 
 
-def _front_matter(token: Token, layout: Layout) -> None:
+def _front_matter_data(token: Token) -> tuple[dict[str, Any] | None, str]:
+    """The front matter as a mapping, or None and why not (``""``: it is no mapping at all)."""
     kind = "TOML" if token.markup == "+++" else "YAML"
     try:
         if kind == "TOML":
@@ -156,10 +158,17 @@ def _front_matter(token: Token, layout: Layout) -> None:
             data = yaml.safe_load(token.content)
     except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        layout.warnings.append(f"front matter is not valid {kind} ({first}); it is not indexed")
-        return
-    if not isinstance(data, dict):
-        return
+        return (
+            None,
+            f"the note starts like {kind} front matter, but it is not valid {kind} "
+            f"({first}); read as Markdown instead",
+        )
+    if data is None and not token.content.strip():
+        return {}, ""  # empty front matter
+    return (data, "") if isinstance(data, dict) else (None, "")
+
+
+def _use_front_matter(data: dict[str, Any], layout: Layout) -> None:
     title = data.get("title")
     if isinstance(title, str | int | float) and str(title).strip():
         layout.title = str(title).strip()
@@ -176,6 +185,15 @@ def markdown_layout(text: str, text_title: bool = False) -> Layout:
     The result is cached (the reader and the chunker parse the same text)."""
     tokens = _MD.parse(text)
     layout = Layout(blocks=[])
+    if tokens and tokens[0].type == "front_matter":
+        # front matter only when it is a mapping: a note that opens with a thematic break
+        # (---) and has another one later is Markdown, not front matter
+        data, why = _front_matter_data(tokens[0])
+        if data is None:
+            tokens = _MD_PLAIN.parse(text)
+            layout.warnings.extend([why] if why else [])
+        else:
+            _use_front_matter(data, layout)
     blocks = layout.blocks
     tables = 0
     i = 0
@@ -183,7 +201,6 @@ def markdown_layout(text: str, text_title: bool = False) -> Layout:
         tok = tokens[i]
         kind = tok.type
         if kind == "front_matter" and tok.map:
-            _front_matter(tok, layout)
             blocks.append(Block(SKIP, tok.map[0], tok.map[1]))
         elif kind == "heading_open" and tok.map:
             title = plain(tokens[i + 1])

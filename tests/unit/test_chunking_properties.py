@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from ingest.chunking import NoteSplitter
@@ -166,13 +166,14 @@ BUDGET = 60
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(encoded(), st.integers(0, 20))
 def test_chunks_keep_every_invariant(case: tuple[Note, bytes], overlap: int) -> None:
-    note, data = case
+    note_, data = case
+    note(repr(data))  # shown with a failing example
     text = decode(data).text
-    assert text.split("\n")[: len(note.lines)] == note.lines  # line n of the file is line n
+    assert text.split("\n")[: len(note_.lines)] == note_.lines  # line n of the file is line n
     splitter = NoteSplitter(char_count, chunk_tokens=BUDGET, overlap_tokens=overlap)
     nodes = splitter.split(text, {"title": "t"})
     starts = [0]
-    for line in note.lines:
+    for line in note_.lines:
         starts.append(starts[-1] + len(line) + 1)
     covered = [False] * len(text)
     for node in nodes:
@@ -185,21 +186,21 @@ def test_chunks_keep_every_invariant(case: tuple[Note, bytes], overlap: int) -> 
         assert starts[ls - 1] <= a and b <= starts[le] - 1
         assert body.count("\n") == le - ls
         # never crosses a heading, front matter or a comment; heading path as built
-        roles = note.roles[ls - 1 : le]
+        roles = note_.roles[ls - 1 : le]
         assert "heading" not in roles and "skip" not in roles, (roles, body)
-        assert {note.paths[n] for n in range(ls - 1, le)} == {tuple(meta["headings"])}
+        assert {note_.paths[n] for n in range(ls - 1, le)} == {tuple(meta["headings"])}
         # a split table's header is the one exception, and only before table rows
         if lead:
             header = node.text[:lead]
             assert header.split("\n")[1].startswith("|---") and header in text
-            assert note.lines[ls - 1].startswith("| 第")
+            assert note_.lines[ls - 1].startswith("| 第")
         # budget, unless one unit that cannot be cut
         if meta["tokens"] > BUDGET:
             one_row = body.startswith("|") and "\n" not in body
             assert one_row or not CUT_MARKS.search(body[:-1]), body
         covered[a:b] = [True] * (b - a)
     # nothing of the content is lost
-    for n, role in enumerate(note.roles):
+    for n, role in enumerate(note_.roles):
         if role == "content":
-            for i, ch in enumerate(note.lines[n]):
-                assert ch.isspace() or covered[starts[n] + i], note.lines[n]
+            for i, ch in enumerate(note_.lines[n]):
+                assert ch.isspace() or covered[starts[n] + i], note_.lines[n]

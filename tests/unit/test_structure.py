@@ -109,11 +109,18 @@ def test_string_tags_and_single_alias():
     assert (layout.tags, layout.aliases) == (["a", "b", "c"], ["one"])
 
 
-def test_invalid_front_matter_is_skipped_with_a_warning():
+def test_invalid_front_matter_is_read_as_markdown_with_a_warning():
     layout = markdown_layout("---\ntitle: [unclosed\n---\n# Real\ntext\n")
     assert layout.title == "Real"
-    assert layout.blocks[0].kind == SKIP
+    assert SKIP not in [b.kind for b in layout.blocks]  # nothing of the note is lost
     assert layout.warnings and "not valid YAML" in layout.warnings[0]
+
+
+def test_a_note_opening_with_a_thematic_break_is_no_front_matter():
+    text = "---\n\n# 見出し\n\n- 項目です。\n\n---\n\n本文。\n"
+    assert headings(text) == [(1, "見出し", 3)]
+    assert [k for k, _, _ in kinds(text)] == [HEADING, TEXT, TEXT]
+    assert markdown_layout(text).warnings == []
 
 
 def test_dashes_later_in_a_note_are_not_front_matter():
