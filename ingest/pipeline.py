@@ -187,7 +187,7 @@ class Ingestor:
                 continue
             twin = seen_hash.setdefault(file_hash, path)
             other = str(twin) if twin != path else by_hash.get(file_hash)
-            if other is not None:
+            if other is not None and size:  # (empty files are not copies of each other)
                 self._duplicate(report, reporter, path, Path(other))
             generation = self.generation_of(path, file_hash)
             record = records.get(str(path))
