@@ -263,9 +263,16 @@ def _ingest_remote(
     except (ServiceError, ServiceUnreachableError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
-    for failure in report.get("failures", []):
-        if not as_json:
+    if not as_json:
+        for failure in report.get("failures", []):
             err.print(f"[yellow]warning:[/yellow] skipped {failure['path']}: {failure['error']}")
+        for item in report.get("warnings", []):
+            err.print(f"[yellow]warning:[/yellow] {item['path']}: {item['warning']}")
+        for copy in report.get("duplicates", []):
+            err.print(
+                f"[yellow]warning:[/yellow] {copy['path']} has the same content as "
+                f"{copy['same_as']} (search shows it once)"
+            )
     _print_report(report, as_json, url)
 
 
