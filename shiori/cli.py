@@ -688,6 +688,18 @@ def _print_sources(body: dict[str, Any]) -> None:
             highlight=False,
             markup=False,
         )
+    evidence = [e for s in body.get("sentences", []) if s.get("supported")
+                for e in s.get("evidence", [])] if not body["abstained"] else []  # fmt: skip
+    if evidence:
+        out.print("\n[bold]Evidence[/bold]")
+    for e in {(e["n"], tuple(e["lines"]), e["text"]): e for e in evidence}.values():
+        where = (
+            f"{e['lines'][0]}"
+            if e["lines"][0] == e["lines"][1]
+            else (f"{e['lines'][0]}-{e['lines'][1]}")
+        )
+        out.print(f"  [{e['n']}] {e['source']}:{where}  “{e['text'].strip()}”", highlight=False,
+                  markup=False)  # fmt: skip
     for sentence in body.get("unsupported", []) if not body["abstained"] else []:
         out.print(f"[yellow]not supported by its source:[/yellow] {sentence}", highlight=False)
 

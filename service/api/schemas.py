@@ -84,6 +84,7 @@ class SubjectOut(BaseModel):
     missing: list[str]
     names_missing: list[str] = Field(description="names and numbers asked about, not found")
     passed: bool
+    similarity: float = Field(description="cosine of the question and the evidence's context")
 
 
 class SearchResponse(BaseModel):

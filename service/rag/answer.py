@@ -338,6 +338,7 @@ def signals(result: Answer, missing: Sequence[str] = ()) -> dict[str, float]:
         out |= {
             "subject_coverage": result.subject.coverage,
             "subject_names_missing": float(len(result.subject.names_missing)),
+            "subject_similarity": result.subject.similarity,
         }
     return {k: round(v, 4) for k, v in out.items()}
 

@@ -11,7 +11,7 @@ support) or, across languages, in meaning (embedding cosine).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ingest.chunking import sentence_spans
@@ -19,6 +19,7 @@ from service.rag.retrieve import Passage
 from service.rag.terms import Term, folded, occurs
 
 MAX_EVIDENCE = 3  # sentences one answer sentence may rest on
+MIN_GAIN = 0.1  # lexical support another evidence sentence must add to be taken
 LEAD_SENTENCES = 2  # sentences before an evidence sentence that may name its subject
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
@@ -126,13 +127,21 @@ def align(
     candidates: Sequence[SourceSentence],
     lexical: Sequence[float],
     semantic: Sequence[float] | None = None,
+    joint: Callable[[Sequence[SourceSentence]], float] | None = None,
+    enough: float = 0.5,
+    relevance: Sequence[float] | None = None,
 ) -> Alignment:
     """Choose the evidence for one answer sentence among ``candidates``.
 
     ``lexical[i]`` / ``semantic[i]`` score candidate i against the answer sentence. The best
     candidate holds the most content terms, then scores best; further candidates (at most
-    ``MAX_EVIDENCE`` in all) are added only while they hold content terms still missing
-    (an answer sentence may join two facts of the note)."""
+    ``MAX_EVIDENCE`` in all) are added while they hold content terms still missing, then while
+    the ``joint`` lexical support of the chosen ones is under ``enough`` and another candidate
+    raises it by at least ``MIN_GAIN`` (an answer sentence may join two facts of the note:
+    "発表した。" + "共起行列を分解する。"). Between candidates that back the sentence about
+    equally (scores within 0.1), ``relevance[i]`` (how much of the question candidate i's
+    context mentions) decides: "…社会主義共和制国家" is evidenced by the sentence about Laos's
+    location the question quotes, not by another that also says 社会主義."""
     if not candidates:
         return Alignment((), tuple(t.text for t in content), 0.0, 0.0)
     sem = semantic or [0.0] * len(candidates)
@@ -141,8 +150,10 @@ def align(
     def held(i: int, wanted: Sequence[Term]) -> int:
         return sum(occurs(t, texts[i]) for t in wanted)
 
-    def rank(i: int) -> tuple[int, float]:
-        return held(i, content), max(lexical[i], sem[i])
+    about = relevance or [0.0] * len(candidates)
+
+    def rank(i: int) -> tuple[int, float, float]:
+        return held(i, content), round(max(lexical[i], sem[i]), 1), about[i]
 
     chosen = [max(range(len(candidates)), key=rank)]
     missing = [t for t in content if not occurs(t, texts[chosen[0]])]
@@ -153,6 +164,18 @@ def align(
             break
         chosen.append(best)
         missing = [t for t in missing if not occurs(t, texts[best])]
+    if joint is not None:
+        score = joint([candidates[i] for i in chosen])
+        while score < enough and len(chosen) < MAX_EVIDENCE:
+            gains = [
+                (joint([candidates[i] for i in [*chosen, j]]), j)
+                for j in range(len(candidates))
+                if j not in chosen
+            ]
+            if not gains or max(gains)[0] < score + MIN_GAIN:
+                break
+            score, best = max(gains)
+            chosen.append(best)
     chosen.sort(key=lambda i: (candidates[i].source, candidates[i].index))
     return Alignment(
         tuple(candidates[i] for i in chosen),

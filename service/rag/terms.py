@@ -238,9 +238,31 @@ _ASKS_NUMBER = re.compile(
 _NUMERAL = re.compile(r"\d+(?:[.,]\d+)*|[〇一二三四五六七八九十百千万億兆半]+")
 
 
+_QUOTATION = re.compile(r"「[^」]*」|『[^』]*』|“[^”]*”|\"[^\"]*\"")
+
+
+def _unquoted(question: str) -> str:
+    """The question without what it quotes (「生命は、いつ…」 asks no date)."""
+    return _QUOTATION.sub(" ", unicodedata.normalize("NFKC", question))
+
+
 def asks_for_number(question: str) -> bool:
     """Does the question ask for a quantity, a date or a year (so its answer needs a number)?"""
-    return bool(_ASKS_NUMBER.search(unicodedata.normalize("NFKC", question)))
+    return bool(_ASKS_NUMBER.search(_unquoted(question)))
+
+
+# a question that asks who (or which organisation) did something is answered by a name
+_ASKS_NAME = re.compile(
+    r"誰|だれ|どこの(?:会社|企業|組織|大学|チーム|研究者)|どの(?:会社|企業|組織|大学)|"
+    r"^\W*(?:who|whom|which\s+(?:company|companies|organi[sz]ations?|team|group|person|people|"
+    r"researchers?|lab|university|authors?))\b",
+    re.I,
+)
+
+
+def asks_for_name(question: str) -> bool:
+    """Does the question ask who (or which organisation) did something?"""
+    return bool(_ASKS_NAME.search(_unquoted(question)))
 
 
 def new_numbers(text: str, question: str = "") -> list[str]:
@@ -251,8 +273,35 @@ def new_numbers(text: str, question: str = "") -> list[str]:
     return [n for n in found if n.replace(",", "") not in asked]
 
 
+_KANJI_DIGITS = {c: i for i, c in enumerate("〇一二三四五六七八九")}
+_KANJI_UNITS = {"十": 10, "百": 100, "千": 1000}
+_KANJI_NUMBER = re.compile(r"[〇一二三四五六七八九十百千]+")
+
+
+def _kanji_value(run: str) -> str:
+    """A run of kanji numerals as digits: positional (二〇二四 → 2024, 一五 → 15) or with units
+    (十五 → 15, 三百二十 → 320)."""
+    if not any(c in _KANJI_UNITS for c in run):
+        return "".join(str(_KANJI_DIGITS[c]) for c in run)
+    total, digit = 0, 0
+    for c in run:
+        if c in _KANJI_UNITS:
+            total += (digit or 1) * _KANJI_UNITS[c]
+            digit = 0
+        else:
+            digit = digit * 10 + _KANJI_DIGITS[c]
+    return str(total + digit)
+
+
+def with_arabic_numerals(text: str) -> str:
+    """``text`` with runs of kanji numerals also written in digits (for matching numbers)."""
+    return _KANJI_NUMBER.sub(lambda m: f"{m.group(0)}{_kanji_value(m.group(0))}", text)
+
+
 def occurs(term: Term, haystack: str) -> bool:
-    """``term`` in a folded ``haystack`` (numbers also without thousands separators)."""
+    """``term`` in a folded ``haystack``; numbers also without thousands separators and in
+    kanji numerals ("15" in "一五条")."""
     if term.kind == "number":
-        return term.key in haystack.replace(",", "")
+        plain = haystack.replace(",", "")
+        return term.key in plain or term.key in with_arabic_numerals(plain)
     return term.key in haystack

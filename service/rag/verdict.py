@@ -16,7 +16,13 @@ import numpy as np
 from service.rag.abstain import AbstentionPolicy, abstention_text, model_refused
 from service.rag.markers import parse_answer
 from service.rag.retrieve import Passage
-from service.rag.terms import asks_for_number, new_numbers
+from service.rag.terms import (
+    asks_for_name,
+    asks_for_number,
+    content_terms,
+    new_numbers,
+    script_of,
+)
 from service.rag.verify import (
     SentenceCheck,
     Similarity,
@@ -105,14 +111,27 @@ class Verifier:
             verdict.reason, verdict.answer = "unsupported", refusal
         elif not subject.passed:
             verdict.reason, verdict.answer = "off_subject", refusal
-        elif asks_for_number(question) and not any(new_numbers(c.text, question) for c in shown):
-            # "何トークン？" answered with a supported sentence that gives no number at all
+        elif not any(c.informative for c in shown) or not answers_kind(question, shown):
+            # the question restated ("Google検索の読みは「Google検索」"), or "何トークン？"
+            # answered with a supported sentence that gives no number at all
             verdict.reason, verdict.answer = "no_answer", refusal
         else:
             # only what the evidence backs reaches the user; the rest is listed as unsupported
             verdict.answer = with_markers(shown)
             verdict.cited = sorted({m for c in shown for m in c.markers})
         return verdict
+
+
+def answers_kind(question: str, shown: Sequence[SentenceCheck]) -> bool:
+    """Do the shown sentences give the kind of thing asked for: a number or date for "何年 /
+    how many", a name for "誰 / who" (one the question does not already say)?"""
+    if asks_for_number(question) and not any(new_numbers(c.text, question) for c in shown):
+        return False
+    if asks_for_name(question) and script_of(question) == "en":
+        # (Japanese names are often kanji, which no pattern tells from other words)
+        named = [t for c in shown for t in content_terms(c.text, question)]
+        return any(t.kind in ("name", "katakana", "quoted") for t in named)
+    return True
 
 
 def with_markers(checks: Sequence[SentenceCheck]) -> str:

@@ -44,6 +44,7 @@ from shiori.sparse import tokens
 # Numbers and Latin words (names, model sizes, years) weigh more than kana/kanji bigrams: an
 # invented "2023" or "Meta" matters more than a changed particle.
 ENTITY_WEIGHT = 3.0
+_HIRAGANA = re.compile(r"[\u3040-\u309f]")
 # in the subject share: a name or number asked about counts this many times a plain term
 NAME_WEIGHT = 3.0
 
@@ -70,9 +71,17 @@ def _weight(term: str) -> float:
     return ENTITY_WEIGHT if term.isascii() else 1.0
 
 
-def support(sentence: str, sources: Sequence[str]) -> float:
-    """Weighted share of the sentence's terms found in the sources (1.0 when it has none)."""
-    wanted = terms(sentence)
+def novel_terms(sentence: str, question: str = "") -> set[str]:
+    """The sentence's terms that the question does not already say, bigrams with hiragana
+    aside (particles and endings: "です", "家で"): what an answer sentence adds."""
+    asked = terms(question) if question else set()
+    return {t for t in terms(sentence) - asked if not _HIRAGANA.search(t)}
+
+
+def support(sentence: str, sources: Sequence[str], question: str = "") -> float:
+    """Weighted share of what the sentence adds to the question (`novel_terms`) found in the
+    sources; 1.0 when it adds nothing (see `SentenceCheck.informative`)."""
+    wanted = novel_terms(sentence, question)
     if not wanted:
         return 1.0
     have: set[str] = set()
@@ -106,6 +115,7 @@ class SentenceCheck:
     evidence: tuple[SourceSentence, ...] = ()
     content: tuple[str, ...] = ()  # the sentence's specific content terms
     content_missing: tuple[str, ...] = ()  # …found in none of its evidence sentences
+    informative: bool = True  # it says something the question does not (`novel_terms`)
     # evidence sentences that supply its content but name nothing the question or the answer
     # is about ("2022年11月30日に ChatGPT が公開" as the date of LLaMA)
     unanchored: tuple[str, ...] = ()
@@ -124,6 +134,7 @@ class SubjectCheck:
     missing: tuple[str, ...]
     names_missing: tuple[str, ...]
     passed: bool
+    similarity: float = 0.0  # cosine of the question and the context (0.0: not computed)
 
 
 def check(
@@ -147,7 +158,15 @@ def check(
     if similarity is not None and sentences and any({script_of(t)} != scripts
                                                     for t in answer_texts):  # fmt: skip
         semantic = similarity(answer_texts, [s.text for s in sentences])
-    asked = [t for t in question_terms(question) if t.kind in ("name", "katakana")]
+    # what the question is about, by name: its Latin names, and its katakana words that the
+    # notes file a section under (a generic loanword like エンジン anchors nothing)
+    topics = folded(" ".join(f"{p.chunk.heading} {p.chunk.title}" for p in passages))
+    asked = [
+        t
+        for t in question_terms(question)
+        if t.kind == "name" or (t.kind == "katakana" and t.key in topics)
+    ]
+    relevance = _relevance(question, sentences)
     results = []
     for i, sentence in enumerate(parsed.sentences):
         content = content_terms(sentence.text, question, proper)
@@ -156,7 +175,7 @@ def check(
         cited = [j for j, s in enumerate(sentences) if s.source in sentence.markers]
         everywhere = list(range(len(sentences)))
         attributed = False
-        args = (sentence.text, question, content, sentences, row, limits, similarity)
+        args = (sentence.text, question, content, sentences, row, limits, similarity, relevance)
         if cited:
             found, lex, ok = _aligned(cited, *args)
             if not ok:
@@ -180,10 +199,24 @@ def check(
                 evidence=found.evidence,
                 content=tuple(t.text for t in content),
                 content_missing=found.content_missing,
+                informative=bool(novel_terms(sentence.text, question)),
                 unanchored=unanchored,
             )
         )
     return results
+
+
+def _relevance(question: str, sentences: Sequence[SourceSentence]) -> list[float]:
+    """For each source sentence, the share of the question's terms in its context: between
+    sentences that back an answer equally, the one about what was asked is its evidence."""
+    wanted = question_terms(question)
+    if not wanted:
+        return [0.0] * len(sentences)
+    out = []
+    for s in sentences:
+        haystack = folded(s.context)
+        out.append(sum(occurs(t, haystack) for t in wanted) / len(wanted))
+    return out
 
 
 def _aligned(
@@ -195,15 +228,28 @@ def _aligned(
     row: Sequence[float] | None,
     limits: Thresholds,
     similarity: Similarity | None,
+    relevance: Sequence[float],
 ) -> tuple[Alignment, float, bool]:
     """The evidence for ``text`` among ``sentences[pool]``, its lexical support, and whether
-    content and support checks pass. Support counts the words an answer sentence takes from
-    the question or from its evidence's heading path ("GloVe は…" under "## GloVe"): content
-    and subject are checked on their own."""
+    content and support checks pass. Support measures what the sentence adds to the question
+    against its evidence's context (heading path included: "GloVe は…" under "## GloVe");
+    the question's own words are the subject check's business."""
     chosen = [sentences[j] for j in pool]
-    lexical = [support(text, [c.context, question]) for c in chosen]
-    found = align(content, chosen, lexical, [row[j] for j in pool] if row else None)
-    lex = support(text, [e.context for e in found.evidence] + [question])
+    lexical = [support(text, [c.context], question) for c in chosen]
+
+    def joint(evidence: Sequence[SourceSentence]) -> float:
+        return support(text, [e.context for e in evidence], question)
+
+    found = align(
+        content,
+        chosen,
+        lexical,
+        [row[j] for j in pool] if row else None,
+        joint,
+        limits.support,
+        [relevance[j] for j in pool],
+    )
+    lex = support(text, [e.context for e in found.evidence], question)
     if found.content_missing and similarity is not None:
         found = replace(found, content_missing=_transliterated(found, content, similarity))
     ok = not found.content_missing and (
@@ -328,8 +374,10 @@ def check_subject(
     - The other terms count towards a share (names and numbers weigh ``NAME_WEIGHT``); a
       question term in another script than the whole context (a Japanese term over English
       notes) is left out, except names and numbers, which both languages write alike. Below
-      ``thresholds.subject``, the question and the context may still agree in meaning
-      (cosine ≥ ``thresholds.subject_semantic``: a paraphrased question).
+      ``thresholds.subject``, a question in the other language than the context may still
+      agree with it in meaning (cosine ≥ ``thresholds.subject_semantic``). Within one
+      language meaning is not enough: the rest of a Wikipedia article is close in meaning to
+      a question about its missing paragraph.
     """
     limits = thresholds or Thresholds()
     wanted = question_terms(question)
@@ -358,9 +406,14 @@ def check_subject(
         if not f and t.kind == "name" and t.key in topics
     )
     agrees = coverage >= limits.subject
-    if not agrees and not names and similarity is not None and context:
-        agrees = float(similarity([question], [context])[0, 0]) >= limits.subject_semantic
-    return SubjectCheck(round(coverage, 3), missing, names, bool(contexts) and not names and agrees)
+    closeness = 0.0
+    if similarity is not None and context:
+        closeness = float(similarity([question], [context])[0, 0])
+    if not agrees and not names and script_of(question) != scripts:
+        # across languages few terms can match letter for letter: meaning decides
+        agrees = closeness >= limits.subject_semantic
+    passed = bool(contexts) and not names and agrees
+    return SubjectCheck(round(coverage, 3), missing, names, passed, round(closeness, 3))
 
 
 def _same_name(name: str, context: str, similarity: Similarity) -> bool:

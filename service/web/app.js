@@ -143,10 +143,37 @@ function renderAnswer(text, linkable) {
   answer.append(text.slice(last));
 }
 
-function sourceItem(src, label) {
-  const lines =
-    src.lines[0] === src.lines[1] ? `line ${src.lines[0]}` : `lines ${src.lines[0]}–${src.lines[1]}`;
-  const where = src.page ? `page ${src.page}, ${lines}` : lines;
+function lineRange(lines) {
+  return lines[0] === lines[1] ? `line ${lines[0]}` : `lines ${lines[0]}–${lines[1]}`;
+}
+
+// The passage text with each evidence sentence (what the answer rests on) marked: text only,
+// never markup.
+function passageWithEvidence(text, evidence) {
+  const spans = [];
+  for (const e of evidence) {
+    const at = text.indexOf(e.text);
+    if (at >= 0) spans.push([at, at + e.text.length]);
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  const parts = [];
+  let last = 0;
+  for (const [start, end] of spans) {
+    if (start < last) continue;
+    parts.push(text.slice(last, start));
+    parts.push(el("mark", { className: "evidence", textContent: text.slice(start, end) }));
+    last = end;
+  }
+  parts.push(text.slice(last));
+  return parts;
+}
+
+function sourceItem(src, label, evidence = []) {
+  const lines = lineRange(src.lines);
+  let where = src.page ? `page ${src.page}, ${lines}` : lines;
+  if (evidence.length) {
+    where += ` · evidence: ${evidence.map((e) => lineRange(e.lines)).join(", ")}`;
+  }
   const item = el(
     "li",
     { id: `src-${src.n}`, className: "source", tabIndex: -1 },
@@ -158,7 +185,11 @@ function sourceItem(src, label) {
     ),
     el("div", { className: "heading", textContent: src.heading || src.title }),
     el("div", { className: "lines", textContent: where }),
-    el("blockquote", { className: "passage", textContent: src.text, lang: languageOf(src.text) }),
+    el(
+      "blockquote",
+      { className: "passage", lang: languageOf(src.text) },
+      ...passageWithEvidence(src.text, evidence),
+    ),
   );
   item.dataset.n = String(src.n);
   return item;
@@ -181,9 +212,11 @@ function highlight(n) {
   target.focus({ preventScroll: true });
 }
 
-function showSources(title, primary, others) {
+function showSources(title, primary, others, evidence = new Map()) {
   $("sources-title").textContent = title;
-  $("sources").replaceChildren(...primary.map((s) => sourceItem(s, `[${s.n}]`)));
+  $("sources").replaceChildren(
+    ...primary.map((s) => sourceItem(s, `[${s.n}]`, evidence.get(s.n) || [])),
+  );
   $("other-sources").replaceChildren(...others.map((s) => sourceItem(s, `[${s.n}]`)));
   $("more-sources").hidden = others.length === 0;
   $("more-sources").open = false;
@@ -219,11 +252,20 @@ function showFinal(result) {
     showSources("Closest passages", contexts, []);
   } else {
     const cited = new Set(result.citations.map((c) => c.n));
+    const evidence = new Map();
+    for (const sentence of result.sentences || []) {
+      if (!sentence.supported) continue;
+      for (const e of sentence.evidence || []) {
+        if (!evidence.has(e.n)) evidence.set(e.n, []);
+        evidence.get(e.n).push(e);
+      }
+    }
     renderAnswer(result.answer, cited);
     showSources(
       "Sources",
       result.citations,
       contexts.filter((c) => !cited.has(c.n)),
+      evidence,
     );
   }
   const seconds = (result.timings.total_ms || 0) / 1000;
