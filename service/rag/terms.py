@@ -304,4 +304,6 @@ def occurs(term: Term, haystack: str) -> bool:
     if term.kind == "number":
         plain = haystack.replace(",", "")
         return term.key in plain or term.key in with_arabic_numerals(plain)
+    if len(term.key) <= 2 and term.key.isascii():  # "B" is not in "BA" nor in "LoRA"
+        return re.search(rf"(?<![a-z0-9]){re.escape(term.key)}(?![a-z0-9])", haystack) is not None
     return term.key in haystack

@@ -290,11 +290,11 @@ def _unanchored(
         rivals = [n for n in _names(e.text) if n not in keys and not _is_anchor(n, anchors)]
         clauses = [folded(c) for c in _CLAUSE.split(e.text)]
         holding = next((c for c in clauses if any(occurs(t, c) for t in supplied)), "")
+        in_clause = [n for n in rivals if occurs(Term(n, "name"), holding)]
         sentence_anchored = any(occurs(a, folded(e.text)) for a in wanted)
         if sentence_anchored and len(clauses) > 1:
             clause_anchored = any(occurs(a, holding) for a in wanted)
-            clause_rivals = [n for n in rivals if n in holding]
-            if not clause_anchored and clause_rivals:
+            if not clause_anchored and in_clause:
                 out.append(e.text)
             continue
         near = folded(_near(e))
@@ -334,6 +334,10 @@ def _near(e: SourceSentence) -> str:
 
 
 def _is_anchor(name: str, anchors: Sequence[Term]) -> bool:
+    """``name`` is an anchor or part of one ("Llama" of "Llama 2"); a letter or two only when
+    it is the same ("A" is not part of "LoRA")."""
+    if len(name) <= 2:
+        return any(name == a.key for a in anchors)
     return any(name == a.key or name in a.key or a.key in name for a in anchors)
 
 
