@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 SHIORI := $(VENV)/bin/shiori
 SETUP_STAMP := $(VENV)/.setup-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 PYTEST_ARGS ?=
+NOTES ?= notes/
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BROWSER_DEBS := chromium fonts-ipafont-gothic
 
@@ -28,8 +29,13 @@ models: setup  ## download, assemble and verify the default models (cached in ~/
 llm: models  ## serve the default answer model with vLLM's CPU build (own env in ~/.cache/shiori)
 	$(SHIORI) llm serve
 
-run: models  ## ingest notes/, start vLLM (CPU) and the API on 127.0.0.1:8000; Ctrl-C stops both
-	$(SHIORI) ingest notes/
+run: models  ## ingest NOTES (default: the bundled samples in notes/), start vLLM (CPU) and the API on 127.0.0.1:8000; Ctrl-C stops both
+	$(SHIORI) ingest $(NOTES)
+	@if [ "$(NOTES)" = "notes/" ]; then \
+	  echo "Note: the bundled SAMPLE notes (notes/) are now in the store, and answers to your own"; \
+	  echo "questions can cite them alongside your notes. To forget them: $(SHIORI) remove notes/"; \
+	  echo "To start with only your notes: $(SHIORI) remove notes/ && make run NOTES=~/my-notes"; \
+	fi
 	$(SHIORI) up
 
 eval: models  ## the bundled golden set through the real model, ragas on 5; fails below eval/thresholds.toml

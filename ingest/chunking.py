@@ -1,10 +1,22 @@
 """Notes → chunks: headings first, then whole sentences, sized in the embedding model's tokens.
 
-A chunk never spans two sections, so its heading path is exact, and never ends inside a
-sentence: Japanese (。！？) and English (. ! ?) sentence ends, list items, table rows and blank
-lines are the only places it may end. A single sentence longer than the budget becomes a chunk
-of its own rather than being cut. Each chunk is a contiguous slice of the document text, so its
-character offsets and line range point at the exact place in the note.
+The note's structure comes from a CommonMark parser (`ingest.structure`): a chunk never spans two
+sections, so its heading path is exact, and never spans a part that is not indexed (front matter,
+HTML comments, hidden HTML). Inside a section the units are sentences of prose (sentence ends:
+``。．｡！？`` anywhere, ``. ! ?`` before a space, the end or a Japanese character), lines of code,
+and table rows; chunks are packed from whole units up to the token budget with some overlap.
+
+A sentence longer than the budget is cut at its line breaks, then at clause marks (``、，､；：``
+and ``, ; :`` before a space), then at spaces, as far as needed to fit; what is still over the
+budget is a single unsplittable run (no space or punctuation), or one table row, and becomes a
+chunk of its own.
+
+Citations: a chunk's text is exactly the document text (see `ingest.readers`: decoded, line
+breaks as LF) from ``char_start`` to ``char_end``, and ``line_start``–``line_end`` are the lines
+that span covers. One documented exception: a chunk that holds rows of a table but not its
+header starts with the table's header row and delimiter row (``lead_chars`` characters plus a
+line break), so each passage of a long table says what its columns mean; its span and lines
+are those of the rows.
 """
 
 from __future__ import annotations
@@ -13,48 +25,62 @@ import bisect
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llama_index.core.node_parser import NodeParser
 from llama_index.core.schema import BaseNode, TextNode
 from pydantic import Field, PrivateAttr
 
+from ingest.structure import (
+    CODE,
+    HEADING,
+    SKIP,
+    TABLE_HEAD,
+    TABLE_ROW,
+    TEXT,
+    Layout,
+    line_layout,
+    markdown_layout,
+    paragraph_layout,
+)
+
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
-_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(```|~~~)")
-# A line that starts a new block: list item, quote, table row, fence, Japanese bullet.
-_BLOCK_START = re.compile(r"^\s*([-*+]\s|\d{1,3}[.)]\s|[・•●◦○■□▪︎※>|]|```|~~~)")
-# Sentence ends: Japanese full stops anywhere; . ! ? only before whitespace or the end. Closing
-# brackets and quotes stay with the sentence they close.
-_CLOSERS = "」』）)\\]\"'’”"
-_SENTENCE_END = re.compile(rf"[。！？]+[{_CLOSERS}]*|[.!?]+[{_CLOSERS}]*(?=\s|$)")
+# Sentence ends. Full-width and half-width CJK terminals end a sentence anywhere; ASCII . ! ?
+# only before whitespace, the end, or a non-ASCII character (Japanese written with ASCII
+# punctuation). Closing brackets and quotes stay with the sentence they close.
+_CLOSERS = "」』）)\\]\"'’”】〉》"
+_SENTENCE_END = re.compile(
+    rf"[。．｡！？‼⁇⁈⁉]+[{_CLOSERS}]*|[.!?]+[{_CLOSERS}]*(?=\s|$|[^\x00-\x7f])"
+)
+# Clause ends, for sentences longer than the budget.
+_CLAUSE_END = re.compile(r"[、，､；：]+|[,;:]+(?=\s|[^\x00-\x7f])")
+_DIGITS = "0123456789０１２３４５６７８９"
 # Words after which a period does not end a sentence.
 _ABBREVIATIONS = frozenset(
     "e.g i.e etc vs cf fig figs no nos eq eqs dr mr mrs ms prof st al approx ca sec ch vol".split()
 )
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
 
+SENTENCE, LINE, CLAUSE, SPACE = range(4)  # how finely a unit was cut
+
 
 def _is_sentence_end(region: str, end: int, match: re.Match[str]) -> bool:
     text = match.group(0)
+    start = match.start()
+    between_digits = start > 0 and end < len(region) and region[start - 1] + region[end]
+    if text == "．" and between_digits and set(between_digits) <= set(_DIGITS):
+        return False  # ３．１４: a full-width decimal point
     if text.startswith("."):
-        line_start = region.rfind("\n", 0, match.start()) + 1
-        if region[line_start : match.start()].strip().isdigit():
+        line_start = region.rfind("\n", 0, start) + 1
+        if region[line_start:start].strip().isdigit():
             return False  # "1. " starts a numbered list item
-        word = _WORD_BEFORE.search(region[: match.start() + 1])
+        word = _WORD_BEFORE.search(region[: start + 1])
         if word and (len(word.group(1)) == 1 or word.group(1).lower() in _ABBREVIATIONS):
             return False  # "e.g.", "Fig.", an initial like "J."
     # 「…。」と言った。 — a quotation followed by a particle continues the sentence
     return not (text[-1] in _CLOSERS and end < len(region) and region[end] in "とっ")
-
-
-@dataclass(frozen=True)
-class Section:
-    headings: tuple[str, ...]
-    start: int  # char offset of the first body character
-    end: int
 
 
 @dataclass(frozen=True)
@@ -63,84 +89,193 @@ class Span:
     end: int
 
 
+@dataclass(frozen=True)
+class Unit:
+    """The smallest piece a chunk is built from: a sentence, a code line, a table row."""
+
+    start: int
+    end: int
+    table: int = -1  # the table a row or header belongs to
+    head: bool = False  # a table's header and delimiter rows
+    level: int = SENTENCE  # how finely it has been cut (SENTENCE … SPACE)
+    whole: bool = False  # never cut further (table rows)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive units under one heading path, with nothing unindexed between them."""
+
+    headings: tuple[str, ...]
+    units: tuple[Unit, ...]
+
+
 def line_starts(text: str) -> list[int]:
+    """Offsets where each line begins (line breaks are LF in the document text)."""
     starts = [0]
     starts.extend(m.end() for m in re.finditer("\n", text))
     return starts
 
 
-def sections(text: str) -> list[Section]:
-    """Split at ATX headings outside code fences; each section knows its heading path."""
-    found: list[Section] = []
-    path: list[tuple[int, str]] = []
-    body_start = 0
-    in_fence = False
-    offset = 0
-    for line in text.splitlines(keepends=True):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        match = None if in_fence else _HEADING.match(line.rstrip("\r\n"))
-        if match:
-            found.append(Section(tuple(h for _, h in path), body_start, offset))
-            level = len(match.group(1))
-            path = [(lv, h) for lv, h in path if lv < level] + [(level, match.group(2).strip())]
-            body_start = offset + len(line)
-        offset += len(line)
-    found.append(Section(tuple(h for _, h in path), body_start, len(text)))
-    return [s for s in found if text[s.start : s.end].strip()]
+def _trimmed(text: str, start: int, end: int) -> Span | None:
+    piece = text[start:end]
+    if not piece.strip():
+        return None
+    lead = len(piece) - len(piece.lstrip())
+    trail = len(piece) - len(piece.rstrip())
+    return Span(start + lead, end - trail)
 
 
-def sentence_spans(text: str, start: int, end: int) -> list[Span]:
-    """Sentence-like units of text[start:end], trimmed, in order, never overlapping."""
-    cuts: set[int] = set()
-    region = text[start:end]
-    for m in _SENTENCE_END.finditer(region):
-        if _is_sentence_end(region, m.end(), m):
-            cuts.add(start + m.end())
-    lines = region.splitlines(keepends=True)
-    offset = start
-    in_fence = False
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        line_end = offset + len(line.rstrip("\r\n"))
-        if (
-            in_fence
-            or not stripped
-            or not nxt.strip()
-            or _BLOCK_START.match(nxt)
-            or stripped.startswith("|")
-        ):
-            cuts.add(line_end)
-        offset += len(line)
-    cuts.add(end)
+def _cut(text: str, start: int, end: int, cuts: Sequence[int]) -> list[Span]:
     spans: list[Span] = []
     prev = start
-    for cut in sorted(cuts):
+    for cut in [*sorted(cuts), end]:
         if cut <= prev:
             continue
-        piece = text[prev:cut]
-        lead = len(piece) - len(piece.lstrip())
-        trail = len(piece) - len(piece.rstrip())
-        if piece.strip():
-            spans.append(Span(prev + lead, cut - trail))
+        span = _trimmed(text, prev, cut)
+        if span:
+            spans.append(span)
         prev = cut
     return spans
 
 
-def pack(token_counts: Sequence[int], budget: int, overlap: int) -> list[tuple[int, int]]:
+# A line starting with a Japanese bullet starts a new item (no Markdown list marker, so
+# CommonMark sees one paragraph; Japanese notes write lists this way).
+_JA_BULLET = re.compile(r"\n[ \t\u3000]*[・•●◦○■□▪※]")
+# For text without its Markdown context (sentence_spans): a line that starts a new block.
+_BLOCK_START = re.compile(r"^\s*([-*+]\s|\d{1,9}[.)]\s|[・•●◦○■□▪※>|]|```|~~~)")
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _sentence_cuts(text: str, start: int, end: int) -> list[int]:
+    region = text[start:end]
+    cuts = [
+        start + m.end()
+        for m in _SENTENCE_END.finditer(region)
+        if _is_sentence_end(region, m.end(), m)
+    ]
+    cuts.extend(start + m.start() for m in _JA_BULLET.finditer(region))
+    return cuts
+
+
+def _paragraph_sentences(text: str, start: int, end: int) -> list[Span]:
+    """Sentences of one block of prose (its lines are soft-wrapped: no cut at line ends)."""
+    return _cut(text, start, end, _sentence_cuts(text, start, end))
+
+
+def sentence_spans(text: str, start: int, end: int) -> list[Span]:
+    """Sentence-like units of a piece of text without its Markdown context (a chunk's text, as
+    the answer checks cut it): sentence ends, plus the ends of blank lines, of lines before a
+    list item, quote, table row or fence, of table rows and of fence lines. Trimmed, in order,
+    never overlapping. The chunker itself cuts by the note's parsed structure instead."""
+    cuts = _sentence_cuts(text, start, end)
+    lines = text[start:end].split("\n")
+    offset = start
+    in_fence = False
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if _FENCE_LINE.match(line):
+            in_fence = not in_fence
+        if (
+            in_fence
+            or _FENCE_LINE.match(line)
+            or not line.strip()
+            or not nxt.strip()
+            or _BLOCK_START.match(nxt)
+            or line.lstrip().startswith("|")
+        ):
+            cuts.append(offset + len(line))
+        offset += len(line) + 1
+    return _cut(text, start, end, cuts)
+
+
+def finer_spans(text: str, span: Span, level: int) -> list[Span]:
+    """``span`` cut at line breaks (LINE), clause marks (CLAUSE) or spaces (SPACE)."""
+    region = text[span.start : span.end]
+    if level == LINE:
+        cuts = [span.start + m.end() for m in re.finditer("\n", region)]
+    elif level == CLAUSE:
+        cuts = [span.start + m.end() for m in _CLAUSE_END.finditer(region)]
+    else:
+        cuts = [span.start + m.end() for m in re.finditer(r"\s+", region)]
+    return _cut(text, span.start, span.end, cuts)
+
+
+def layout_of(text: str, metadata: dict[str, Any]) -> Layout:
+    """The structure the reader asked for: Markdown (default), lines (HTML), paragraphs (PDF)."""
+    kind = metadata.get("layout", "markdown")
+    if kind == "lines":
+        levels = {int(line): int(level) for line, level in metadata.get("heading_levels", [])}
+        return line_layout(text.split("\n"), levels, frozenset(metadata.get("breaks", [])))
+    if kind == "paragraphs":
+        return paragraph_layout(text)
+    return markdown_layout(text, kind == "text")
+
+
+def segments(text: str, layout: Layout) -> list[Segment]:
+    """Units of each stretch of indexed text, with the heading path in force there."""
+    starts = line_starts(text)
+
+    def span_of(first: int, last: int) -> tuple[int, int]:
+        end = starts[last] - 1 if last < len(starts) else len(text)
+        return starts[first], end
+
+    found: list[Segment] = []
+    path: list[tuple[int, str]] = []
+    units: list[Unit] = []
+
+    def close() -> None:
+        if units:
+            found.append(Segment(tuple(h for _, h in path), tuple(units)))
+            units.clear()
+
+    for block in layout.blocks:
+        if block.kind == HEADING:
+            close()
+            path = [(lv, h) for lv, h in path if lv < block.level] + [(block.level, block.title)]
+        elif block.kind == SKIP:
+            close()
+        elif block.kind == TEXT:
+            a, b = span_of(block.start, block.end)
+            units.extend(Unit(s.start, s.end) for s in _paragraph_sentences(text, a, b))
+        elif block.kind == CODE:
+            for line in range(block.start, block.end):
+                span = _trimmed(text, *span_of(line, line + 1))
+                if span:
+                    units.append(Unit(span.start, span.end, level=LINE))
+        elif block.kind in (TABLE_HEAD, TABLE_ROW):
+            span = _trimmed(text, *span_of(block.start, block.end))
+            if span:
+                head = block.kind == TABLE_HEAD
+                units.append(Unit(span.start, span.end, block.table, head, LINE, whole=True))
+    close()
+    return found
+
+
+def pack(
+    token_counts: Sequence[int],
+    budget: int,
+    overlap: int,
+    lead: Sequence[int] | None = None,
+    glue: Sequence[bool] | None = None,
+) -> list[tuple[int, int]]:
     """Group consecutive units into [i, j) ranges of at most ``budget`` tokens, each new range
-    repeating up to ``overlap`` tokens of the previous one's tail."""
+    repeating up to ``overlap`` tokens of the previous one's tail.
+
+    ``lead[i]``: tokens added when a range starts at unit i (a table's repeated header).
+    ``glue[i]``: a range does not end right after unit i unless it is alone or last (a table
+    header stays with its first rows). A single unit over the budget is a range of its own."""
+    n = len(token_counts)
+    lead = lead or [0] * n
+    glue = glue or [False] * n
     ranges: list[tuple[int, int]] = []
     i = 0
-    n = len(token_counts)
     while i < n:
-        j, total = i, 0
+        j, total = i, lead[i]
         while j < n and (j == i or total + token_counts[j] <= budget):
             total += token_counts[j]
             j += 1
+        while j < n and j - 1 > i and glue[j - 1]:
+            j -= 1
         ranges.append((i, j))
         if j >= n:
             break
@@ -150,7 +285,7 @@ def pack(token_counts: Sequence[int], budget: int, overlap: int) -> list[tuple[i
         while (
             k - 1 > i
             and tail + token_counts[k - 1] <= overlap
-            and tail + token_counts[k - 1] + token_counts[j] <= budget
+            and lead[k - 1] + tail + token_counts[k - 1] + token_counts[j] <= budget
         ):
             k -= 1
             tail += token_counts[k]
@@ -161,6 +296,18 @@ def pack(token_counts: Sequence[int], budget: int, overlap: int) -> list[tuple[i
 def content_hash(title: str, headings: Sequence[str], text: str) -> str:
     digest = hashlib.sha256("\x1f".join([title, *headings, text]).encode("utf-8"))
     return digest.hexdigest()[:32]
+
+
+# reader metadata that only the splitter needs
+_INTERNAL = (
+    "line_map",
+    "page_starts",
+    "heading_levels",
+    "breaks",
+    "layout",
+    "warnings",
+    "encoding",
+)
 
 
 class NoteSplitter(NodeParser):
@@ -186,41 +333,71 @@ class NoteSplitter(NodeParser):
             out.extend(self.split(node.get_content(), dict(node.metadata)))
         return out
 
+    def _refine(self, text: str, unit: Unit, count: int) -> list[tuple[Unit, int]]:
+        """A unit over the budget, cut at the next finer boundaries until its pieces fit."""
+        if count <= self.chunk_tokens or unit.whole:
+            return [(unit, count)]
+        for level in range(unit.level + 1, SPACE + 1):
+            pieces = finer_spans(text, Span(unit.start, unit.end), level)
+            if len(pieces) > 1:
+                counts = self._count([text[p.start : p.end] for p in pieces])
+                out: list[tuple[Unit, int]] = []
+                for piece, n in zip(pieces, counts, strict=True):
+                    finer = replace(unit, start=piece.start, end=piece.end, level=level)
+                    out.extend(self._refine(text, finer, n))
+                return out
+        return [(unit, count)]  # one unsplittable run
+
     def split(self, text: str, metadata: dict[str, Any]) -> list[TextNode]:
         starts = line_starts(text)
         line_map: list[int] | None = metadata.get("line_map")
         page_starts: list[int] | None = metadata.get("page_starts")
         title = str(metadata.get("title", ""))
-        units: list[tuple[Section, Span]] = []
-        for section in sections(text):
-            units.extend((section, s) for s in sentence_spans(text, section.start, section.end))
-        counts = self._count([text[s.start : s.end] for _, s in units])
+        parts = segments(text, layout_of(text, metadata))
+        flat = [u for seg in parts for u in seg.units]
+        flat_counts = self._count([text[u.start : u.end] for u in flat])
+        base = {k: v for k, v in metadata.items() if k not in _INTERNAL}
         nodes: list[TextNode] = []
-        # pack each section on its own so that no chunk crosses a heading
-        i = 0
-        while i < len(units):
-            section = units[i][0]
-            j = i
-            while j < len(units) and units[j][0] is section:
-                j += 1
-            for a, b in pack(counts[i:j], self.chunk_tokens, self.overlap_tokens):
-                first, last = units[i + a][1], units[i + b - 1][1]
+        offset = 0
+        for seg in parts:
+            sized: list[tuple[Unit, int]] = []
+            mine = flat_counts[offset : offset + len(seg.units)]
+            for unit, n in zip(seg.units, mine, strict=True):
+                sized.extend(self._refine(text, unit, n))
+            offset += len(seg.units)
+            units = [u for u, _ in sized]
+            counts = [n for _, n in sized]
+            heads = {u.table: (u, n) for u, n in sized if u.head}
+            lead = [heads[u.table][1] if u.table in heads and not u.head else 0 for u in units]
+            glue = [u.head for u in units]
+            for a, b in pack(counts, self.chunk_tokens, self.overlap_tokens, lead, glue):
+                first, last = units[a], units[b - 1]
                 body = text[first.start : last.end]
+                prefix, lead_line = "", 0
+                if first.table in heads and not first.head:
+                    head = heads[first.table][0]
+                    prefix = text[head.start : head.end]
+                    body = prefix + "\n" + body
+                    lead_line = bisect.bisect_right(starts, head.start)
+                    if line_map:
+                        lead_line = line_map[lead_line - 1]
                 line_a = bisect.bisect_right(starts, first.start)
                 line_b = bisect.bisect_right(starts, max(first.start, last.end - 1))
                 if line_map:
                     line_a, line_b = line_map[line_a - 1], line_map[line_b - 1]
-                meta = {k: v for k, v in metadata.items() if k not in ("line_map", "page_starts")}
+                meta = dict(base)
                 meta.update(
-                    headings=list(section.headings),
+                    headings=list(seg.headings),
                     line_start=line_a,
                     line_end=line_b,
                     char_start=first.start,
                     char_end=last.end,
+                    lead_chars=len(prefix),
+                    lead_line=lead_line,
                     chunk_index=len(nodes),
-                    content_hash=content_hash(title, section.headings, body),
+                    content_hash=content_hash(title, seg.headings, body),
                     page=bisect.bisect_right(page_starts, first.start) if page_starts else None,
-                    tokens=sum(counts[i + a : i + b]),
+                    tokens=lead[a] + sum(counts[a:b]),
                 )
                 nodes.append(
                     TextNode(
@@ -232,5 +409,4 @@ class NoteSplitter(NodeParser):
                         excluded_llm_metadata_keys=list(meta),
                     )
                 )
-            i = j
         return nodes

@@ -1,17 +1,22 @@
 """Which files an ingest looks at: recursive walk, supported types, ignore files.
 
-Hidden files and folders are skipped. A folder may hold a ``.shioriignore`` file with one
-glob pattern per line (``#`` starts a comment), matched against paths relative to that folder
-and against bare names; a pattern ending in ``/`` matches folders.
+Hidden files and folders are skipped. Any folder may hold a ``.shioriignore`` file written like a
+``.gitignore`` and read with gitignore's rules (by pathspec): patterns are relative to that
+folder, ``*`` stays within a folder and ``**`` crosses them, a pattern with a ``/`` at its start
+or in its middle is anchored to that folder, one ending in ``/`` matches only folders, ``!``
+re-includes what an earlier pattern excluded, and ``#`` starts a comment (spaces around a
+pattern are ignored). An ignore file deeper
+down overrides the ones above it; as in git, nothing inside an ignored folder can be re-included.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pathspec
 
 from ingest.readers import SUPPORTED
 
@@ -27,31 +32,27 @@ class Discovery:
     outside: list[Path] = field(default_factory=list)  # links that lead out of `confine_to`
 
 
-def _read_patterns(folder: Path) -> list[str]:
+def _read_spec(folder: Path) -> pathspec.GitIgnoreSpec | None:
     ignore = folder / IGNORE_FILE
     if not ignore.is_file():
-        return []
-    lines = ignore.read_text(encoding="utf-8", errors="replace").splitlines()
-    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        return None
+    lines = ignore.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    # unlike git, spaces around a pattern are dropped (an indented pattern means the pattern)
+    return pathspec.GitIgnoreSpec.from_lines(line.strip() for line in lines)
 
 
-def _ignored(rel: str, is_dir: bool, patterns: list[tuple[Path, list[str]]], path: Path) -> bool:
-    for base, pats in patterns:
+def _ignored(path: Path, is_dir: bool, specs: list[tuple[Path, pathspec.GitIgnoreSpec]]) -> bool:
+    """The last ignore file (deepest) with a pattern that decides, decides."""
+    verdict = False
+    for base, spec in specs:
         try:
-            rel_to_base = path.relative_to(base).as_posix()
+            rel = path.relative_to(base).as_posix()
         except ValueError:
             continue
-        name = path.name
-        for pat in pats:
-            if pat.endswith("/"):
-                folder = pat[:-1]
-                if is_dir and (
-                    fnmatch.fnmatch(rel_to_base, folder) or fnmatch.fnmatch(name, folder)
-                ):
-                    return True
-            elif fnmatch.fnmatch(rel_to_base, pat) or fnmatch.fnmatch(name, pat):
-                return True
-    return False
+        result = spec.check_file(rel + "/" if is_dir else rel)
+        if result.include is not None:
+            verdict = result.include
+    return verdict
 
 
 def discover(arguments: list[str | Path], confine_to: Sequence[Path] = ()) -> Discovery:
@@ -71,20 +72,22 @@ def discover(arguments: list[str | Path], confine_to: Sequence[Path] = ()) -> Di
                 seen.add(root)
                 found.files.append(root)
             continue
-        patterns: list[tuple[Path, list[str]]] = []
+        specs: dict[Path, pathspec.GitIgnoreSpec] = {}
         for dirpath, dirnames, filenames in os.walk(root):
             here = Path(dirpath)
-            own = _read_patterns(here)
-            if own:
-                patterns.append((here, own))
+            own = _read_spec(here)
+            if own is not None:
+                specs[here] = own
+            # the ignore files of this folder and the folders above it, outermost first
+            active = [(base, spec) for base, spec in specs.items() if here.is_relative_to(base)]
             dirnames[:] = sorted(
                 d
                 for d in dirnames
-                if not d.startswith(".") and not _ignored(d, True, patterns, here / d)
+                if not d.startswith(".") and not _ignored(here / d, True, active)
             )
             for name in sorted(filenames):
                 path = here / name
-                if name.startswith(".") or _ignored(name, False, patterns, path):
+                if name.startswith(".") or _ignored(path, False, active):
                     continue
                 if path.suffix.lower() not in SUPPORTED:
                     found.unsupported.append(path)

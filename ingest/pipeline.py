@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,12 +25,13 @@ from llama_index.core.schema import BaseNode
 from ingest.chunking import NoteSplitter
 from ingest.discovery import discover
 from ingest.readers import UnreadableFileError, read_document
+from ingest.structure import readable
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import Chunk, FileRecord, NoteIndex, Vectors
 from shiori.sparse import SparseEncoder
 
-SPLITTER_VERSION = "1"
+SPLITTER_VERSION = "2"  # 2: CommonMark structure, front matter, NFC sources
 
 
 @dataclass
@@ -48,6 +50,12 @@ class IngestReport:
     seconds: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    # read, but with something to check: {"path", "warning"} (an encoding guessed between two
+    # candidates, front matter that does not parse)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    # {"path", "same_as"}: byte-identical to another ingested note; both stay listed, search
+    # shows their passages once
+    duplicates: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,15 +82,19 @@ class SilentReporter:
 def display_path(path: Path, uploads_dir: Path | None = None) -> str:
     """How a note is named in citations: `uploads/NAME` for a note uploaded to the service (its
     server path means nothing to the reader), else relative to the working directory, else
-    absolute."""
+    absolute; always in Unicode NFC (macOS writes names decomposed, people type them composed)."""
     if uploads_dir is not None:
         uploads = uploads_dir.expanduser().resolve()
         if path.is_relative_to(uploads):
-            return "uploads/" + path.relative_to(uploads).as_posix()
+            return nfc("uploads/" + path.relative_to(uploads).as_posix())
     try:
-        return path.relative_to(Path.cwd()).as_posix()
+        return nfc(path.relative_to(Path.cwd()).as_posix())
     except ValueError:
-        return path.as_posix()
+        return nfc(path.as_posix())
+
+
+def nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
 
 
 def file_digest(path: Path) -> tuple[str, int, int]:
@@ -104,6 +116,8 @@ class _Pending:
     is_new: bool
     chunks: list[Chunk] = field(default_factory=list)
     title: str = ""
+    tags: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
 
 
 class Ingestor:
@@ -158,12 +172,23 @@ class Ingestor:
             self._fail(report, reporter, path, "links to a file outside the allowed folders")
 
         todo: list[_Pending] = []
+        # byte-identical notes: earlier in this run, or already indexed from elsewhere
+        in_run = {str(p) for p in found.files}
+        by_hash: dict[str, str] = {}
+        for r in records.values():
+            if r.path not in in_run and os.path.exists(r.path):
+                by_hash.setdefault(r.file_hash, r.path)
+        seen_hash: dict[str, Path] = {}
         for path in found.files:
             try:
                 file_hash, size, mtime_ns = file_digest(path)
             except OSError as exc:
                 self._fail(report, reporter, path, f"cannot read: {exc.strerror or exc}")
                 continue
+            twin = seen_hash.setdefault(file_hash, path)
+            other = str(twin) if twin != path else by_hash.get(file_hash)
+            if other is not None and size:  # (empty files are not copies of each other)
+                self._duplicate(report, reporter, path, Path(other))
             generation = self.generation_of(path, file_hash)
             record = records.get(str(path))
             if record is not None and record.generation == generation:
@@ -177,7 +202,7 @@ class Ingestor:
         group_chunks = 0
         for pending in todo:
             try:
-                self._split(pending)
+                self._split(pending, report, reporter)
             except UnreadableFileError as exc:
                 self._fail(report, reporter, pending.path, str(exc))
                 continue
@@ -202,13 +227,24 @@ class Ingestor:
         reporter.warn(f"skipped {shown}: {why}")
         reporter.advance()
 
-    def _split(self, pending: _Pending) -> None:
+    def _duplicate(self, report: IngestReport, reporter: Reporter, path: Path, other: Path) -> None:
+        shown = display_path(path, self.settings.uploads_dir)
+        same_as = display_path(other, self.settings.uploads_dir)
+        report.duplicates.append({"path": shown, "same_as": same_as})
+        reporter.warn(f"{shown} has the same content as {same_as} (search shows it once)")
+
+    def _split(self, pending: _Pending, report: IngestReport, reporter: Reporter) -> None:
         document = read_document(pending.path)
         nodes: Sequence[BaseNode] = self.pipeline.run(documents=[document])
         if not nodes:
             raise UnreadableFileError("no text to index")
         source = display_path(pending.path, self.settings.uploads_dir)
         pending.title = str(document.metadata.get("title", pending.path.stem))
+        pending.tags = list(document.metadata.get("tags", []))
+        pending.aliases = list(document.metadata.get("aliases", []))
+        for warning in document.metadata.get("warnings", []):
+            report.warnings.append({"path": source, "warning": warning})
+            reporter.warn(f"{source}: {warning}")
         pending.chunks = [
             Chunk(
                 path=str(pending.path),
@@ -226,6 +262,10 @@ class Ingestor:
                 generation=pending.generation,
                 page=n.metadata.get("page"),
                 kind=str(n.metadata.get("kind", "text")),
+                tags=pending.tags,
+                aliases=pending.aliases,
+                lead_chars=int(n.metadata.get("lead_chars", 0)),
+                lead_line=int(n.metadata.get("lead_line", 0)),
             )
             for n in nodes
         ]
@@ -243,7 +283,7 @@ class Ingestor:
                     need.append((gi, ci))
         chunks = [group[gi].chunks[ci] for gi, ci in need]
         dense = self.embedder.embed_documents(
-            [c.text for c in chunks], [embed_title(c) for c in chunks]
+            [readable(c.text) for c in chunks], [embed_title(c) for c in chunks]
         )
         report.embeddings_computed += len(chunks)
         for key, chunk, row in zip(need, chunks, dense, strict=True):
@@ -262,6 +302,8 @@ class Ingestor:
                     mtime_ns=pending.mtime_ns,
                     chunks=len(pending.chunks),
                     title=pending.title,
+                    tags=pending.tags,
+                    aliases=pending.aliases,
                 )
             )
         report.chunks_deleted += self.index.publish(records)
@@ -291,5 +333,6 @@ def embed_title(chunk: Chunk) -> str:
 
 
 def sparse_text(chunk: Chunk) -> str:
-    """Headings count as text for keyword matching, too."""
-    return f"{embed_title(chunk)}\n{chunk.text}"
+    """Headings and aliases count as text for keyword matching, too; links as their labels."""
+    names = " ".join([embed_title(chunk), *chunk.aliases])
+    return f"{names}\n{readable(chunk.text)}"

@@ -1,19 +1,40 @@
 """Files → LlamaIndex Documents whose text keeps a map back to the file's own lines.
 
-Citations point at lines of the original note, so readers must not rewrite text freely:
-Markdown and plain text are kept byte-for-byte (decoded), HTML becomes one line per block
-element with headings turned into Markdown headings (each line remembers its source line), and a
-PDF becomes its pages' text (lines counted in the extracted text, pages remembered).
+Citations point at lines of the original note, so readers do not rewrite text freely. The one
+normalisation (the *document text*): bytes decoded (a byte-order mark removed) and every line
+break — LF, CRLF or a lone CR, as any editor writes them, mixed or not — written as LF. Line
+*n* of the document text is line *n* of the file as an editor shows it; nothing else changes.
+Other characters Python would split lines at (U+2028, U+0085, form feed …) are not line breaks
+here, as in editors.
+
+- Markdown and plain text: the document text. Title, tags and aliases come from the front matter
+  and the headings (`ingest.structure`); the chunker leaves the front matter out.
+- HTML: one line per visible block element (hidden elements dropped), each line remembering its
+  source line (``line_map``), headings and their levels remembered (``heading_levels``).
+- PDF: its pages' text (lines counted in the extracted text, pages remembered); encrypted files
+  with an empty user password are read, password-locked ones are refused as such.
+
+Encodings: UTF-8 with or without BOM, UTF-16 and UTF-32 with BOM, and Shift_JIS/CP932, EUC-JP,
+ISO-2022-JP or another legacy encoding when no UTF fits. A legacy decoding is chosen by how
+plausible its text is; when two candidates fit about equally the reader says so (a warning in the
+ingest report), and when none decodes to plausible text the file is refused, never indexed as
+mojibake.
 """
 
 from __future__ import annotations
 
-import re
+import codecs
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llama_index.core import Document
 from llama_index.core.readers.base import BaseReader
+
+from ingest.hidden import hidden_selectors, is_hidden
+from ingest.structure import markdown_layout
 
 MARKDOWN = {".md", ".markdown", ".mdown", ".mkd"}
 TEXT = {".txt", ".text", ".rst"}
@@ -26,31 +47,125 @@ class UnreadableFileError(ValueError):
     """A file that cannot be turned into text; the message says why, the ingest goes on."""
 
 
-def decode(data: bytes, path: Path) -> str:
-    """UTF-8 (with or without BOM) first; otherwise a detected Japanese/legacy encoding."""
+# --- decoding ---------------------------------------------------------------------------------
+
+# UTF-32-LE's mark starts with UTF-16-LE's: the longer marks are tried first.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16"),
+)
+# Legacy encodings Japanese tools write; charset-normalizer adds its own best guess (Western
+# and others) to these.
+_LEGACY = ("cp932", "euc_jp", "iso2022_jp")
+_MAX_ODD = 0.02  # above this share of implausible characters a decoding is mojibake
+_CLOSE = 0.005  # two decodings this close in oddness are a guess between them
+
+
+@dataclass
+class Decoded:
+    text: str  # LF line breaks only
+    encoding: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def normalise_newlines(text: str) -> str:
+    """CRLF and lone CR → LF (the documented normalisation of the document text)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _odd(ch: str) -> bool:
+    """Characters that real notes hardly contain but mojibake is full of."""
+    code = ord(ch)
+    if code < 0x80:
+        return code < 0x20 and ch not in "\t\n\r\f"
+    if 0xFF61 <= code <= 0xFF9F:  # half-width katakana: EUC-JP bytes read as Shift_JIS
+        return True
+    category = unicodedata.category(ch)
+    # controls (C1 from Latin-1 readings), unassigned, private use, surrogates; the
+    # replacement character; box drawing and symbols that mis-decodings scatter
+    return category in ("Cc", "Cn", "Co", "Cs") or ch == "\ufffd" or 0x2500 <= code <= 0x259F
+
+
+def oddness(text: str) -> float:
+    """Share of implausible characters (0 = clean text)."""
+    if not text:
+        return 0.0
+    return sum(1 for ch in text if _odd(ch)) / len(text)
+
+
+def decode(data: bytes, path: Path | None = None) -> Decoded:
+    """Bytes → text with LF line breaks; raises UnreadableFileError saying why not.
+
+    Order: a byte-order mark decides (UTF-8/16/32; the mark is dropped); NUL bytes without
+    one mean binary; then strict UTF-8; then the most plausible legacy decoding."""
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as exc:
+                raise UnreadableFileError(
+                    f"starts with a {name} byte-order mark but is not valid {name} "
+                    f"(byte {exc.start + len(bom)})"
+                ) from exc
+            if "\x00" in text:
+                raise UnreadableFileError(f"{name} text with NUL characters: looks binary")
+            return Decoded(normalise_newlines(text), codec)
     if b"\x00" in data[:8192]:
         raise UnreadableFileError("looks binary (NUL bytes), not text")
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        pass
+        return _decode_legacy(data)
+    if "\x1b$" in text or "\x1b(" in text:  # ISO-2022-JP is 7-bit: valid UTF-8 as well
+        try:
+            return Decoded(normalise_newlines(data.decode("iso2022_jp")), "iso2022_jp")
+        except UnicodeDecodeError:
+            pass
+    return Decoded(normalise_newlines(text), "utf-8")
+
+
+def _candidates(data: bytes) -> Iterable[tuple[str, str]]:
     from charset_normalizer import from_bytes
 
+    names = list(_LEGACY)
     best = from_bytes(data).best()
-    if best is None or best.encoding is None:
-        raise UnreadableFileError("not valid UTF-8 and no other text encoding fits")
-    return str(best)
+    if (
+        best is not None
+        and best.encoding
+        and codecs.lookup(best.encoding).name not in {codecs.lookup(n).name for n in names}
+    ):
+        names.append(best.encoding)
+    for name in names:
+        try:
+            yield name, data.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            continue
+
+
+def _decode_legacy(data: bytes) -> Decoded:
+    scored = sorted(((oddness(t), n, t) for n, t in _candidates(data)), key=lambda x: x[0])
+    if not scored or scored[0][0] > _MAX_ODD:
+        guess = f" (the closest, {scored[0][1]}, gives garbled text)" if scored else ""
+        raise UnreadableFileError(
+            "not valid UTF-8, and no Japanese or other known encoding decodes it to clean "
+            f"text{guess}; save it as UTF-8 and ingest again"
+        )
+    odd, name, text = scored[0]
+    warnings = [
+        f"text encoding guessed as {name}; {other} would also fit and reads differently: "
+        "check this note's passages, or save it as UTF-8"
+        for other_odd, other, other_text in scored[1:]
+        if other_odd - odd <= _CLOSE and normalise_newlines(other_text) != normalise_newlines(text)
+    ][:1]
+    return Decoded(normalise_newlines(text), name, warnings)
 
 
 def title_from_markdown(text: str, fallback: str) -> str:
-    in_fence = False
-    for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-        match = None if in_fence else re.match(r"^#\s+(.+?)\s*#*\s*$", line)
-        if match:
-            return match.group(1).strip()
-    return fallback
+    """Front matter ``title``, else the first top-level H1 (ATX or setext), else ``fallback``."""
+    return markdown_layout(normalise_newlines(text)).title or fallback
 
 
 def _metadata(path: Path, kind: str, title: str, **extra: Any) -> dict[str, Any]:
@@ -58,13 +173,24 @@ def _metadata(path: Path, kind: str, title: str, **extra: Any) -> dict[str, Any]
 
 
 class MarkdownTextReader(BaseReader):
-    """Markdown and plain text, unchanged, so line numbers are the file's."""
+    """Markdown and plain text: the document text, so line numbers are the file's."""
 
     def load_data(self, file: Path, extra_info: dict[str, Any] | None = None) -> list[Document]:
-        text = decode(file.read_bytes(), file)
+        decoded = decode(file.read_bytes(), file)
         kind = "markdown" if file.suffix.lower() in MARKDOWN else "text"
-        title = title_from_markdown(text, file.stem) if kind == "markdown" else file.stem
-        return [Document(text=text, metadata=_metadata(file, kind, title, **(extra_info or {})))]
+        layout = markdown_layout(decoded.text, kind == "text")
+        meta = _metadata(
+            file,
+            kind,
+            layout.title or file.stem,
+            tags=layout.tags,
+            aliases=layout.aliases,
+            layout=kind,
+            encoding=decoded.encoding,
+            warnings=decoded.warnings + layout.warnings,
+            **(extra_info or {}),
+        )
+        return [Document(text=decoded.text, metadata=meta)]
 
 
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
@@ -75,23 +201,44 @@ _BLOCKS = _HEADINGS | {
     "section", "article", "main", "header", "footer", "aside", "nav", "body", "html", "ul",
     "ol", "dl", "table", "tr", "form", "fieldset", "details", "summary", "address", "br",
 }  # fmt: skip
-_SKIP = {"script", "style", "noscript", "template", "head"}
+# Never rendered as text: code, styles, templates, the head.
+_SKIP = {"script", "style", "noscript", "template", "head", "svg", "math"}
+
+
+def visible_soup(html: str) -> tuple[Any, str, list[int]]:
+    """The page parsed, with everything a browser would not show removed; its <title>; and the
+    source lines where hidden elements began (no citation may span them)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    title_tag = soup.find("title")
+    title = title_tag.get_text(strip=True) if title_tag else ""
+    sheets = [s.get_text() for s in soup.find_all("style")]
+    doomed = soup(list(_SKIP))
+    doomed.extend(t for t in soup.find_all(True) if t.name not in _SKIP and is_hidden(t))
+    for selector in hidden_selectors(sheets):
+        try:
+            doomed.extend(soup.select(selector))
+        except Exception:  # a selector soupsieve does not know: leave it
+            continue
+    hidden_lines = sorted({int(t.sourceline) for t in doomed if t.sourceline is not None})
+    for tag in doomed:
+        if not tag.decomposed:
+            tag.decompose()
+    return soup, title, hidden_lines
 
 
 class HtmlReader(BaseReader):
-    """HTML → one text line per block of text; h1–h6 become '#' headings for the chunker."""
+    """HTML → one text line per visible block of text; h1–h6 remembered with their levels."""
 
     def load_data(self, file: Path, extra_info: dict[str, Any] | None = None) -> list[Document]:
-        from bs4 import BeautifulSoup, NavigableString, Tag
+        from bs4 import NavigableString, Tag
 
-        html = decode(file.read_bytes(), file)
-        soup = BeautifulSoup(html, "html.parser")
-        title_tag = soup.find("title")
-        title = title_tag.get_text(strip=True) if title_tag else ""
-        for tag in soup(list(_SKIP)):
-            tag.decompose()
+        decoded = decode(file.read_bytes(), file)
+        soup, title, hidden_lines = visible_soup(decoded.text)
         lines: list[str] = []
         line_map: list[int] = []
+        heading_levels: list[list[int]] = []  # [line (0-based), level]
         current: Tag | None = None
         parts: list[str] = []
 
@@ -99,7 +246,7 @@ class HtmlReader(BaseReader):
             text = " ".join(" ".join(parts).split())
             if text and current is not None:
                 if current.name in _HEADINGS:
-                    text = "#" * int(current.name[1]) + " " + text
+                    heading_levels.append([len(lines), int(current.name[1])])
                 lines.append(text)
                 line_map.append(int(current.sourceline or 1))
             parts.clear()
@@ -116,36 +263,75 @@ class HtmlReader(BaseReader):
             parts.append(str(string))
         flush()
         if not lines:
-            raise UnreadableFileError("no text found in the HTML")
+            raise UnreadableFileError("no visible text found in the HTML")
         text = "\n".join(lines) + "\n"
-        title = title or title_from_markdown(text, file.stem)
-        meta = _metadata(file, "html", title, line_map=line_map, **(extra_info or {}))
+        # a document line after which hidden content was dropped: no chunk spans that gap
+        breaks = [
+            k
+            for k in range(1, len(lines))
+            if any(line_map[k - 1] < h < line_map[k] for h in hidden_lines)
+        ]
+        h1 = next((lines[n] for n, level in heading_levels if level == 1), "")
+        meta = _metadata(
+            file,
+            "html",
+            title or h1 or file.stem,
+            line_map=line_map,
+            heading_levels=heading_levels,
+            breaks=breaks,
+            layout="lines",
+            encoding=decoded.encoding,
+            warnings=decoded.warnings,
+            **(extra_info or {}),
+        )
         return [Document(text=text, metadata=meta)]
 
 
 class PdfReader(BaseReader):
-    """PDF pages through LlamaIndex's PDFReader, joined; each chunk will know its page."""
+    """PDF pages' text (pypdf, as LlamaIndex's PDFReader extracts it), joined; each chunk will
+    know its page. Encryption with an empty user password (the usual "no copying" PDFs; RC4 or
+    AES, the latter through the `cryptography` package) is opened like a viewer opens it."""
 
     def load_data(self, file: Path, extra_info: dict[str, Any] | None = None) -> list[Document]:
-        from llama_index.readers.file import PDFReader
+        import pypdf
+        from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
         try:
-            pages = PDFReader(return_full_document=False).load_data(file)
-        except Exception as exc:  # pypdf raises many kinds for damaged files
-            raise UnreadableFileError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
-        texts = [p.text.strip("\n") for p in pages]
+            pdf = pypdf.PdfReader(file)
+            if pdf.is_encrypted and pdf.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED:
+                raise UnreadableFileError(
+                    "the PDF is encrypted with a password (it opens only with that password); "
+                    "save a copy without the password to ingest it"
+                )
+            texts = [(page.extract_text() or "").strip("\n") for page in pdf.pages]
+        except UnreadableFileError:
+            raise
+        except FileNotDecryptedError as exc:
+            raise UnreadableFileError("the PDF is encrypted with a password") from exc
+        except DependencyError as exc:  # AES without a crypto library (a broken install)
+            raise UnreadableFileError(
+                "the PDF is AES-encrypted and this installation cannot decrypt it "
+                "(the 'cryptography' package is missing: reinstall Shiori)"
+            ) from exc
+        except (PdfReadError, ValueError, KeyError, TypeError, IndexError, OSError) as exc:
+            raise UnreadableFileError(
+                f"not a readable PDF (damaged or not a PDF: {str(exc) or 'no detail'})"
+            ) from exc
         if not any(t.strip() for t in texts):
             raise UnreadableFileError("the PDF has no extractable text (scanned images?)")
         page_starts: list[int] = []
         parts: list[str] = []
         offset = 0
         for text in texts:
+            text = normalise_newlines(text)
             page_starts.append(offset)
             parts.append(text + "\n\n")
             offset += len(text) + 2
         text = "".join(parts)
-        first_line = next((ln.strip() for ln in text.splitlines() if ln.strip()), file.stem)
-        meta = _metadata(file, "pdf", first_line[:120], page_starts=page_starts)
+        first_line = next((ln.strip() for ln in text.split("\n") if ln.strip()), file.stem)
+        meta = _metadata(
+            file, "pdf", first_line[:120], page_starts=page_starts, layout="paragraphs"
+        )
         meta.update(extra_info or {})
         return [Document(text=text, metadata=meta)]
 

@@ -6,6 +6,7 @@ session's embedding model) instead of loading them again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -55,6 +56,21 @@ class MetricsMiddleware:
                 parts.metrics.request_seconds.labels(route).observe(time.perf_counter() - began)
 
 
+def _start_watching(settings: Settings, parts: Components) -> tuple[Any, Any] | None:
+    """SHIORI_WATCH: re-ingest the notes that change in these folders while the service runs."""
+    roots = [p.expanduser().resolve() for p in settings.watch]
+    if not roots:
+        return None
+    from ingest.watch import watch_in_service
+
+    missing = [str(r) for r in roots if not r.is_dir()]
+    if missing:
+        raise ValueError(f"SHIORI_WATCH names folders that do not exist: {', '.join(missing)}")
+    stop = asyncio.Event()
+    task = asyncio.create_task(watch_in_service(parts.ingestor, roots, parts.ingest_lock, stop))
+    return stop, task
+
+
 def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,9 +86,13 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
             parts.index.count(), settings.qdrant, settings.collection,
             settings.llm_model, settings.llm_url,
         )  # fmt: skip
+        watcher = _start_watching(settings, parts)
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher[0].set()
+                await watcher[1]
             if owned:
                 await parts.aclose()
 

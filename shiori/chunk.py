@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """One retrievable passage and everything a citation needs. Stored as the point's payload."""
+    """One retrievable passage and everything a citation needs. Stored as the point's payload.
+
+    ``text`` is the note's text from ``char_start`` to ``char_end`` (lines ``line_start`` to
+    ``line_end``), except that a passage of a split table starts with the table's header rows:
+    its first ``lead_chars`` characters and a line break (see `ingest.chunking`)."""
 
     path: str  # absolute path: the document's identity
-    source: str  # the path as shown to people (relative to the working directory when inside it)
-    title: str
+    source: str  # the path as shown to people (relative to the working directory when inside
+    # it), in Unicode NFC, so that a name typed by a person compares equal
+    title: str  # front matter `title`, else the first H1, else the file name
     headings: list[str]
     line_start: int  # 1-based, inclusive
     line_end: int
@@ -25,6 +30,17 @@ class Chunk:
     generation: str = ""
     page: int | None = None
     kind: str = "markdown"
+    tags: list[str] = field(default_factory=list)  # front matter `tags` and inline #tags
+    aliases: list[str] = field(default_factory=list)  # front matter `aliases`
+    lead_chars: int = 0  # repeated table header at the start of `text` (not in the span)
+    lead_line: int = 0  # the line of that header in the note
+
+    def line_of(self, offset: int) -> int:
+        """The note's line (1-based) of the character at ``offset`` in ``text``."""
+        if self.lead_chars and offset <= self.lead_chars:
+            return self.lead_line + self.text.count("\n", 0, offset)
+        body = self.lead_chars + 1 if self.lead_chars else 0
+        return self.line_start + self.text.count("\n", body, max(offset, body))
 
     @property
     def heading(self) -> str:

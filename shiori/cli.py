@@ -110,11 +110,23 @@ def ingest(
         bool,
         typer.Option(help="With --server: send the files' contents (for a service elsewhere)."),
     ] = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="After ingesting, keep watching PATHS and re-ingest what changes (debounced; "
+            "deleted notes are forgotten) until Ctrl-C.",
+        ),
+    ] = False,
 ) -> None:
     """Add notes to the index, or bring it up to date. Safe to re-run: unchanged files cost
     nothing, changed files are replaced, an interrupted run is finished by the next one.
 
+    Skips hidden files and whatever a `.shioriignore` (gitignore syntax) in a folder lists.
+    Reports notes it could not read (exit status 1), and notes with the same content as another.
+
     Examples: `shiori ingest notes/` · `shiori ingest --prune ~/notes` ·
+    `shiori ingest --watch ~/notes` (keeps the index in step while you write) ·
     `shiori ingest --server http://127.0.0.1:8000 notes/` (while `shiori serve` runs) ·
     `SHIORI_QDRANT=http://qdrant:6333 shiori ingest --json notes/`
     """
@@ -128,6 +140,12 @@ def ingest(
         err.print(f"[red]error:[/red] no such file or folder: {', '.join(missing)}")
         raise typer.Exit(2)
     if server:
+        if watch:
+            err.print(
+                "[red]error:[/red] --watch works on the store here; a running service watches "
+                "the folders in its SHIORI_WATCH instead"
+            )
+            raise typer.Exit(2)
         _ingest_remote(settings, server, paths, prune, upload, as_json)
         return
     try:
@@ -160,18 +178,40 @@ def ingest(
         else:
             reporter: Reporter = _QuietReporter(None if as_json else err)
             report = ingestor.run(paths, prune=prune, reporter=reporter)
+        where = f"{settings.qdrant} / {settings.collection}"
+        if watch:
+            _print_report(report.to_dict(), as_json, where, exit_on_failure=False)
+            _watch(ingestor, paths, as_json, where)
+            return
     except ValueError as exc:  # e.g. a collection of another dimension
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
     finally:
         client.close()
 
-    _print_report(report.to_dict(), as_json, f"{settings.qdrant} / {settings.collection}")
+    _print_report(report.to_dict(), as_json, where)
 
 
-def _print_report(report: dict[str, Any], as_json: bool, where: str) -> None:
+def _watch(ingestor: Any, paths: list[Path], as_json: bool, where: str) -> None:
+    from ingest.watch import watch
+
+    roots = [p.resolve() for p in paths]
+    err.print(f"watching {', '.join(map(str, roots))} for changes; Ctrl-C stops", highlight=False)
+
+    def batch(report: Any) -> None:
+        _print_report(report.to_dict(), as_json, where, exit_on_failure=False)
+
+    try:
+        watch(ingestor, roots, batch, reporter=_QuietReporter(None if as_json else err))
+    except KeyboardInterrupt:
+        err.print("stopped watching")
+
+
+def _print_report(
+    report: dict[str, Any], as_json: bool, where: str, exit_on_failure: bool = True
+) -> None:
     if as_json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json.dumps(report, ensure_ascii=False), flush=True)
     else:
         seen = report["files_seen"]
         err.print(
@@ -190,7 +230,13 @@ def _print_report(report: dict[str, Any], as_json: bool, where: str) -> None:
             f"{report['embeddings_computed']} embeddings computed, "
             f"{report['embeddings_reused']} reused; {report['seconds']:.1f} s → {where}"
         )
-    if report["files_failed"]:
+        if report.get("duplicates"):
+            n = len(report["duplicates"])
+            err.print(
+                f"{n} note{'' if n == 1 else 's'} with the same content as another (listed "
+                "above; search shows each passage once). `shiori remove PATH` forgets a copy."
+            )
+    if report["files_failed"] and exit_on_failure:
         raise typer.Exit(1)
 
 
@@ -217,9 +263,16 @@ def _ingest_remote(
     except (ServiceError, ServiceUnreachableError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
-    for failure in report.get("failures", []):
-        if not as_json:
+    if not as_json:
+        for failure in report.get("failures", []):
             err.print(f"[yellow]warning:[/yellow] skipped {failure['path']}: {failure['error']}")
+        for item in report.get("warnings", []):
+            err.print(f"[yellow]warning:[/yellow] {item['path']}: {item['warning']}")
+        for copy in report.get("duplicates", []):
+            err.print(
+                f"[yellow]warning:[/yellow] {copy['path']} has the same content as "
+                f"{copy['same_as']} (search shows it once)"
+            )
     _print_report(report, as_json, url)
 
 
@@ -310,6 +363,77 @@ def open_store_or_exit(settings: Settings) -> QdrantClient:
     except (StoreLockedError, StoreUnavailableError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(3) from exc
+
+
+@app.command()
+def remove(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="Notes to forget: as shown in citations (notes/a.md, uploads/a.md) or a path; "
+            "a folder forgets every note under it.",
+            show_default=False,
+        ),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object, nothing else.")
+    ] = False,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Forget them through a running Shiori service at this URL (it owns the store).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Forget notes: delete their passages from the index. The files themselves are left alone
+    (an uploaded note's copy on the service is deleted). Works for notes whose files are gone
+    and for notes ingested from anywhere.
+
+    Examples: `shiori remove notes/` (the bundled samples) · `shiori remove ~/old/draft.md` ·
+    `shiori remove --server http://127.0.0.1:8000 uploads/draft.md`. Exit status 1 when a
+    target names no note."""
+    if server:
+        from shiori.client import ServiceError, ServiceUnreachableError, ShioriClient
+
+        settings = load_settings()
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        try:
+            with ShioriClient(server, key) as client:
+                report = client.remove_notes(targets)
+        except ServiceError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1 if exc.status == 404 else 3) from exc
+        except ServiceUnreachableError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(3) from exc
+    else:
+        report = _remove_local(targets)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        for note in report["removed"]:
+            err.print(f"forgot {note['source']} ({note['chunks']} passages)", highlight=False)
+        for target in report["not_found"]:
+            err.print(f"[yellow]warning:[/yellow] no ingested note is {target}", highlight=False)
+        err.print(f"{report['files_deleted']} notes, {report['chunks_deleted']} passages removed")
+    if report["not_found"]:
+        raise typer.Exit(1)
+
+
+def _remove_local(targets: list[str]) -> dict[str, Any]:
+    from ingest.remove import remove_notes
+    from shiori.index import NoteIndex
+
+    settings = load_settings()
+    client = open_store_or_exit(settings)
+    try:
+        if not client.collection_exists(settings.collection):
+            return {"removed": [], "not_found": targets, "files_deleted": 0, "chunks_deleted": 0}
+        index = NoteIndex(client, settings, dimension=0)  # no vectors are written
+        return remove_notes(index, targets, settings.uploads_dir).to_dict()
+    finally:
+        client.close()
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""A small client of the Shiori HTTP API, for `shiori ask` and `shiori ingest --server`."""
+"""A small client of the Shiori HTTP API, for `shiori ask`, `ingest --server`, `remove --server`."""
 
 from __future__ import annotations
 
@@ -67,6 +67,14 @@ class ShioriClient:
         return self._post(
             "/v1/ingest", json={"paths": [str(p.resolve()) for p in paths], "prune": prune}
         )
+
+    def remove_notes(self, sources: Sequence[str]) -> dict[str, Any]:
+        """DELETE /v1/notes: forget the notes with these sources (as the service shows them)."""
+        try:
+            response = self.http.delete("/v1/notes", params=[("source", s) for s in sources])
+        except httpx.ConnectError as exc:
+            raise ServiceUnreachableError(f"no Shiori service at {self.url}: {exc}") from exc
+        return _checked(response)
 
     def ingest_files(self, files: Sequence[Path]) -> dict[str, Any]:
         with ExitStack() as stack:

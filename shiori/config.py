@@ -185,6 +185,11 @@ class Settings(BaseSettings):
     uploads_dir: Path = Field(
         default_factory=default_uploads_dir, description="where uploaded notes are kept"
     )
+    watch: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="folders `shiori serve`/`up` keep ingested while they run (re-ingest what "
+        "changes), comma-separated; empty = none",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins allowed by CORS; empty = CORS off"
     )
@@ -193,7 +198,7 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=320, ge=32, le=2048)
     chunk_overlap_tokens: int = Field(default=48, ge=0)
 
-    @field_validator("api_keys", "ingest_roots", "cors_origins", mode="before")
+    @field_validator("api_keys", "ingest_roots", "cors_origins", "watch", mode="before")
     @classmethod
     def _lists_from_commas(cls, value: Any) -> Any:
         return _split_commas(value)

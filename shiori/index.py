@@ -82,6 +82,8 @@ class FileRecord:
     chunks: int
     title: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -144,7 +146,7 @@ def open_client(settings: Settings) -> QdrantClient:
         raise
 
 
-KEYWORD_FIELDS = ("path", "source", "generation", "content_hash", "kind")
+KEYWORD_FIELDS = ("path", "source", "generation", "content_hash", "kind", "tags")
 
 
 def create_payload_indexes(client: QdrantClient, collection: str) -> None:
@@ -453,6 +455,7 @@ class NoteIndex:
         prefetch: int = 40,
         fusion: str = "dbsf",
         flt: ChunkFilter | None = None,
+        distinct: bool = True,
     ) -> list[Hit]:
         """Dense and sparse candidates, fused (live chunks only).
 
@@ -460,19 +463,28 @@ class NoteIndex:
         or "sparse" (one side alone). On a server, one Qdrant query (prefetch + fusion); in
         embedded mode, the in-process mirror, which computes the same thing (see
         `shiori.memory_search` for why). Returns (chunk, fused score, dense vector) per hit;
-        the vector lets callers compute the raw cosine similarity as retrieval evidence."""
+        the vector lets callers compute the raw cosine similarity as retrieval evidence.
+        ``distinct``: a passage whose text an earlier hit already has (the same note at two
+        paths) is skipped, so copies do not take the places of other passages."""
         if not self.settings.is_remote:
             self.warm()
             assert self._memory is not None
             return self._memory.query(
-                dense, sparse, limit, prefetch=prefetch, fusion=fusion, flt=flt
+                dense, sparse, limit, prefetch=prefetch, fusion=fusion, flt=flt, distinct=distinct
             )
-        # a path prefix is no Qdrant condition: over-fetch, then filter here
-        want = limit * 4 if flt and flt.path_prefix else limit
+        # a path prefix is no Qdrant condition, and copies are dropped here: over-fetch
+        want = limit * 4 if (flt and flt.path_prefix) or distinct else limit
         hits = self.qdrant_query(
             dense, sparse, want, prefetch=max(prefetch, want), fusion=fusion, flt=flt
         )
-        return [h for h in hits if flt is None or flt.accepts(h[0])][:limit]
+        kept: list[Hit] = []
+        seen: set[str] = set()
+        for hit in hits:
+            if (flt is not None and not flt.accepts(hit[0])) or (distinct and hit[0].text in seen):
+                continue
+            seen.add(hit[0].text)
+            kept.append(hit)
+        return kept[:limit]
 
     def qdrant_query(
         self,
@@ -489,7 +501,16 @@ class NoteIndex:
         if flt and flt.sources:
             must.append(qm.FieldCondition(key="source", match=qm.MatchAny(any=list(flt.sources))))
         if flt and flt.title:
-            must.append(qm.FieldCondition(key="title", match=qm.MatchValue(value=flt.title)))
+            must.append(
+                qm.Filter(
+                    should=[
+                        qm.FieldCondition(key="title", match=qm.MatchValue(value=flt.title)),
+                        qm.FieldCondition(key="aliases", match=qm.MatchValue(value=flt.title)),
+                    ]
+                )
+            )
+        for tag in flt.tags if flt else ():
+            must.append(qm.FieldCondition(key="tags", match=qm.MatchValue(value=tag)))
         condition = qm.Filter(must=must)
         dense_q = list(dense)
         sparse_q = qm.SparseVector(indices=sparse.indices, values=sparse.values)

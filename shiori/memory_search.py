@@ -14,6 +14,7 @@ query is used instead.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -26,23 +27,45 @@ from shiori.sparse import SparseVector
 
 @dataclass(frozen=True)
 class ChunkFilter:
-    """Optional restrictions on which chunks a query may return (all must hold)."""
+    """Optional restrictions on which chunks a query may return (all must hold).
+
+    Names are compared in Unicode NFC on both sides: a name typed by a person finds a note
+    whose file name macOS wrote decomposed (NFD)."""
 
     sources: tuple[str, ...] = ()  # exact `source` values (paths as shown)
     path_prefix: str | None = None  # `source` or absolute `path` starts with this
-    title: str | None = None
+    title: str | None = None  # the note's title or one of its aliases
+    tags: tuple[str, ...] = ()  # the note has every one of these tags
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", tuple(_nfc(s) for s in self.sources))
+        if self.path_prefix:
+            object.__setattr__(self, "path_prefix", _nfc(self.path_prefix))
+        if self.title:
+            object.__setattr__(self, "title", _nfc(self.title))
+        object.__setattr__(self, "tags", tuple(_nfc(t).lstrip("#") for t in self.tags))
 
     @property
     def empty(self) -> bool:
-        return not (self.sources or self.path_prefix or self.title)
+        return not (self.sources or self.path_prefix or self.title or self.tags)
 
     def accepts(self, chunk: Chunk) -> bool:
-        if self.sources and chunk.source not in self.sources:
+        if self.sources and _nfc(chunk.source) not in self.sources:
             return False
-        if self.title and chunk.title != self.title:
+        if self.title and self.title != chunk.title and self.title not in chunk.aliases:
+            return False
+        if self.tags and not set(self.tags) <= set(chunk.tags):
             return False
         prefix = self.path_prefix
-        return not prefix or chunk.source.startswith(prefix) or chunk.path.startswith(prefix)
+        return (
+            not prefix
+            or _nfc(chunk.source).startswith(prefix)
+            or _nfc(chunk.path).startswith(prefix)
+        )
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
 
 
 @dataclass(frozen=True)
@@ -124,8 +147,8 @@ class MemorySearch:
             shape=(len(rows), len(self._columns)),
         )
         self._df = np.diff(self._sparse.indptr).astype(np.float64)
-        self._sources = np.asarray([c.source for c in self._chunks], dtype=object)
-        self._paths = np.asarray([c.path for c in self._chunks], dtype=object)
+        self._sources = np.asarray([_nfc(c.source) for c in self._chunks], dtype=object)
+        self._paths = np.asarray([_nfc(c.path) for c in self._chunks], dtype=object)
         self._titles = np.asarray([c.title for c in self._chunks], dtype=object)
         self._built = True
 
@@ -135,8 +158,8 @@ class MemorySearch:
         mask = np.ones(len(self._chunks), dtype=bool)
         if flt.sources:
             mask &= np.isin(self._sources, list(flt.sources))
-        if flt.title:
-            mask &= self._titles == flt.title
+        if flt.title or flt.tags:
+            mask &= np.fromiter((flt.accepts(c) for c in self._chunks), bool, len(self._chunks))
         if flt.path_prefix:
             prefix = flt.path_prefix
             starts = np.frompyfunc(lambda s: s.startswith(prefix), 1, 1)
@@ -165,23 +188,26 @@ class MemorySearch:
         prefetch: int = 40,
         fusion: str = "dbsf",
         flt: ChunkFilter | None = None,
+        distinct: bool = True,
     ) -> list[Hit]:
-        """Same contract as `NoteIndex.hybrid_query`: (chunk, score, dense vector) per hit."""
+        """Same contract as `NoteIndex.hybrid_query`: (chunk, score, dense vector) per hit.
+        ``distinct``: a text already returned (a copy of a note at another path) is skipped."""
         if not self._built:
             self._build()
         if not self._chunks:
             return []
         mask = self._mask(flt)
+        want = limit * 3 if distinct else limit  # room for copies that will be skipped
         if fusion == "dense":
             scores = self._dense @ _unit(dense)
-            order = _top(scores, limit, mask)
-            return self._hits(order, scores[order])
+            order = _top(scores, want, mask)
+            return self._hits(order, scores[order], limit, distinct)
         sparse_scores = self._sparse_scores(sparse)
         has_terms = sparse_scores > 0
         sparse_mask = has_terms if mask is None else has_terms & mask
         if fusion == "sparse":
-            order = _top(sparse_scores, limit, sparse_mask)
-            return self._hits(order, sparse_scores[order])
+            order = _top(sparse_scores, want, sparse_mask)
+            return self._hits(order, sparse_scores[order], limit, distinct)
         dense_scores = self._dense @ _unit(dense)
         dense_order = _top(dense_scores, prefetch, mask)
         sparse_order = _top(sparse_scores, prefetch, sparse_mask)
@@ -201,14 +227,29 @@ class MemorySearch:
                 raise ValueError(f"unknown fusion '{fusion}'")
             for i, part in zip(order.tolist(), parts.tolist(), strict=True):
                 fused[i] = fused.get(i, 0.0) + part
-        best = sorted(fused.items(), key=lambda item: -item[1])[:limit]
-        return self._hits(np.asarray([i for i, _ in best], dtype=int), [s for _, s in best])
+        best = sorted(fused.items(), key=lambda item: -item[1])
+        order_all = np.asarray([i for i, _ in best], dtype=int)
+        return self._hits(order_all, [s for _, s in best], limit, distinct)
 
-    def _hits(self, order: np.ndarray, scores: Sequence[float] | np.ndarray) -> list[Hit]:
-        return [
-            (self._chunks[i], float(s), self._dense[i].tolist())
-            for i, s in zip(order.tolist(), list(scores), strict=True)
-        ]
+    def _hits(
+        self,
+        order: np.ndarray,
+        scores: Sequence[float] | np.ndarray,
+        limit: int,
+        distinct: bool,
+    ) -> list[Hit]:
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        for i, s in zip(order.tolist(), list(scores), strict=True):
+            chunk = self._chunks[i]
+            if distinct:
+                if chunk.text in seen:
+                    continue
+                seen.add(chunk.text)
+            hits.append((chunk, float(s), self._dense[i].tolist()))
+            if len(hits) == limit:
+                break
+        return hits
 
 
 def _unit(vector: Sequence[float]) -> np.ndarray:

@@ -13,10 +13,13 @@ class FiltersIn(BaseModel):
 
     sources: list[str] = Field(default_factory=list, description="exact note paths, as shown")
     path_prefix: str | None = Field(default=None, description="notes under this folder")
-    title: str | None = Field(default=None, description="notes with this title")
+    title: str | None = Field(default=None, description="notes with this title (or alias)")
+    tags: list[str] = Field(default_factory=list, description="notes with every one of these tags")
 
     def to_filters(self) -> Filters:
-        return Filters(tuple(self.sources), self.path_prefix or None, self.title or None)
+        return Filters(
+            tuple(self.sources), self.path_prefix or None, self.title or None, tuple(self.tags)
+        )
 
 
 class SearchRequest(BaseModel):

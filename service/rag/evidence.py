@@ -64,7 +64,8 @@ def source_sentences(passages: Sequence[Passage]) -> list[SourceSentence]:
         text = passage.chunk.text
         spans = sentence_spans(text, 0, len(text))
         for i, span in enumerate(spans):
-            first = passage.chunk.line_start + text.count("\n", 0, span.start)
+            # (a split table's passage starts with its header rows: Chunk.line_of knows them)
+            first = passage.chunk.line_of(span.start)
             last = first + text.count("\n", span.start, span.end)
             lead: list[str] = []
             if text[span.start] == "|":  # a table row: its header row says what its cells are

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from service.rag.retrieve import Passage
+from shiori.chunk import Chunk
 
 
 def _joined(first: str, second: str) -> str:
@@ -23,6 +24,10 @@ def _joined(first: str, second: str) -> str:
         if first.endswith(second[:k]):
             return first + second[k:]
     return f"{first}\n{second}"
+
+
+def _lead(chunk: Chunk) -> int:
+    return chunk.lead_chars + 1 if chunk.lead_chars else 0
 
 
 def _adjacent(a: Passage, b: Passage) -> bool:
@@ -57,7 +62,8 @@ def merge_adjacent(passages: Sequence[Passage]) -> list[Passage]:
                 lo, hi = sorted((kept, passage), key=lambda p: p.chunk.chunk_index)
                 chunk = replace(
                     lo.chunk,
-                    text=_joined(lo.chunk.text, hi.chunk.text),
+                    # the later chunk's repeated table header is already in the earlier one
+                    text=_joined(lo.chunk.text, hi.chunk.text[_lead(hi.chunk) :]),
                     line_end=max(lo.chunk.line_end, hi.chunk.line_end),
                     char_end=max(lo.chunk.char_end, hi.chunk.char_end),
                     chunk_index=lo.chunk.chunk_index,

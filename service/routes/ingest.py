@@ -15,6 +15,7 @@ One ingest runs at a time; searches and answers go on meanwhile.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,8 @@ async def ingest_uploads(request: Request, parts: Shared) -> dict[str, Any]:
         folder.mkdir(parents=True, exist_ok=True)
         saved: list[Path] = []
         for upload in uploads:
-            name = Path(upload.filename or "").name
+            # NFC: the same name sent from macOS (decomposed) and elsewhere is one note
+            name = unicodedata.normalize("NFC", Path(upload.filename or "").name)
             if not _SAFE_NAME.match(name) or name.startswith("."):
                 raise ApiError(422, "invalid_request", f"bad file name {upload.filename!r}")
             target = folder / name

@@ -1,4 +1,4 @@
-"""Unit tests for ingest.chunking: sections, sentence units, packing and NoteSplitter."""
+"""Unit tests for ingest.chunking: segments, sentence units, packing and NoteSplitter."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 
 from ingest.chunking import (
     NoteSplitter,
-    Section,
     Span,
     content_hash,
     line_starts,
     pack,
-    sections,
+    segments,
     sentence_spans,
 )
+from ingest.structure import markdown_layout
 
 NOTES = Path(__file__).resolve().parents[2] / "notes"
 ELMO_BERT = NOTES / "01-elmo-bert.md"
@@ -31,9 +31,11 @@ def char_count(texts):
     return [len(t) for t in texts]
 
 
-def units(text: str, start: int = 0, end: int | None = None) -> list[str]:
-    end = len(text) if end is None else end
-    return [text[s.start : s.end] for s in sentence_spans(text, start, end)]
+def units(text: str) -> list[str]:
+    """The units the splitter packs, in order (whole document)."""
+    return [
+        text[u.start : u.end] for seg in segments(text, markdown_layout(text)) for u in seg.units
+    ]
 
 
 def split(text: str, chunk_tokens: int = 320, overlap_tokens: int = 0, **metadata):
@@ -41,7 +43,11 @@ def split(text: str, chunk_tokens: int = 320, overlap_tokens: int = 0, **metadat
     return splitter.split(text, metadata)
 
 
-# --- line_starts / sections -------------------------------------------------------------------
+def headings_of(text: str) -> list[tuple[str, ...]]:
+    return [seg.headings for seg in segments(text, markdown_layout(text))]
+
+
+# --- line_starts / segments -------------------------------------------------------------------
 
 
 def test_line_starts_are_offsets_after_each_newline():
@@ -77,9 +83,8 @@ e body
 """
 
 
-def test_sections_heading_paths_follow_nesting():
-    found = sections(NESTED)
-    assert [s.headings for s in found] == [
+def test_segments_heading_paths_follow_nesting():
+    assert headings_of(NESTED) == [
         (),
         ("A",),
         ("A", "B"),
@@ -89,43 +94,40 @@ def test_sections_heading_paths_follow_nesting():
     ]
 
 
-def test_sections_bodies_are_exact_slices_between_headings():
-    found = {s.headings: NESTED[s.start : s.end] for s in sections(NESTED)}
-    assert found[()].strip() == "intro line"
-    assert found[("A",)].strip() == "a body"
+def test_segments_hold_exactly_the_text_between_headings():
+    found = {}
+    for seg in segments(NESTED, markdown_layout(NESTED)):
+        found[seg.headings] = NESTED[seg.units[0].start : seg.units[-1].end]
+    assert found[()] == "intro line"
+    assert found[("A",)] == "a body"
     # the fenced "# not a heading" stays in B's body
-    assert found[("A", "B")].strip() == ("b body\n```python\n# not a heading\n## nor this\n```")
-    assert found[("A", "B", "C")].strip() == "c body"
-    assert found[("A", "D")].strip() == "d body"
-    assert found[("E",)].strip() == "e body"
-    # a body starts right after its heading line
-    b = next(s for s in sections(NESTED) if s.headings == ("A", "B"))
-    assert NESTED[: b.start].endswith("## B\n")
+    assert found[("A", "B")] == "b body\n```python\n# not a heading\n## nor this\n```"
+    assert found[("A", "B", "C")] == "c body"
+    assert found[("A", "D")] == "d body"
+    assert found[("E",)] == "e body"
 
 
-def test_sections_headings_in_tilde_fence_ignored_and_empty_sections_dropped():
+def test_headings_in_tilde_fence_ignored_and_empty_sections_dropped():
     text = "# Top\n## Empty\n## Full\n~~~\n# fenced\n~~~\ntext\n"
-    found = sections(text)
-    assert [s.headings for s in found] == [("Top", "Full")]
-    assert "# fenced" in text[found[0].start : found[0].end]
+    assert headings_of(text) == [("Top", "Full")]
+    assert "# fenced" in units(text)
 
 
-def test_sections_heading_syntax():
+def test_heading_syntax_is_commonmark():
     text = "## Closed ##\nx\n#NoSpace\ny\n    # indented code\nz\n###### Six\nw\n"
-    found = sections(text)
-    assert [s.headings for s in found] == [("Closed",), ("Closed", "Six")]
-    closed = text[found[0].start : found[0].end]
+    assert headings_of(text) == [("Closed",), ("Closed", "Six")]
+    closed = " ".join(units(text)[:1])
     assert "#NoSpace" in closed and "# indented code" in closed
 
 
-def test_sections_without_headings_is_one_section():
+def test_without_headings_is_one_segment():
     text = "just text\nmore text\n"
-    assert sections(text) == [Section((), 0, len(text))]
+    assert headings_of(text) == [()]
 
 
-def test_sections_sibling_resets_deeper_levels():
+def test_sibling_resets_deeper_levels():
     text = "# A\n### deep\nx\n## B\ny\n"
-    assert [s.headings for s in sections(text)] == [("A", "deep"), ("A", "B")]
+    assert headings_of(text) == [("A", "deep"), ("A", "B")]
 
 
 # --- sentence_spans ---------------------------------------------------------------------------
@@ -201,9 +203,14 @@ def test_blank_lines_are_boundaries():
     assert units(text) == ["paragraph one without stop", "paragraph two", "three"]
 
 
-def test_table_rows_are_separate_units():
-    text = "| a | b |\n|---|---|\n| 1 | 2 |\n"
-    assert units(text) == ["| a | b |", "|---|---|", "| 1 | 2 |"]
+def test_table_rows_are_separate_units_and_the_header_is_one():
+    text = "| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n"
+    assert units(text) == ["| a | b |\n|---|---|", "| 1 | 2 |", "| 3 | 4 |"]
+
+
+def test_japanese_bullet_lines_are_separate_units():
+    text = "買うもの\n・りんご\n・みかん\n　・ぶどう\n"
+    assert units(text) == ["買うもの", "・りんご", "・みかん", "・ぶどう"]
 
 
 def test_code_fence_lines_are_separate_units():
@@ -223,18 +230,17 @@ def test_sentence_spans_respect_region_and_are_trimmed_and_ordered():
         assert a.end <= b.start
 
 
-def test_sentence_spans_on_real_note_lose_no_text():
+def test_units_of_real_note_lose_no_text():
     text = ELMO_BERT.read_text(encoding="utf-8")
-    for section in sections(text):
-        spans = sentence_spans(text, section.start, section.end)
-        assert spans, section
-        joined = "".join(text[s.start : s.end] for s in spans)
-        region = text[section.start : section.end]
-        assert re.sub(r"\s", "", joined) == re.sub(r"\s", "", region)
-        for s in spans:
-            piece = text[s.start : s.end]
-            assert piece == piece.strip() and piece
-        assert all(a.end <= b.start for a, b in itertools.pairwise(spans))
+    layout = markdown_layout(text)
+    heading_lines = {n for b in layout.blocks if b.kind == "heading" for n in range(b.start, b.end)}
+    body = "".join(ln for n, ln in enumerate(text.split("\n")) if n not in heading_lines)
+    pieces = [text[u.start : u.end] for seg in segments(text, layout) for u in seg.units]
+    assert re.sub(r"\s", "", "".join(pieces)) == re.sub(r"\s", "", body)
+    for piece in pieces:
+        assert piece == piece.strip() and piece
+    flat = [u for seg in segments(text, layout) for u in seg.units]
+    assert all(a.end <= b.start for a, b in itertools.pairwise(flat))
 
 
 def test_sentence_spans_whitespace_only_region_is_empty():
@@ -353,10 +359,14 @@ def heading_path_before(lines: list[str], line_no: int) -> list[str]:
     return [h for _, h in path]
 
 
+CLAUSE_MARKS = "、，､；：,;:"
+CLAUSE_OR_SPACE = re.compile(rf"[{CLAUSE_MARKS}\s]")
+
+
 @pytest.mark.parametrize(("chunk_tokens", "overlap"), [(320, 48), (120, 30), (60, 0), (40, 20)])
 def test_split_real_note_properties(chunk_tokens, overlap):
     text = ELMO_BERT.read_text(encoding="utf-8")
-    lines = text.splitlines()
+    lines = text.split("\n")
     nodes = split(text, chunk_tokens, overlap, title="ELMo と BERT", path=str(ELMO_BERT))
     assert len(nodes) >= 5
     assert [n.metadata["chunk_index"] for n in nodes] == list(range(len(nodes)))
@@ -364,29 +374,38 @@ def test_split_real_note_properties(chunk_tokens, overlap):
     for node in nodes:
         meta = node.metadata
         a, b = meta["char_start"], meta["char_end"]
-        assert node.text == text[a:b]
+        lead = meta["lead_chars"]
+        # the chunk is the text of its span, after a repeated table header when it has one
+        body = node.text[lead + 1 :] if lead else node.text
+        assert body == text[a:b]
+        if lead:
+            header = node.text[:lead]
+            assert header.startswith("|") and header.count("\n") == 1 and header in text
         assert (node.start_char_idx, node.end_char_idx) == (a, b)
-        assert node.text == node.text.strip()
+        assert body == body.strip()
         # line numbers are 1-based and cover exactly the chunk's lines
         ls, le = meta["line_start"], meta["line_end"]
         assert 1 <= ls <= le <= len(lines)
-        assert node.text.count("\n") == le - ls
-        chunk_lines = node.text.split("\n")
-        assert chunk_lines[0] in lines[ls - 1]
-        assert chunk_lines[-1] in lines[le - 1]
-        assert text[a:b] in "\n".join(lines[ls - 1 : le])
+        assert body.count("\n") == le - ls
+        assert body.split("\n")[0] in lines[ls - 1]
+        assert body.split("\n")[-1] in lines[le - 1]
         # never crosses a heading, and the heading path is the one in force at the chunk
         for line in lines[ls - 1 : le]:
             assert not line.startswith("#"), (line, meta)
         assert meta["headings"] == heading_path_before(lines, ls)
-        # ends at a sentence end or at a line end; starts at a line start or after a sentence
-        assert text[b - 1] in JA_SENTENCE_END or b == len(text) or text[b] == "\n", node.text
+        # ends at a sentence end, a line end, or (a sentence over the budget) a clause mark or
+        # a space; starts likewise
+        after = text[b : b + 1]
+        assert text[b - 1] in JA_SENTENCE_END + CLAUSE_MARKS or after in ("", "\n", " "), body
         before = text[:a].rstrip(" \t")
-        assert before == "" or before[-1] in JA_SENTENCE_END + "\n", node.text
-        # budget: over-budget chunks are a single unit that cannot be cut
-        assert meta["tokens"] == sum(len(u) for u in units(text, a, b))
+        assert (
+            before == ""
+            or before[-1] in JA_SENTENCE_END + "\n" + CLAUSE_MARKS
+            or text[a - 1] == " "
+        )
+        # budget: an over-budget chunk is one unit without a place to cut
         if meta["tokens"] > chunk_tokens:
-            assert len(sentence_spans(text, a, b)) == 1
+            assert not CLAUSE_OR_SPACE.search(body[:-1]) or body.startswith("|"), body
         # metadata carried through, and excluded from the embedded/LLM text
         assert meta["title"] == "ELMo と BERT" and meta["path"] == str(ELMO_BERT)
         assert meta["page"] is None
@@ -399,11 +418,11 @@ def test_split_real_note_properties(chunk_tokens, overlap):
     for a, b in covered:
         inside[a:b] = [True] * (b - a)
     offset = 0
-    for line in text.splitlines(keepends=True):
+    for line in text.split("\n"):
         if not line.startswith("#"):
             for i, ch in enumerate(line):
                 assert ch.isspace() or inside[offset + i], line
-        offset += len(line)
+        offset += len(line) + 1
     # chunks appear in document order
     assert [a for a, _ in covered] == sorted(a for a, _ in covered)
 
@@ -441,12 +460,40 @@ def test_split_japanese_chunks_end_at_sentence_ends():
     assert [n.metadata["tokens"] for n in nodes] == [3 * len(sentence)] * 3 + [len(sentence)]
 
 
-def test_split_oversize_sentence_is_its_own_chunk_not_cut():
+def test_split_unsplittable_run_is_its_own_chunk_not_cut():
     long_sentence = "あ" * 200 + "。"
     text = f"短い文。{long_sentence}短い文二。"
     nodes = split(text, chunk_tokens=50)
     assert [n.text for n in nodes] == ["短い文。", long_sentence, "短い文二。"]
     assert nodes[1].metadata["tokens"] == 201
+
+
+def test_split_long_sentence_is_cut_at_clauses_then_spaces():
+    clauses = ["これは読点で区切られた節" + "あ" * 20 + "、"] * 6
+    sentence = "".join(clauses)[:-1] + "。"
+    nodes = split(f"# 見出し\n\n{sentence}\n", chunk_tokens=70)
+    assert len(nodes) >= 3
+    assert "".join(n.text for n in nodes) == sentence
+    for node in nodes:
+        assert node.metadata["tokens"] <= 70
+        assert node.text.endswith(("、", "。"))
+        assert node.metadata["line_start"] == node.metadata["line_end"] == 3
+    english = " ".join(["word"] * 60) + "."
+    spaced = split(english, chunk_tokens=50)
+    assert len(spaced) >= 5 and all(n.metadata["tokens"] <= 50 for n in spaced)
+    assert " ".join(n.text for n in spaced) == english
+
+
+def test_full_width_and_half_width_terminals_end_sentences():
+    text = "一つ目の文．二つ目の文｡三つ目！四つ目?五つ目．値は３．１４である．"
+    assert units(text) == [
+        "一つ目の文．",
+        "二つ目の文｡",
+        "三つ目！",
+        "四つ目?",
+        "五つ目．",
+        "値は３．１４である．",
+    ]
 
 
 def test_split_never_crosses_headings():
@@ -473,14 +520,42 @@ def test_split_line_numbers_for_multiline_chunk():
     assert "\n".join(lines[4:9]) == nodes[1].text
 
 
-def test_split_crlf_line_numbers():
-    text = "# H\r\nfirst.\r\nsecond\r\n\r\nthird.\r\n"
+def test_split_table_repeats_its_header_in_every_chunk_of_rows():
+    rows = [f"| 第{n}週 | {50 + n} | {90 - n} | {n % 5} |" for n in range(1, 21)]
+    header = "| 週 | 時間 | 点 | 回数 |\n|---|---|---|---|"
+    text = "# 記録\n\n表の説明。\n\n" + header + "\n" + "\n".join(rows) + "\n\n後の文。\n"
+    nodes = split(text, chunk_tokens=120, overlap_tokens=30)
+    lines = text.split("\n")
+    table_nodes = [n for n in nodes if "第" in n.text]
+    assert len(table_nodes) >= 4
+    seen_rows = set()
+    for node in table_nodes:
+        assert node.text.startswith(header) or node.text.startswith("表の説明。")
+        assert header in node.text
+        meta = node.metadata
+        assert meta["tokens"] <= 120
+        lead = meta["lead_chars"]
+        body = node.text[lead + 1 :] if lead else node.text
+        assert body == text[meta["char_start"] : meta["char_end"]]
+        # lines are those of the rows (and text before them), never the header's
+        span = lines[meta["line_start"] - 1 : meta["line_end"]]
+        assert "\n".join(span) == body
+        if lead:
+            assert node.text[:lead] == header
+            assert span[0].startswith("| 第")
+        seen_rows.update(line for line in span if line.startswith("| 第"))
+        # a chunk never ends on the header alone
+        assert not node.text.endswith("|---|---|---|---|")
+    assert seen_rows == set(rows)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_split_line_numbers_any_line_ending_after_reader_normalisation(newline):
+    from ingest.readers import normalise_newlines
+
+    raw = newline.join(["# H", "first.", "second", "", "third."]) + newline
+    text = normalise_newlines(raw)
     nodes = split(text, chunk_tokens=6)
-    lines = text.splitlines()
-    for n in nodes:
-        ls, le = n.metadata["line_start"], n.metadata["line_end"]
-        assert n.text.replace("\r", "").split("\n")[0] in lines[ls - 1]
-        assert n.text.replace("\r", "").split("\n")[-1] in lines[le - 1]
     assert [(n.text, n.metadata["line_start"]) for n in nodes] == [
         ("first.", 2),
         ("second", 3),
@@ -559,3 +634,42 @@ def test_get_nodes_from_documents_uses_split():
     nodes = splitter.get_nodes_from_documents([doc])
     assert [n.get_content() for n in nodes] == ["One sentence.", "Two sentence."]
     assert all(n.metadata["headings"] == ["A"] for n in nodes)
+
+
+def test_sentence_spans_of_a_fragment_cut_at_its_lines():
+    """A chunk's text cut without its Markdown context (the answer checks do this)."""
+    text = "Intro line\n- item one\n- item two\n| a | b |\n| 1 | 2 |\n```\nx = 1\n```\n\nlast．next"
+    got = [text[s.start : s.end] for s in sentence_spans(text, 0, len(text))]
+    assert got == [
+        "Intro line",
+        "- item one",
+        "- item two",
+        "| a | b |",
+        "| 1 | 2 |",
+        "```",
+        "x = 1",
+        "```",
+        "last．",
+        "next",
+    ]
+
+
+def test_a_table_chunk_maps_its_offsets_to_the_note_lines():
+    from shiori.chunk import Chunk
+
+    rows = [f"| r{n} | {n} |" for n in range(1, 31)]
+    text = "# T\n\n| k | v |\n|---|---|\n" + "\n".join(rows) + "\n"
+    nodes = split(text, chunk_tokens=60)
+    later = next(n for n in nodes if n.metadata["lead_chars"])
+    meta = later.metadata
+    chunk = Chunk(
+        "/p", "p", "T", meta["headings"], meta["line_start"], meta["line_end"],
+        meta["char_start"], meta["char_end"], later.text, 0, "h",
+        lead_chars=meta["lead_chars"], lead_line=meta["lead_line"],
+    )  # fmt: skip
+    lines = text.split("\n")
+    assert chunk.lead_line == 3 and lines[chunk.lead_line - 1] == "| k | v |"
+    offset = 0
+    for piece in later.text.split("\n"):
+        assert lines[chunk.line_of(offset) - 1] == piece
+        offset += len(piece) + 1

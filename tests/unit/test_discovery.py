@@ -139,3 +139,44 @@ def test_bundled_notes_folder():
     assert "README.md" not in names
     assert not any("_src" in p.parts for p in found.files)
     assert found.unsupported == [] and found.missing == []
+
+
+# --- gitignore semantics (pathspec) -------------------------------------------------------------
+
+
+def test_double_star_negation_and_anchoring(tmp_path):
+    make(
+        tmp_path,
+        "a.md",
+        "drafts/x.md",
+        "drafts/keep.md",
+        "deep/er/drafts/y.md",
+        "deep/tmp/z.md",
+        "tmp/top.md",
+        "sub/tmp/nested.md",
+        "logs/2024/app.md",
+    )
+    (tmp_path / IGNORE_FILE).write_text(
+        "drafts/*\n!drafts/keep.md\n**/drafts/y.md\n/tmp/\nlogs/**\ndeep/*/z.md\n",
+        encoding="utf-8",
+    )
+    assert rel(discover([tmp_path]).files, tmp_path) == [
+        "a.md",
+        "drafts/keep.md",
+        "sub/tmp/nested.md",  # /tmp/ is anchored to the ignore file's folder
+    ]
+
+
+def test_deeper_ignore_file_overrides_and_excluded_folders_stay_excluded(tmp_path):
+    make(tmp_path, "notes/a.md", "notes/b.md", "private/p.md")
+    (tmp_path / IGNORE_FILE).write_text("*.md\nprivate/\n", encoding="utf-8")
+    (tmp_path / "notes" / IGNORE_FILE).write_text("!a.md\n", encoding="utf-8")
+    (tmp_path / "private" / IGNORE_FILE).write_text("!p.md\n", encoding="utf-8")
+    # a folder that is excluded is not entered: nothing inside can be re-included (as in git)
+    assert rel(discover([tmp_path]).files, tmp_path) == ["notes/a.md"]
+
+
+def test_escaped_and_character_class_patterns(tmp_path):
+    make(tmp_path, "#hash.md", "v1.md", "v2.md", "v3.md")
+    (tmp_path / IGNORE_FILE).write_text("\\#hash.md\nv[12].md\n", encoding="utf-8")
+    assert rel(discover([tmp_path]).files, tmp_path) == ["v3.md"]

@@ -121,7 +121,9 @@ def test_a_collection_on_a_server_gets_the_cluster_layout_from_the_settings() ->
     layout = {"shard_number": 6, "replication_factor": 2, "write_consistency_factor": 1}
     for name in ("c", "c__files"):  # the file records get replicas too
         assert {k: client.created[name].get(k) for k in layout} == layout
-    assert client.indexed == {"c": {"path", "source", "generation", "content_hash", "kind", "live"}}
+    assert client.indexed == {
+        "c": {"path", "source", "generation", "content_hash", "kind", "tags", "live"}
+    }
     # the collection really exists with the vectors Shiori expects
     params = client.real.get_collection("c").config.params
     assert params.vectors["dense"].size == 4  # type: ignore[index]

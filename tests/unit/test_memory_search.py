@@ -34,6 +34,7 @@ def build(tmp_path: Path, n: int = 120) -> NoteIndex:
             path=path, source=path.removeprefix("/"), title=f"T{i % 3}", headings=["h"],
             line_start=i, line_end=i, char_start=0, char_end=1, text=text,
             chunk_index=len(by_path.get(path, [])), content_hash=str(i), generation="g",
+            tags=[f"tag{i % 4}", f"tag{i % 5}"], aliases=[f"A{i % 6}"],
         )  # fmt: skip
         vectors = Vectors(
             rng.standard_normal(16).tolist(), random_sparse(rng, int(rng.integers(1, 8)))
@@ -48,8 +49,15 @@ def build(tmp_path: Path, n: int = 120) -> NoteIndex:
 @pytest.mark.parametrize("fusion", ["dbsf", "rrf", "dense", "sparse"])
 @pytest.mark.parametrize(
     "flt",
-    [None, ChunkFilter(sources=("notes/a/0.md", "notes/b/3.md")), ChunkFilter(title="T1")],
-    ids=["all", "sources", "title"],
+    [
+        None,
+        ChunkFilter(sources=("notes/a/0.md", "notes/b/3.md")),
+        ChunkFilter(title="T1"),
+        ChunkFilter(title="A2"),
+        ChunkFilter(tags=("tag1",)),
+        ChunkFilter(tags=("#tag2", "tag3")),
+    ],
+    ids=["all", "sources", "title", "alias", "tag", "tags"],
 )
 def test_matches_qdrant(tmp_path: Path, fusion: str, flt: ChunkFilter | None) -> None:
     index = build(tmp_path)
@@ -92,3 +100,49 @@ def test_dbsf_normalisation_edges() -> None:
     assert dbsf_normalise(np.array([2.0, 2.0])).tolist() == [0.5, 0.5]
     low, high = dbsf_normalise(np.array([0.0, 1.0])).tolist()
     assert 0 < low < 0.5 < high < 1
+
+
+def test_names_compare_in_nfc() -> None:
+    import unicodedata
+
+    nfc = "notes/データ拡張.md"
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfd != nfc
+    stored = Chunk(f"/abs/{nfd}", nfc, "t", [], 1, 1, 0, 1, "x", 0, "h")
+    assert ChunkFilter(sources=(nfc,)).accepts(stored)
+    assert ChunkFilter(sources=(nfd,)).accepts(stored)
+    assert ChunkFilter(path_prefix="/abs/notes/デ").accepts(stored)
+    legacy = Chunk(f"/abs/{nfd}", nfd, "t", [], 1, 1, 0, 1, "x", 0, "h")  # stored before NFC
+    assert ChunkFilter(sources=(nfc,)).accepts(legacy)
+    memory = MemorySearch()
+    from shiori.memory_search import Row
+
+    memory.replace([], [Row("1", legacy, [1.0, 0.0], SparseVector([1], [1.0]))])
+    hits = memory.query([1.0, 0.0], SparseVector([1], [1.0]), 3, flt=ChunkFilter(sources=(nfc,)))
+    assert [c.source for c, _, _ in hits] == [nfd]
+
+
+def test_copies_of_a_passage_take_one_place(tmp_path: Path) -> None:
+    settings = Settings(qdrant=str(tmp_path / "q"), collection="d")
+    index = NoteIndex(open_client(settings), settings, 2)
+    index.ensure_collections()
+    texts = ["ReLU passage", "sigmoid passage", "GELU passage"]
+    for path in ("/n/2024/a.md", "/n/backup/a.md", "/n/other.md"):
+        chunks = [
+            Chunk(path, path[1:], "t", [], i + 1, i + 1, 0, 1,
+                  texts[i] if path != "/n/other.md" else f"other {i}", i, f"{path}{i}",
+                  generation="g")
+            for i in range(3)
+        ]  # fmt: skip
+        vectors = [Vectors([1.0, 0.1 * i], SparseVector([i + 1], [1.0])) for i in range(3)]
+        index.write_chunks(chunks, vectors)
+        index.publish([FileRecord(path, path[1:], "f", "g", 1, 1, 3)])
+    for fusion in ("dbsf", "rrf", "dense"):
+        hits = index.hybrid_query([1.0, 0.0], SparseVector([1], [1.0]), 4, fusion=fusion)
+        found = [c.text for c, _, _ in hits]
+        assert len(found) == 4 and len(set(found)) == 4, found
+        both = index.hybrid_query(
+            [1.0, 0.0], SparseVector([1], [1.0]), 4, fusion=fusion, distinct=False
+        )
+        assert len({c.text for c, _, _ in both}) < 4  # without it, the copies crowd the list
+    index.client.close()

@@ -24,7 +24,7 @@ PDF_NOTE = NOTES / "15-prompt-engineering.pdf"
 # --- Markdown and text ------------------------------------------------------------------------
 
 
-def test_markdown_kept_byte_for_byte(tmp_path):
+def test_markdown_kept_as_is_but_line_breaks(tmp_path):
     raw = (
         "---\nfront: matter\n---\n"
         "# 生成AIノート  \r\n"
@@ -37,7 +37,7 @@ def test_markdown_kept_byte_for_byte(tmp_path):
     path = tmp_path / "note.md"
     path.write_bytes(raw.encode("utf-8"))
     doc = read_document(path)
-    assert doc.text == raw
+    assert doc.text == raw.replace("\r\n", "\n")
     assert doc.metadata["kind"] == "markdown"
     assert doc.metadata["title"] == "生成AIノート"
     assert doc.metadata["path"] == str(path)
@@ -70,8 +70,11 @@ def test_plain_text_kind_and_title(tmp_path):
     path.write_text("# looks like a heading\nbut this is text\n", encoding="utf-8")
     doc = read_document(path)
     assert doc.metadata["kind"] == "text"
-    assert doc.metadata["title"] == "memo"
+    assert doc.metadata["title"] == "looks like a heading"  # plain text follows Markdown's rules
     assert doc.text == "# looks like a heading\nbut this is text\n"
+    untitled = tmp_path / "untitled.txt"
+    untitled.write_text("first sentence of a memo.\n\nmore text\n", encoding="utf-8")
+    assert read_document(untitled).metadata["title"] == "untitled"
 
 
 def test_shift_jis_text_decodes(tmp_path):
@@ -179,22 +182,23 @@ def test_html_blocks_headings_and_line_map(tmp_path):
     path.write_text(HTML, encoding="utf-8")
     doc = read_document(path)
     assert doc.text == (
-        "# Main heading\n"
+        "Main heading\n"
         "First paragraph spread over two source lines.\n"
         "item one\n"
         "item two\n"
-        "### Deeper\n"
+        "Deeper\n"
         "code line\n"
         "cell\n"
         "head\n"
     )
+    assert doc.metadata["heading_levels"] == [[0, 1], [4, 3]]
     assert doc.metadata["kind"] == "html"
     assert doc.metadata["title"] == "Page Title"
     line_map = doc.metadata["line_map"]
     assert line_map == [9, 10, 13, 14, 16, 17, 18, 18]
     source = HTML.splitlines()
     for out_line, src_line in zip(doc.text.splitlines(), line_map, strict=True):
-        first_word = out_line.lstrip("# ").split()[0]
+        first_word = out_line.split()[0]
         assert first_word in source[src_line - 1]
 
 
@@ -218,7 +222,7 @@ def test_html_title_falls_back_to_h1_then_stem(tmp_path):
 def test_html_without_text_raises(tmp_path):
     path = tmp_path / "blank.html"
     path.write_text("<html><head><script>x()</script></head><body></body></html>", "utf-8")
-    with pytest.raises(UnreadableFileError, match="no text"):
+    with pytest.raises(UnreadableFileError, match="no visible text"):
         read_document(path)
 
 
@@ -231,8 +235,9 @@ def test_html_japanese_in_shift_jis(tmp_path):
     path = tmp_path / "sj.html"
     path.write_bytes(html.encode("cp932"))
     doc = read_document(path)
+    assert doc.metadata["heading_levels"] == [[0, 2]]
     assert doc.text.splitlines() == [
-        "## 見出しです",
+        "見出しです",
         "これは本文の段落です。文字コードはシフトJISです。",
         "二つ目の段落もあります。",
     ]
@@ -291,3 +296,172 @@ def test_truncated_pdf_raises(tmp_path):
     path.write_bytes(PDF_NOTE.read_bytes()[:300])
     with pytest.raises(UnreadableFileError):
         read_document(path)
+
+
+# --- encodings and line breaks ----------------------------------------------------------------
+
+JA = "# 最尤推定\n\n尤度を最大にするパラメータを選ぶ。\n"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-8"])
+def test_byte_order_marks_decide_the_encoding(tmp_path, codec):
+    import codecs
+
+    bom = {
+        "utf-16-le": codecs.BOM_UTF16_LE,
+        "utf-16-be": codecs.BOM_UTF16_BE,
+        "utf-32-le": codecs.BOM_UTF32_LE,
+        "utf-32-be": codecs.BOM_UTF32_BE,
+        "utf-8": codecs.BOM_UTF8,
+    }[codec]
+    path = tmp_path / "note.md"
+    path.write_bytes(bom + JA.replace("\n", "\r\n").encode(codec))
+    doc = read_document(path)
+    assert doc.text == JA  # no BOM character, no CR
+    assert doc.metadata["title"] == "最尤推定"
+    assert doc.metadata["encoding"] == codec
+
+
+def test_a_bom_with_invalid_text_is_refused_and_binary_stays_binary(tmp_path):
+    with pytest.raises(UnreadableFileError, match="UTF-16 byte-order mark but is not valid"):
+        decode(b"\xff\xfe" + "ok".encode("utf-16-le") + b"\x00\xdc")  # lone low surrogate
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+    with pytest.raises(UnreadableFileError, match="binary"):
+        decode(png)
+    # a PNG renamed .txt: no BOM opens the UTF-16 path
+    path = tmp_path / "image.txt"
+    path.write_bytes(png)
+    with pytest.raises(UnreadableFileError, match="binary"):
+        read_document(path)
+
+
+@pytest.mark.parametrize("codec", ["cp932", "euc_jp", "iso2022_jp"])
+def test_japanese_legacy_encodings_are_detected(codec):
+    text = (
+        "日本語のノートです。文字コードを判定して読み込みます。\n"
+        "ひらがなとカタカナ、漢字が混ざった普通の文章であれば、正しく判定できるはずです。\n"
+    )
+    decoded = decode(text.encode(codec))
+    assert decoded.text == text
+    assert decoded.warnings == []
+
+
+def test_line_breaks_of_every_kind_become_lf():
+    raw = "a\r\nb\rc\nd\r\n\re"
+    assert decode(raw.encode()).text == "a\nb\nc\nd\n\ne"
+    # only CR and LF break lines: these stay characters of their line
+    odd = "x\u2028y\x0cz\x85w"
+    assert decode(odd.encode()).text == odd
+
+
+def test_mojibake_is_refused_not_indexed():
+    rng = random.Random(7)
+    junk = bytes(rng.randrange(0x80, 0x100) for _ in range(600))
+    with pytest.raises(UnreadableFileError, match="save it as UTF-8"):
+        decode(junk)
+
+
+def test_an_unsure_guess_is_reported():
+    # bytes that are kanji in Shift_JIS and other kanji in EUC-JP: no way to tell
+    data = b"\xe0\xa1\xe0\xa1\xe9\xb0\xe3\xa2"
+    assert data.decode("cp932") != data.decode("euc_jp")
+    decoded = decode(data)
+    assert decoded.text in {data.decode("cp932"), data.decode("euc_jp")}
+    assert len(decoded.warnings) == 1
+    assert "guessed as" in decoded.warnings[0] and "would also fit" in decoded.warnings[0]
+
+
+# --- hidden HTML ------------------------------------------------------------------------------
+
+HIDDEN_FORMS = [
+    "<p hidden>HIDDEN</p>",
+    '<p hidden="hidden">HIDDEN</p>',
+    '<p style="display:none">HIDDEN</p>',
+    '<p style="color: red; DISPLAY : NONE !important">HIDDEN</p>',
+    "<div style='visibility: hidden'>HIDDEN</div>",
+    '<p style="visibility:collapse">HIDDEN</p>',
+    '<p aria-hidden="true">HIDDEN</p>',
+    "<div hidden><p>nested <b>HIDDEN</b></p></div>",
+    "<dialog><p>HIDDEN</p></dialog>",
+    '<p class="gone">HIDDEN</p>',
+    '<p id="nope">HIDDEN</p>',
+    "<template><p>HIDDEN</p></template>",
+]
+
+
+@pytest.mark.parametrize("hidden", HIDDEN_FORMS)
+def test_hidden_html_is_not_read(tmp_path, hidden):
+    page = (
+        "<html><head><style>.gone { display: none } #nope{visibility:hidden}"
+        " @media print { .shown { display: none } } a:hover { display: none }</style></head>\n"
+        "<body>\n<h1>Title</h1>\n<p>visible one</p>\n"
+        f"{hidden}\n"
+        '<p class="shown">visible two</p>\n<p aria-hidden="false">visible three</p>\n'
+        '<p hidden="until-found">visible four</p>\n</body></html>\n'
+    )
+    path = tmp_path / "page.html"
+    path.write_text(page, encoding="utf-8")
+    doc = read_document(path)
+    assert "HIDDEN" not in doc.text
+    for shown in ("visible one", "visible two", "visible three", "visible four"):
+        assert shown in doc.text
+    # the line of the hidden element is never inside a cited range: a break before what follows
+    assert doc.metadata["breaks"] == [2]
+
+
+def test_open_dialog_is_read(tmp_path):
+    path = tmp_path / "d.html"
+    path.write_text("<body><dialog open><p>shown</p></dialog></body>", encoding="utf-8")
+    assert "shown" in read_document(path).text
+
+
+# --- encrypted PDF ----------------------------------------------------------------------------
+
+
+def make_pdf(path: Path, lines: list[str], **encrypt: str) -> Path:
+    import io
+
+    import pypdf
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    for line in lines:
+        pdf.cell(0, 10, line, new_x="LMARGIN", new_y="NEXT")
+    reader = pypdf.PdfReader(io.BytesIO(bytes(pdf.output())))
+    writer = pypdf.PdfWriter(clone_from=reader)
+    if encrypt:
+        writer.encrypt(**encrypt)
+    with path.open("wb") as fh:
+        writer.write(fh)
+    return path
+
+
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-128", "AES-256"])
+def test_pdf_with_an_empty_user_password_is_read(tmp_path, algorithm):
+    path = make_pdf(
+        tmp_path / "slides.pdf",
+        ["Lecture slides", f"The prior is 0.01. Variant: {algorithm}"],
+        user_password="",
+        owner_password="owner-secret",
+        algorithm=algorithm,
+    )
+    doc = read_document(path)
+    assert f"Variant: {algorithm}" in doc.text and "0.01" in doc.text
+    assert doc.metadata["page_starts"] == [0]
+
+
+def test_password_locked_pdf_is_refused_in_plain_words(tmp_path):
+    path = make_pdf(
+        tmp_path / "locked.pdf",
+        ["secret"],
+        user_password="study-pass",
+        owner_password="owner",
+        algorithm="AES-128",
+    )
+    with pytest.raises(UnreadableFileError) as caught:
+        read_document(path)
+    message = str(caught.value)
+    assert "encrypted with a password" in message
+    assert "Error" not in message and "scanned" not in message

@@ -135,7 +135,15 @@ def test_a_server_destination_gets_the_layout_of_its_settings_not_the_sources(
     for name in ("c", "c__files"):
         assert {k: dest.created[name].get(k) for k in layout} == layout
         assert_same_points(dest.real, source, name)
-    assert dest.indexed["c"] == {"path", "source", "generation", "content_hash", "kind", "live"}
+    assert dest.indexed["c"] == {
+        "path",
+        "source",
+        "generation",
+        "content_hash",
+        "kind",
+        "tags",
+        "live",
+    }
     source.close()
 
 

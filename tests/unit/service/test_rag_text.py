@@ -246,3 +246,16 @@ def test_a_question_about_a_thing_no_passage_mentions_is_refused_before_generati
     assert "「Gemma 3」" in abstention_text("ja", ["Gemma 3"])
     assert "ノート" in abstention_text("ja", ["Gemma 3"])
     assert abstention_text("en", ["DDIM"]).startswith("Your notes do not mention “DDIM”")
+
+
+def test_joining_adjacent_table_chunks_keeps_one_header() -> None:
+    from service.rag.packing import merge_adjacent
+
+    header = "| k | v |\n|---|---|"
+    lo = replace(chunk(f"{header}\n| a | 1 |\n| b | 2 |", 0), lead_chars=len(header), lead_line=3)
+    hi = replace(
+        chunk(f"{header}\n| b | 2 |\n| c | 3 |", 1),
+        path=lo.path, headings=lo.headings, lead_chars=len(header), lead_line=3,
+    )  # fmt: skip
+    (merged,) = merge_adjacent([Passage(lo, 1.0, 0.9, 0.5), Passage(hi, 0.9, 0.8, 0.5)])
+    assert merged.chunk.text == f"{header}\n| a | 1 |\n| b | 2 |\n| c | 3 |"

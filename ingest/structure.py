@@ -1,0 +1,296 @@
+"""A note's block structure, from a CommonMark parser: headings, text, code, tables, skipped parts.
+
+Markdown (and plain text, which follows the same conventions) is parsed by markdown-it-py with
+GFM tables and front matter (YAML ``---`` through mdit-py-plugins, TOML ``+++`` through a rule of
+the same shape here). Its token line maps say which lines each block covers, so the chunker never
+guesses structure from line patterns: fences of any length and character, setext headings,
+indented code, HTML blocks and tables are what CommonMark says they are.
+
+The result is a `Layout`: blocks in document order with 0-based, end-exclusive line ranges of the
+document text, plus what the front matter says (title, tags, aliases). Blank lines belong to no
+block. Lines the reader must not index (front matter, HTML comments, hidden HTML blocks) are
+``skip`` blocks: the chunker never lets a chunk span them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
+from markdown_it.token import Token
+from mdit_py_plugins.front_matter import front_matter_plugin
+
+from ingest.hidden import hidden_html_block
+
+HEADING = "heading"
+TEXT = "text"  # prose: split into sentences
+CODE = "code"  # fenced or indented code: split only between lines
+TABLE_HEAD = "table_head"  # a table's header row and delimiter row
+TABLE_ROW = "table_row"
+SKIP = "skip"  # not indexed, and no chunk spans it
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str
+    start: int  # first line, 0-based
+    end: int  # line after the last one
+    level: int = 0  # heading level 1–6
+    title: str = ""  # heading text, as plain text
+    table: int = -1  # which table a TABLE_HEAD / TABLE_ROW belongs to
+
+
+@dataclass
+class Layout:
+    blocks: list[Block]
+    title: str = ""  # front matter `title`, else the first top-level H1, else ""
+    tags: list[str] = field(default_factory=list)  # front matter `tags` and inline #tags
+    aliases: list[str] = field(default_factory=list)  # front matter `aliases` / `alias`
+    warnings: list[str] = field(default_factory=list)  # e.g. front matter that does not parse
+
+
+# --- Obsidian syntax: [[target|label]] links and #tags -----------------------------------------
+
+_WIKILINK = re.compile(r"!?\[\[([^\[\]|\n]+?)(?:\|([^\[\]\n]+?))?\]\]")
+# A tag is `#` after a line start or whitespace, then word characters, `-`, `_` or `/` (letters of
+# any script; Obsidian's rule), not only digits ("#1" is a number, not a tag).
+_TAG = re.compile(r"(?<![^\s(（])#([^\s#!-,.:-@\[-^`{-~、。，．！？「」『』（）【】]+)")
+
+
+def readable(text: str) -> str:
+    """Text as a reader sees it: ``[[target|label]]`` → ``label``, ``[[target#part]]`` →
+    ``target part``. Used for the embedded and keyword-matched text, never for citations."""
+
+    def label(m: re.Match[str]) -> str:
+        return (m.group(2) or m.group(1).replace("#", " ")).strip()
+
+    return _WIKILINK.sub(label, text) if "[[" in text else text
+
+
+def inline_tags(text: str) -> list[str]:
+    return [t for t in _TAG.findall(text) if not t.isdigit()]
+
+
+def _as_list(value: Any) -> list[str]:
+    """A front matter value written as a list, or as one string of comma/space-separated items."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items = re.split(r"[,\s]+", value)
+    elif isinstance(value, list | tuple | set):
+        items = [str(v) for v in value if v is not None]
+    else:
+        items = [str(value)]
+    return [i.strip().lstrip("#").strip() for i in items if i.strip().lstrip("#").strip()]
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+
+def _toml_front_matter(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """``+++`` … ``+++`` at the very top (Hugo, Zola): TOML front matter."""
+    if start != 0 or not state.src.startswith("+++"):
+        return False
+    if state.src[state.bMarks[0] : state.eMarks[0]].rstrip() != "+++":
+        return False
+    line = 1
+    while line < end:
+        if state.src[state.bMarks[line] : state.eMarks[line]].rstrip() == "+++":
+            break
+        line += 1
+    else:
+        return False  # not closed: not front matter
+    if silent:
+        return True
+    token = state.push("front_matter", "", 0)
+    token.hidden = True
+    token.markup = "+++"
+    token.block = True
+    token.content = state.src[state.bMarks[1] : state.bMarks[line]] if line > 1 else ""
+    token.map = [0, line + 1]
+    state.line = line + 1
+    return True
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark").enable("table").use(front_matter_plugin)
+    md.block.ruler.before(
+        "front_matter", "toml_front_matter", _toml_front_matter, {"alt": ["paragraph"]}
+    )
+    return md
+
+
+_MD = _parser()
+_MD_PLAIN = MarkdownIt("commonmark").enable("table")  # when the top is no front matter after all
+
+
+def plain(inline: Token) -> str:
+    """The plain text of an inline token: emphasis, links and code marks dropped."""
+    parts: list[str] = []
+    for child in inline.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(plain(child))
+    return readable(" ".join("".join(parts).split()))
+
+
+def _front_matter_data(token: Token) -> tuple[dict[str, Any] | None, str]:
+    """The front matter as a mapping, or None and why not (``""``: it is no mapping at all)."""
+    kind = "TOML" if token.markup == "+++" else "YAML"
+    try:
+        if kind == "TOML":
+            data: Any = tomllib.loads(token.content)
+        else:
+            import yaml  # type: ignore[import-untyped]
+
+            data = yaml.safe_load(token.content)
+    except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            None,
+            f"the note starts like {kind} front matter, but it is not valid {kind} "
+            f"({first}); read as Markdown instead",
+        )
+    if data is None and not token.content.strip():
+        return {}, ""  # empty front matter
+    return (data, "") if isinstance(data, dict) else (None, "")
+
+
+def _use_front_matter(data: dict[str, Any], layout: Layout) -> None:
+    title = data.get("title")
+    if isinstance(title, str | int | float) and str(title).strip():
+        layout.title = str(title).strip()
+    layout.tags.extend(_as_list(data.get("tags", data.get("tag"))))
+    layout.aliases.extend(_as_list(data.get("aliases", data.get("alias"))))
+
+
+@lru_cache(maxsize=16)
+def markdown_layout(text: str, text_title: bool = False) -> Layout:
+    """The blocks of Markdown (or plain) ``text``; ``text`` must use ``\\n`` line breaks only.
+
+    ``text_title``: plain-text convention, a short first line without sentence-ending
+    punctuation, followed by a blank line and more text, is the note's title and heading.
+    The result is cached (the reader and the chunker parse the same text)."""
+    tokens = _MD.parse(text)
+    layout = Layout(blocks=[])
+    if tokens and tokens[0].type == "front_matter":
+        # front matter only when it is a mapping: a note that opens with a thematic break
+        # (---) and has another one later is Markdown, not front matter
+        data, why = _front_matter_data(tokens[0])
+        if data is None:
+            tokens = _MD_PLAIN.parse(text)
+            layout.warnings.extend([why] if why else [])
+        else:
+            _use_front_matter(data, layout)
+    blocks = layout.blocks
+    tables = 0
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        kind = tok.type
+        if kind == "front_matter" and tok.map:
+            blocks.append(Block(SKIP, tok.map[0], tok.map[1]))
+        elif kind == "heading_open" and tok.map:
+            title = plain(tokens[i + 1])
+            if tok.level == 0:
+                blocks.append(Block(HEADING, tok.map[0], tok.map[1], int(tok.tag[1]), title))
+            else:  # a heading inside a quote or a list item is text of that block
+                blocks.append(Block(TEXT, tok.map[0], tok.map[1]))
+            i += 2
+        elif kind == "paragraph_open" and tok.map:
+            blocks.append(Block(TEXT, tok.map[0], tok.map[1]))
+        elif kind in ("fence", "code_block") and tok.map:
+            blocks.append(Block(CODE, tok.map[0], tok.map[1]))
+        elif kind == "html_block" and tok.map:
+            skip = hidden_html_block(tok.content)
+            blocks.append(Block(SKIP if skip else TEXT, tok.map[0], tok.map[1]))
+        elif kind == "table_open":
+            tables += 1
+        elif kind == "thead_open" and tok.map:
+            # the header row and the delimiter row under it: one unit, repeated in each chunk
+            # that holds rows of the table
+            blocks.append(Block(TABLE_HEAD, tok.map[0], tok.map[1] + 1, table=tables))
+        elif (
+            kind == "tr_open"
+            and tok.map
+            and blocks
+            and blocks[-1].table == tables
+            and tok.map[0] >= blocks[-1].end  # a body row (the header row is in TABLE_HEAD)
+        ):
+            blocks.append(Block(TABLE_ROW, tok.map[0], tok.map[1], table=tables))
+        i += 1
+    for tok in tokens:
+        if tok.type == "inline":
+            for child in tok.children or []:
+                if child.type == "text":
+                    layout.tags.extend(inline_tags(child.content))
+    if not layout.title:
+        layout.title = next((b.title for b in blocks if b.kind == HEADING and b.level == 1), "")
+    if text_title:
+        _title_line(text, layout)
+    layout.tags = _unique(layout.tags)
+    layout.aliases = _unique(layout.aliases)
+    return layout
+
+
+_TERMINAL = "。．｡！？!?.:：;；"
+
+
+def _title_line(text: str, layout: Layout) -> None:
+    """Plain text: the first line is a title when short, unpunctuated, and set apart."""
+    blocks = layout.blocks
+    if not blocks or any(b.kind == HEADING for b in blocks):
+        return
+    first = blocks[0]
+    lines = text.split("\n")
+    line = lines[first.start].strip() if first.start < len(lines) else ""
+    if (
+        first.kind == TEXT
+        and first.end - first.start == 1
+        and len(blocks) > 1
+        and blocks[1].start > first.end  # a blank line follows
+        and 0 < len(line) <= 80
+        and line[-1] not in _TERMINAL
+    ):
+        blocks[0] = Block(HEADING, first.start, first.end, 1, line)
+        layout.title = layout.title or line
+
+
+def line_layout(lines: list[str], headings: dict[int, int], breaks: frozenset[int]) -> Layout:
+    """One block per line (HTML after the reader: one line per element); ``headings`` maps a
+    0-based line to its heading level; before a line in ``breaks`` something was left out."""
+    blocks: list[Block] = []
+    for n, line in enumerate(lines):
+        if n in breaks:
+            blocks.append(Block(SKIP, n, n))
+        if n in headings:
+            blocks.append(Block(HEADING, n, n + 1, headings[n], line.strip()))
+        elif line.strip():
+            blocks.append(Block(TEXT, n, n + 1))
+    return Layout(blocks=blocks)
+
+
+def paragraph_layout(text: str) -> Layout:
+    """Runs of non-blank lines are text blocks (PDF text: no markup to trust)."""
+    blocks: list[Block] = []
+    start: int | None = None
+    lines = text.split("\n")
+    for n, line in enumerate([*lines, ""]):
+        if line.strip() and start is None:
+            start = n
+        elif not line.strip() and start is not None:
+            blocks.append(Block(TEXT, start, n))
+            start = None
+    return Layout(blocks=blocks)

@@ -1,0 +1,200 @@
+"""Unit tests for ingest.structure: the block layout a CommonMark parser gives a note."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.structure import (
+    CODE,
+    HEADING,
+    SKIP,
+    TABLE_HEAD,
+    TABLE_ROW,
+    TEXT,
+    inline_tags,
+    markdown_layout,
+    readable,
+)
+
+
+def kinds(text: str) -> list[tuple[str, int, int]]:
+    """(kind, first line, last line), 1-based inclusive, as an editor shows them."""
+    return [(b.kind, b.start + 1, b.end) for b in markdown_layout(text).blocks]
+
+
+def headings(text: str) -> list[tuple[int, str, int]]:
+    return [
+        (b.level, b.title, b.start + 1) for b in markdown_layout(text).blocks if b.kind == HEADING
+    ]
+
+
+# --- code fences: any length, either character ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner"),
+    [("````", "```"), ("~~~", "```"), ("```", "~~~"), ("~~~~~", "~~~"), ("`````", "````")],
+)
+def test_a_fence_closes_only_on_its_own_character_and_length(outer, inner):
+    text = (
+        f"# Top\n\n{outer}markdown\n{inner}python\n# comment, not a heading\n{inner}\n"
+        f"{outer}\n\n## Next\n\nbody\n"
+    )
+    assert headings(text) == [(1, "Top", 1), (2, "Next", 9)]
+    assert (CODE, 3, 7) in kinds(text)
+
+
+def test_an_unclosed_fence_runs_to_the_end_of_the_document():
+    text = "# Top\n\n```\n# not a heading\n"
+    assert headings(text) == [(1, "Top", 1)]
+
+
+def test_indented_fence_and_longer_closing_fence():
+    text = "  ```\n  # inside\n  ``````\n# after\n"
+    assert headings(text) == [(1, "after", 4)]
+
+
+# --- setext headings and thematic breaks ---------------------------------------------------
+
+
+def test_setext_headings_and_a_thematic_break():
+    text = "Title\n=====\n\nintro\n\nPart one\n--------\n\ntext\n\n---\n\nPart two\n-\n\nmore\n"
+    assert headings(text) == [(1, "Title", 1), (2, "Part one", 6), (2, "Part two", 13)]
+    assert markdown_layout(text).title == "Title"
+    # the --- after a blank line is a thematic break: no block, no heading
+    assert all(not (b.start <= 10 < b.end) for b in markdown_layout(text).blocks)
+
+
+def test_multi_line_setext_heading_is_one_heading():
+    text = "A heading that\nwraps\n===\nbody\n"
+    assert headings(text) == [(1, "A heading that wraps", 1)]
+
+
+def test_heading_text_is_plain_text():
+    text = "# The *best* `code` [link](http://x) and [[Note|label]]\n"
+    assert headings(text) == [(1, "The best code link and label", 1)]
+
+
+def test_headings_inside_quotes_and_lists_are_text():
+    text = "> # quoted\n\n- # in a list\n"
+    assert headings(text) == []
+    assert [k for k, _, _ in kinds(text)] == [TEXT, TEXT]
+
+
+# --- front matter ---------------------------------------------------------------------------
+
+
+def test_yaml_front_matter_gives_title_tags_aliases_and_is_skipped():
+    text = (
+        "---\ntitle: 線形代数\ntags: [数学, '#線形代数']\naliases:\n  - linalg\n"
+        "# a YAML comment\n---\n\n# 本文の見出し\n\ntext #inline-tag\n"
+    )
+    layout = markdown_layout(text)
+    assert layout.title == "線形代数"
+    assert layout.tags == ["数学", "線形代数", "inline-tag"]
+    assert layout.aliases == ["linalg"]
+    assert kinds(text)[0] == (SKIP, 1, 7)
+    assert headings(text) == [(1, "本文の見出し", 9)]
+
+
+def test_toml_front_matter():
+    text = '+++\ntitle = "確率"\ntags = ["数学"]\n# comment\n+++\n\nbody\n'
+    layout = markdown_layout(text)
+    assert (layout.title, layout.tags) == ("確率", ["数学"])
+    assert kinds(text) == [(SKIP, 1, 5), (TEXT, 7, 7)]
+
+
+def test_string_tags_and_single_alias():
+    layout = markdown_layout("---\ntags: a, b c\nalias: one\n---\nx\n")
+    assert (layout.tags, layout.aliases) == (["a", "b", "c"], ["one"])
+
+
+def test_invalid_front_matter_is_read_as_markdown_with_a_warning():
+    layout = markdown_layout("---\ntitle: [unclosed\n---\n# Real\ntext\n")
+    assert layout.title == "Real"
+    assert SKIP not in [b.kind for b in layout.blocks]  # nothing of the note is lost
+    assert layout.warnings and "not valid YAML" in layout.warnings[0]
+
+
+def test_a_note_opening_with_a_thematic_break_is_no_front_matter():
+    text = "---\n\n# 見出し\n\n- 項目です。\n\n---\n\n本文。\n"
+    assert headings(text) == [(1, "見出し", 3)]
+    assert [k for k, _, _ in kinds(text)] == [HEADING, TEXT, TEXT]
+    assert markdown_layout(text).warnings == []
+
+
+def test_dashes_later_in_a_note_are_not_front_matter():
+    text = "intro\n\n---\ntitle: x\n---\n"
+    assert markdown_layout(text).title == ""
+    assert SKIP not in [k for k, _, _ in kinds(text)]
+
+
+# --- tables, HTML, text title ---------------------------------------------------------------
+
+
+def test_table_header_and_rows():
+    text = "before\n\n| a | b |\n|---|:-:|\n| 1 | 2 |\n| 3 | 4 |\n\nafter\n"
+    assert kinds(text) == [
+        (TEXT, 1, 1),
+        (TABLE_HEAD, 3, 4),
+        (TABLE_ROW, 5, 5),
+        (TABLE_ROW, 6, 6),
+        (TEXT, 8, 8),
+    ]
+    blocks = markdown_layout(text).blocks
+    assert blocks[1].table == blocks[2].table == blocks[3].table == 1
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<!-- a private remark -->",
+        "<!--\nspread over\nlines\n-->",
+        "<div hidden>secret</div>",
+        '<p style="display: none">secret</p>',
+        "<section style='visibility:hidden'>secret</section>",
+        '<div aria-hidden="true">secret</div>',
+    ],
+)
+def test_comments_and_hidden_html_blocks_are_skipped(html):
+    text = f"# H\n\nbefore\n\n{html}\n\nafter\n"
+    skipped = [b for b in markdown_layout(text).blocks if b.kind == SKIP]
+    assert len(skipped) == 1
+    assert skipped[0].end - skipped[0].start == html.count("\n") + 1
+
+
+def test_visible_html_block_is_text():
+    assert kinds("<div>shown</div>\n") == [(TEXT, 1, 1)]
+
+
+def test_plain_text_title_line():
+    text = "ベイズの定理\n\n事後確率は尤度と事前確率の積に比例する。\n"
+    layout = markdown_layout(text, text_title=True)
+    assert layout.title == "ベイズの定理"
+    assert headings(text) == []  # only for plain text
+    assert layout.blocks[0].kind == HEADING
+    sentence_first = markdown_layout("これは文です。\n\n次の段落。\n", text_title=True)
+    assert sentence_first.title == "" and sentence_first.blocks[0].kind == TEXT
+
+
+# --- Obsidian syntax ------------------------------------------------------------------------
+
+
+def test_wikilinks_read_as_their_labels():
+    assert readable("see [[Attention|注意機構]] and [[BERT]] or [[Note#Part]]") == (
+        "see 注意機構 and BERT or Note Part"
+    )
+    assert readable("![[image.png]] stays out of the way") == "image.png stays out of the way"
+
+
+def test_inline_tags():
+    assert inline_tags("学習 #機械学習 #ml/nlp and #1 or a#b (#括弧)") == [
+        "機械学習",
+        "ml/nlp",
+        "括弧",
+    ]
+
+
+def test_tags_in_code_are_not_tags():
+    layout = markdown_layout("`#notatag` and\n\n```\n#nottag\n```\n\n#real\n")
+    assert layout.tags == ["real"]
