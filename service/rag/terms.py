@@ -9,6 +9,7 @@ on Gemma and Gemma 2 only, the model answers with their facts.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -170,6 +171,36 @@ def question_terms(question: str) -> list[Term]:
     return list(found.values())
 
 
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+#'’-]*")
+
+
+def multiword_names(question: str) -> list[list[Term]]:
+    """Names the question writes in several words ("Claude 3.5 Haiku", "Stable Diffusion"):
+    runs of capitalised or numbered words with only spaces between them, each run one thing
+    (unlike "LoRA と QLoRA", two)."""
+    text = unicodedata.normalize("NFKC", question)
+    out: list[list[Term]] = []
+    run: list[Term] = []
+    last_end = -1
+    for match in _WORD.finditer(text):
+        word = _POSSESSIVE.sub("", match.group(0).rstrip(".,"))
+        lower = word.lower()
+        named = (any(c.isupper() for c in word) or any(c.isdigit() for c in word)) and (
+            lower not in _EN_STOP and lower not in _MONTH_WORDS
+        )
+        adjacent = last_end >= 0 and text[last_end : match.start()].strip(" \t") == ""
+        if named and (adjacent or not run):
+            run.append(Term(word, "name"))
+        else:
+            if len(run) >= 2:
+                out.append(run)
+            run = [Term(word, "name")] if named else []
+        last_end = match.end()
+    if len(run) >= 2:
+        out.append(run)
+    return out
+
+
 def proper_nouns(texts: Sequence[str]) -> set[str]:
     """Capitalised Latin words that ``texts`` use as names (not only at a sentence start)."""
     found: set[str] = set()
@@ -313,12 +344,21 @@ class Haystack:
 
 def occurs(term: Term, haystack: Haystack) -> bool:
     """``term`` in ``haystack``: folded ("Gemma 3" ~ "gemma3"); numbers also without thousands
-    separators and in kanji numerals ("15" in "一五条"); a Latin term of one or two letters
-    only as a word of its own ("B" is not in "BA", "AI" is in "Stability AI")."""
+    separators and in kanji numerals ("15" in "一五条"); a Latin name or word only as a word
+    of its own (`_word_pattern`: "B" is not in "BA", "LoRA" not in "QLoRA")."""
     if term.kind == "number":
         plain = haystack.folded.replace(",", "")
         return term.key in plain or term.key in with_arabic_numerals(plain)
-    if len(term.key) <= 2 and term.key.isascii():
-        pattern = rf"(?<![a-z0-9]){re.escape(term.key)}(?![a-z0-9])"
-        return re.search(pattern, haystack.words) is not None
+    if term.kind in ("name", "latin") and term.key.isascii():
+        return _word_pattern(term.text).search(haystack.words) is not None
     return term.key in haystack.folded
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_pattern(word: str) -> re.Pattern[str]:
+    """A Latin word or name as a whole word, spaces and hyphens inside it optional ("Gemma 3"
+    ~ "gemma3", "top-k" ~ "Top K"), so that "LoRA" is not found inside "QLoRA" nor "B" in
+    "BA"."""
+    parts = re.findall(r"[a-z0-9]+|[^a-z0-9\s_-]", unicodedata.normalize("NFKC", word).lower())
+    body = r"[\s_-]*".join(re.escape(p) for p in parts)
+    return re.compile(rf"(?<![a-z0-9]){body}(?![a-z0-9])")

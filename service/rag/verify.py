@@ -35,6 +35,7 @@ from service.rag.terms import (
     content_terms,
     folded,
     is_name,
+    multiword_names,
     occurs,
     proper_nouns,
     question_terms,
@@ -61,6 +62,7 @@ _LATIN_RUN = re.compile(
 )
 _SIZE = re.compile(r"\d+(?:\.\d+)?[KMBT]", re.I)
 # clause boundaries inside a sentence: Japanese and Latin commas, semicolons, "while"/"whereas"
+_KANJI_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆ヶ]{3,}")
 _CLAUSE = re.compile(r"[、，,;；]|\s(?:while|whereas|but)\s", re.I)
 
 
@@ -168,6 +170,8 @@ def check(
         if t.kind == "name" or (t.kind == "katakana" and t.key in topics)
     ]
     relevance = _relevance(question, sentences)
+    wanted_terms = question_terms(question)
+    multiwords = multiword_names(question)
     results = []
     for i, sentence in enumerate(parsed.sentences):
         content = content_terms(sentence.text, question, proper)
@@ -186,7 +190,7 @@ def check(
         else:
             found, lex, ok = _aligned(everywhere, *args)
             attributed = bool(found.evidence)
-        unanchored = _unanchored(found, content, anchors)
+        unanchored = _unanchored(found, content, anchors, wanted_terms, multiwords)
         if unanchored:
             ok = False
         results.append(
@@ -260,51 +264,79 @@ def _aligned(
 
 
 def _unanchored(
-    found: Alignment, content: Sequence[Term], anchors: Sequence[Term]
+    found: Alignment,
+    content: Sequence[Term],
+    anchors: Sequence[Term],
+    asked: Sequence[Term],
+    multiwords: Sequence[Sequence[Term]] = (),
 ) -> tuple[str, ...]:
-    """Evidence sentences that supply some of the content but are about something else.
+    """The evidence sentences that supply some of the content but are about something else
+    (`_borrowed`)."""
+    return tuple(
+        e.text for e in found.evidence if _borrowed(e, content, anchors, asked, multiwords)
+    )
 
-    The anchors are the names asked about and the names the answer sentence uses, other than
-    what an evidence sentence supplies; its competitors are the names it mentions that are not
-    anchors. An evidence sentence is about something else when
 
-    - it names an anchor in one clause but supplies the content from another clause that
-      names a competitor ("A をランダムな分布で、B をゼロにする" does not say B is random); or
-    - its own words, the sentences leading up to it and its headings up to the nearest one that
-      names something (`_near`) name no anchor, and either its broader context (heading path,
-      title) names none either, or it names a competitor itself ("| BERT-Base | 12 | 768 |"
-      under "ELMo と BERT > BERT > モデルサイズ" does not give ELMo's size).
+def _borrowed(
+    e: SourceSentence,
+    content: Sequence[Term],
+    anchors: Sequence[Term],
+    asked: Sequence[Term],
+    multiwords: Sequence[Sequence[Term]] = (),
+) -> bool:
+    """Does ``e`` supply some of the answer's content about something other than what was asked?
 
-    Empty when there are no anchors."""
-    if not anchors:
-        return ()
-    out = []
-    for e in found.evidence:
-        labelled, sentence = Haystack.of(e.labelled), Haystack.of(e.text)
-        supplied = [t for t in content if occurs(t, labelled)]
-        if not any(occurs(t, sentence) for t in supplied):
-            continue
-        keys = {t.key for t in supplied}
-        wanted = [a for a in anchors if a.key not in keys]
-        if not wanted:
-            continue
-        rivals = [n for n in _names(e.text) if n not in keys and not _is_anchor(n, anchors)]
-        clauses = [Haystack.of(c) for c in _CLAUSE.split(e.text)]
-        holding = next((c for c in clauses if any(occurs(t, c) for t in supplied)), sentence)
+    ``anchors`` are the names the question asks about and the names the answer sentence uses
+    (other than what ``e`` supplies); ``asked`` are all the question's terms. The sentence's
+    rivals are the names it mentions that are not anchors. It is about something else when:
+
+    1. the clause holding the content contrasts with the question: it has a compound with the
+       same head as one the question asks about but another modifier ("英独翻訳で BLEU 28.4、
+       英仏翻訳で BLEU 41.8" gives 41.8 to 英仏, not 英独), or it names a rival while the
+       asked name is in another clause ("A をランダムに、B をゼロにする" does not make B random);
+    2. it names a rival while a name the question writes in several words is only partly near
+       it (its lead-in, its headings up to the nearest one that names something: `_near`) —
+       "Claude 3.5 Sonnet was released on 20 June 2024" is no date for Claude 3.5 Haiku;
+    3. nothing near it names an anchor, and its broader context (heading path, title) does not
+       either, or it names a rival itself ("| BERT-Base | 12 | 768 |" under "ELMo と BERT >
+       BERT > モデルサイズ" gives no size of ELMo's).
+    """
+    labelled, sentence = Haystack.of(e.labelled), Haystack.of(e.text)
+    supplied = [t for t in content if occurs(t, labelled)]
+    if not any(occurs(t, sentence) for t in supplied):
+        return False
+    keys = {t.key for t in supplied}
+    clauses = [Haystack.of(c) for c in _CLAUSE.split(e.text)]
+    holding = next((c for c in clauses if any(occurs(t, c) for t in supplied)), sentence)
+    if _contrasted(holding, asked):
+        return True
+    wanted = [a for a in anchors if a.key not in keys]
+    if not wanted:
+        return False
+    rivals = [n for n in _names(e.text) if n not in keys and not _is_anchor(n, anchors)]
+    near = Haystack.of(_near(e))
+    if any(occurs(a, sentence) for a in wanted) and len(clauses) > 1:
         in_clause = [n for n in rivals if occurs(Term(n, "name"), holding)]
-        sentence_anchored = any(occurs(a, sentence) for a in wanted)
-        if sentence_anchored and len(clauses) > 1:
-            clause_anchored = any(occurs(a, holding) for a in wanted)
-            if not clause_anchored and in_clause:
-                out.append(e.text)
+        return not any(occurs(a, holding) for a in wanted) and bool(in_clause)
+    for words in multiwords:
+        present = [occurs(w, near) for w in words]
+        if rivals and any(present) and not all(present):
+            return True
+    if any(occurs(a, near) for a in wanted):
+        return False
+    return bool(rivals) or not any(occurs(a, Haystack.of(e.context)) for a in wanted)
+
+
+def _contrasted(clause: Haystack, asked: Sequence[Term]) -> bool:
+    """The clause lacks a compound the question asks about but has one with the same head and
+    another modifier (英独翻訳 / 英仏翻訳, 生物由来説 / 無機由来説)."""
+    runs = set(_KANJI_RUN.findall(clause.words))
+    for q in asked:
+        if q.kind != "kanji" or len(q.key) < 3 or occurs(q, clause):
             continue
-        near = Haystack.of(_near(e))
-        if any(occurs(a, near) for a in wanted):
-            continue
-        broad = Haystack.of(e.context)
-        if rivals or not any(occurs(a, broad) for a in wanted):
-            out.append(e.text)
-    return tuple(out)
+        if any(len(r) >= 3 and r != q.key and r[-2:] == q.key[-2:] for r in runs):
+            return True
+    return False
 
 
 def _names(text: str) -> list[str]:
