@@ -6,6 +6,7 @@ import anyio
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from service.api import errors
 from service.api.deps import Shared, require_api_key
 from shiori.index import FileRecord
 
@@ -31,7 +32,12 @@ def _listing(records: dict[str, FileRecord]) -> list[NoteOut]:
     return sorted(notes, key=lambda n: n.source)
 
 
-@router.get("/notes", response_model=NotesResponse, summary="The ingested notes and their counts")
+@router.get(
+    "/notes",
+    response_model=NotesResponse,
+    summary="The ingested notes and their counts",
+    responses=errors.responses(401, 503),
+)
 async def notes(parts: Shared) -> NotesResponse:
     records = await anyio.to_thread.run_sync(parts.index.file_records)
     chunks = await anyio.to_thread.run_sync(parts.index.count)
