@@ -143,6 +143,36 @@ function renderAnswer(text, linkable) {
   answer.append(text.slice(last));
 }
 
+const INSTRUCTION_WARNING =
+  "This passage holds text addressed to an AI model (marked below). Shiori treats it as " +
+  "note text: it is never followed, and not used as a source of facts.";
+
+/** The passage's text, with the instruction-like pieces found at ingest marked. Offsets count
+ *  Unicode code points (as the server does), not UTF-16 units. */
+function passageText(src) {
+  const quote = el("blockquote", { className: "passage", lang: languageOf(src.text) });
+  const spans = src.instruction_spans || [];
+  if (!spans.length) {
+    quote.textContent = src.text;
+    return quote;
+  }
+  const chars = Array.from(src.text);
+  let last = 0;
+  for (const span of spans) {
+    quote.append(chars.slice(last, span.start).join(""));
+    quote.append(
+      el("mark", {
+        className: "instruction",
+        textContent: chars.slice(span.start, span.end).join(""),
+        title: `addressed to an AI model (${span.reason}); not followed`,
+      }),
+    );
+    last = span.end;
+  }
+  quote.append(chars.slice(last).join(""));
+  return quote;
+}
+
 function sourceItem(src, label) {
   const lines =
     src.lines[0] === src.lines[1] ? `line ${src.lines[0]}` : `lines ${src.lines[0]}–${src.lines[1]}`;
@@ -158,8 +188,15 @@ function sourceItem(src, label) {
     ),
     el("div", { className: "heading", textContent: src.heading || src.title }),
     el("div", { className: "lines", textContent: where }),
-    el("blockquote", { className: "passage", textContent: src.text, lang: languageOf(src.text) }),
+    passageText(src),
   );
+  if (src.instruction_spans && src.instruction_spans.length) {
+    item.classList.add("flagged");
+    item.insertBefore(
+      el("div", { className: "instruction-warning", role: "note", textContent: INSTRUCTION_WARNING }),
+      item.querySelector(".passage"),
+    );
+  }
   item.dataset.n = String(src.n);
   return item;
 }
@@ -413,6 +450,10 @@ function ingestSummary(report) {
     parts.push(`${report.files_failed} failed (${why})`);
   }
   if (report.files_unsupported) parts.push(`${report.files_unsupported} not a note type`);
+  if (report.flagged && report.flagged.length) {
+    const notes = report.flagged.map((f) => f.path).join(", ");
+    parts.push(`${report.flagged.length} with text addressed to an AI model, flagged and never followed (${notes})`);
+  }
   return `Ingested: ${parts.join(", ")}; ${report.chunks_written} passages written.`;
 }
 

@@ -1,0 +1,226 @@
+"""The OpenAPI document is the contract the server keeps: schemathesis (every check) against a
+real `shiori serve` process with the real embedding model, an embedded store holding a few
+notes, and the real vLLM CPU server answering (few tokens, to keep it short).
+
+Also here, on the same process: limits stated in the schema are the limits enforced (at the
+boundary and one past it), 405 carries ``Allow``, strict booleans, and the ingest roots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shiori.config import Settings
+from tests.conftest import NOTES, REPO
+from tests.integration.conftest import LLM_KEY, free_port
+
+pytestmark = pytest.mark.slow
+API_KEY = "contract-key"
+
+
+@dataclass
+class Service:
+    url: str
+    notes: Path
+    uploads: Path
+    log: Path
+
+    def client(self, key: str | None = API_KEY) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=300)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"shiori serve exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).is_success:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail("shiori serve did not come up")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, llm_settings: Settings) -> Iterator[Service]:
+    """`shiori serve` over three of the bundled notes, ingested through its API."""
+    root = tmp_path_factory.mktemp("contract")
+    notes = root / "notes"
+    notes.mkdir()
+    for name in ("05-gemma.md", "09-lora.md", "10-qlora-en.md"):
+        shutil.copy(NOTES / name, notes / name)
+    port = free_port()
+    env = {
+        **os.environ,
+        "SHIORI_QDRANT": str(root / "store"),
+        "SHIORI_NOTES_DIR": str(notes),
+        "SHIORI_UPLOADS_DIR": str(root / "uploads"),
+        "SHIORI_LLM_URL": llm_settings.llm_url,
+        "SHIORI_LLM_API_KEY": LLM_KEY,
+        "SHIORI_LLM_MAX_TOKENS": "24",
+        "SHIORI_API_KEYS": API_KEY,
+        "SHIORI_PORT": str(port),
+        "SHIORI_MAX_UPLOAD_MB": "0.05",
+        "PYTHONPATH": str(REPO),  # this checkout's code, run from another working directory
+    }
+    log = root / "serve.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shiori.cli", "serve", "--log-level", "warning"],
+            env=env,
+            cwd=root,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    svc = Service(f"http://127.0.0.1:{port}", notes, root / "uploads", log)
+    try:
+        wait_until_up(svc.url, proc, log)
+        with svc.client() as http:
+            r = http.post("/v1/ingest", json={"all": True})
+            assert r.status_code == 200 and r.json()["files_new"] == 3, r.text
+        yield svc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_schemathesis_all_checks_pass(service: Service, tmp_path: Path) -> None:
+    """Every operation, positive and negative data, every check; zero failures."""
+    report = tmp_path / "schemathesis"
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "schemathesis.cli", "run", f"{service.url}/openapi.json",
+            "--checks", "all",
+            "--max-examples", "25",
+            "--workers", "1",
+            "--seed", "17",
+            "--generation-database", "none",
+            "--request-timeout", "120",
+            "-H", f"Authorization: Bearer {API_KEY}",
+            "--report", "junit", "--report-dir", str(report),
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )  # fmt: skip
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, (
+        output[-12000:] + "\n--- server log ---\n" + (service.log.read_text()[-4000:])
+    )
+    assert "No issues found" in output or " 0 failures" in output.lower() or "passed" in output
+
+
+def test_limits_in_the_schema_are_the_limits_enforced(service: Service) -> None:
+    settings = Settings()
+    with service.client() as http:
+        schema = http.get("/openapi.json").json()
+        props = schema["components"]["schemas"]["SearchRequest"]["properties"]
+        max_chars = props["question"]["maxLength"]
+        max_top_k = next(b["maximum"] for b in props["top_k"]["anyOf"] if "maximum" in b)
+        assert (max_chars, max_top_k) == (settings.max_question_chars, settings.max_top_k)
+
+        def search(**body: object) -> httpx.Response:
+            return http.post("/v1/search", json=body)
+
+        assert search(question="あ" * max_chars, top_k=1).status_code == 200
+        over = search(question="あ" * (max_chars + 1))
+        assert over.status_code == 422 and "SHIORI_MAX_QUESTION_CHARS" in over.text
+        assert search(question="LoRA", top_k=max_top_k).status_code == 200
+        assert search(question="LoRA", top_k=max_top_k + 1).status_code == 422
+        assert search(question=" \u3000\t").status_code == 422  # blank, as the pattern says
+        for strictness in ({"stream": 0}, {"stream": "true"}, {"top_k": "5"}, {"top_k": 2.5}):
+            r = http.post("/v1/ask", json={"question": "LoRA", **strictness})
+            assert r.status_code == 422, strictness
+        chat = schema["components"]["schemas"]["ChatRequest"]["properties"]["messages"]
+        assert chat["items"]["$ref"].endswith("ChatMessage") and "contains" in chat
+        roles = schema["components"]["schemas"]["ChatMessage"]["properties"]["role"]["enum"]
+        bad_role = {"messages": [{"role": "wizard", "content": "LoRA とは"}]}
+        assert "user" in roles and http.post("/v1/chat/completions", json=bad_role).is_error
+
+        # 405 says which methods there are; unparsable bodies are 422 (documented), not 400
+        put = http.put("/v1/ask", json={"question": "x"})
+        assert put.status_code == 405 and put.headers["allow"] == "POST"
+        assert put.json()["error"]["type"] == "method_not_allowed"
+        for raw in (b"{not json", b"\xff\xfe\x00garbage"):
+            r = http.post("/v1/ask", content=raw, headers={"Content-Type": "application/json"})
+            assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request"
+        documented = schema["paths"]["/v1/ask"]["post"]["responses"]
+        assert {"401", "413", "422", "429", "503"} <= set(documented)
+        # auth in the contract: the key's schemes, and 401 without one
+        assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    with service.client(key=None) as anonymous:
+        assert anonymous.post("/v1/search", json={"question": "LoRA"}).status_code == 401
+
+
+def test_bodies_are_counted_while_they_arrive(service: Service) -> None:
+    """No Content-Length (chunked): the 413 comes once the limit is passed, not after the
+    whole body; a declared length over the limit is refused before any of it is read."""
+    sent = 0
+
+    def endless() -> Iterator[bytes]:
+        nonlocal sent
+        yield b'{"question": "'
+        for _ in range(10_000):  # 640 MB if the server read it all
+            sent += 65536
+            yield b"a" * 65536
+
+    with service.client() as http:
+        try:
+            r = http.post(
+                "/v1/search", content=endless(), headers={"Content-Type": "application/json"}
+            )
+            status = r.status_code
+            assert r.json()["error"]["type"] == "payload_too_large"
+            assert "SHIORI_MAX_REQUEST_KB" in r.text
+        except httpx.TransportError:  # the server may close before the client stops sending
+            status = 413
+        assert status == 413
+        assert sent < 64 * 1024 * 1024, f"{sent} bytes sent before the refusal"
+        declared = http.post(
+            "/v1/ingest",
+            content=b"x" * 100_000,
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
+        )
+        assert declared.status_code == 413 and "SHIORI_MAX_UPLOAD_MB" in declared.text
+
+
+def test_ingest_roots_and_whole_folders(service: Service, tmp_path: Path) -> None:
+    """The default roots are the notes folder and the uploads folder, not the working
+    directory; an empty path or a whole root needs "all": true."""
+    with service.client() as http:
+
+        def ingest(**body: object) -> httpx.Response:
+            return http.post("/v1/ingest", json=body)
+
+        assert ingest(paths=[""]).status_code == 422
+        assert ingest(paths=[]).status_code == 422
+        assert ingest().status_code == 422
+        # "." is the service's working directory: not a root any more
+        assert ingest(paths=["."]).status_code == 403
+        whole = ingest(paths=[str(service.notes)])
+        assert whole.status_code == 422 and '"all": true' in whole.json()["error"]["message"]
+        again = ingest(paths=[str(service.notes)], all=True)
+        assert again.status_code == 200 and again.json()["files_unchanged"] == 3
+        one = ingest(paths=[str(service.notes / "05-gemma.md")])
+        assert one.status_code == 200 and one.json()["files_unchanged"] == 1
+        assert ingest(paths=[str(service.notes / "nope.md")]).status_code == 404
+        assert ingest(paths=[str(tmp_path)]).status_code == 403
+        assert ingest(paths=["a\x00b"]).status_code == 422
+        assert ingest(paths=[str(service.notes)], all=1).status_code == 422  # strict boolean
+        listed = http.get("/v1/notes").json()
+        assert len(listed["notes"]) == 3, json.dumps(listed)[:500]
