@@ -4,7 +4,7 @@ be flagged (the bundled notes included)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -139,9 +139,7 @@ def test_spans_round_trip_through_the_chunk_payload() -> None:
     assert Chunk.from_payload(old).instruction_spans == ()
 
 
-NOTE_TEXT = st.text(
-    alphabet=st.sampled_from(list("あいうえおかきくけこ漢字学習ノート abcdefg。.\n#-")), max_size=300
-)
+NOTE_TEXT = st.text(alphabet=st.sampled_from(list("あいうえお漢字学習ノート abcdefg。.\n#-")), max_size=300)
 
 
 @settings(max_examples=200, deadline=None)
@@ -152,7 +150,7 @@ def test_spans_are_ordered_disjoint_and_cover_an_inserted_attack(
     text = f"{before}\n{attack}\n{after}"
     spans = find_instructions(text)
     assert all(0 <= s.start < s.end <= len(text) for s in spans)
-    assert all(a.end < b.start for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a.end < b.start for a, b in itertools.pairwise(spans))
     at = len(before) + 1
     assert any(s.start <= at and at + len(attack) <= s.end for s in spans), (text, spans)
     assert all(isinstance(s, InstructionSpan) for s in spans)

@@ -43,8 +43,8 @@ def damage(index: NoteIndex) -> None:
     publish(index, "/holed", "g1", 3)
     client.delete(c, qm.PointIdsList(points=[point_id("/holed", "g1", 1)]))
     publish(index, "/chunkless", "g1", 2)
-    client.delete(c, qm.Filter(must=[qm.FieldCondition(key="path",
-                                                       match=qm.MatchValue(value="/chunkless"))]))  # fmt: skip
+    chunkless = qm.FieldCondition(key="path", match=qm.MatchValue(value="/chunkless"))
+    client.delete(c, qm.Filter(must=[chunkless]))
     publish(index, "/miscounted", "g1", 2)
     index.publish([replace(record("/miscounted", "g1", 2), chunks=5)])
     publish(index, "/zero-vector", "g1", 1)
