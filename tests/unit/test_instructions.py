@@ -48,7 +48,7 @@ ATTACKS = [
 ORDINARY = [
     # study-note sentences about the very things the rules look for
     "The right chunk is retrieved but the model ignores it and answers from memory.",
-    "Hard rules, for example \"Answer only from the provided notes. If the notes do not "
+    'Hard rules, for example "Answer only from the provided notes. If the notes do not '
     'contain the answer, say so."',
     "Chat models usually accept a system prompt that is separate from the user's messages.",
     "The assistant should answer only from the retrieved passages.",
@@ -139,7 +139,8 @@ def test_spans_round_trip_through_the_chunk_payload() -> None:
     assert Chunk.from_payload(old).instruction_spans == ()
 
 
-NOTE_TEXT = st.text(alphabet=st.sampled_from(list("あいうえお漢字学習ノート abcdefg。.\n#-")), max_size=300)
+LETTERS = list("あいうえお漢字学習ノート abcdefg。.\n#-")
+NOTE_TEXT = st.text(alphabet=st.sampled_from(LETTERS), max_size=300)
 
 
 @settings(max_examples=200, deadline=None)
