@@ -125,6 +125,7 @@ async def until_disconnected(request: Request, work: Callable[[], Awaitable[T]])
     Called after the body has been read: the next ASGI message can only be ``http.disconnect``
     (which servers also send once the response is complete)."""
     done: list[T] = []
+    failed: list[Exception] = []
     async with anyio.create_task_group() as group:
 
         async def watch() -> None:
@@ -133,11 +134,16 @@ async def until_disconnected(request: Request, work: Callable[[], Awaitable[T]])
             group.cancel_scope.cancel()
 
         async def run() -> None:
-            done.append(await work())
+            try:
+                done.append(await work())
+            except Exception as exc:  # raised below as itself, not in an ExceptionGroup
+                failed.append(exc)
             group.cancel_scope.cancel()
 
         group.start_soon(watch)
         group.start_soon(run)
+    if failed:
+        raise failed[0]
     if not done:
         raise ClientGoneError
     return done[0]

@@ -79,7 +79,10 @@ class SearchRequest(BaseModel):
         json_schema_extra={"pattern": NOT_BLANK},
     )
     top_k: int | None = Field(
-        default=None, ge=1, description="default: SHIORI_TOP_K; at most SHIORI_MAX_TOP_K (maximum)"
+        default=None,
+        ge=1,
+        strict=False,
+        description="default: SHIORI_TOP_K; at most SHIORI_MAX_TOP_K (maximum)",
     )
     filters: FiltersIn | None = None
 
@@ -87,6 +90,14 @@ class SearchRequest(BaseModel):
     @classmethod
     def _unicode(cls, value: str) -> str:
         return valid_unicode(value)
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _a_json_integer(cls, value: Any) -> Any:
+        """JSON Schema's integer: 4 and 4.0, not "4" or true (which lax parsing would take)."""
+        if isinstance(value, str | bool):
+            raise ValueError("Input should be a valid integer")
+        return value
 
 
 class AskRequest(SearchRequest):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,9 +45,9 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ChatContentPart] | None = Field(
+    # a list holds one part: the text (no images here)
+    content: str | Annotated[list[ChatContentPart], Field(max_length=1)] | None = Field(
         default=None,
-        max_length=1,  # a list holds one part: the text (no images here)
         description="text of at most SHIORI_MAX_QUESTION_CHARS characters (maxLength), or one "
         'content part {"type": "text", "text"}',
     )

@@ -57,9 +57,12 @@ def confined(raw: str, roots: list[Path], whole_roots: bool = False) -> Path:
     try:
         path = Path(raw).expanduser()
         real = (path if path.is_absolute() else Path.cwd() / path).resolve()
-        exists = real.exists()
-    except (OSError, ValueError, RuntimeError) as exc:  # a name too long, bad encoding, loops
+    except (OSError, ValueError, RuntimeError) as exc:  # bad encoding, symbolic link loops
         raise ApiError(422, "invalid_request", f"{raw!r} is not a usable path: {exc}") from exc
+    try:
+        exists = real.exists()
+    except OSError:  # e.g. a name too long for the file system: no such file can exist
+        exists = False
     if not any(real.is_relative_to(root) for root in roots):
         raise ApiError(
             403,
