@@ -28,10 +28,12 @@ hidden_address      an HTML comment (invisible when the note is rendered) that n
                     assistant or language model
 ==================  ====================================================================
 
-A unit addressed to the model flags the rest of its line as well, and one that ends in a colon
-("Note to the assistant:") flags the rest of its paragraph: what follows such a header is the
-message. Rules, not a classifier: no model for this runs offline here, and rules say exactly why
-a passage was flagged. They favour precision on study notes (a note that merely *describes*
+A unit addressed to the model flags the rest of its line as well; one that ends in a colon
+("Note to the assistant:") flags the rest of its paragraph, and a heading ("## AIへの指示") its
+section: what follows such a header is the message.
+
+Rules, not a classifier: no model for this runs offline here, and rules say exactly why a
+passage was flagged. They favour precision on study notes (a note that merely *describes*
 prompts or RAG is not flagged: tests run the bundled notes through them); a note that quotes an
 attack verbatim is flagged, which is right, since the quote would reach the model all the same.
 """
@@ -224,6 +226,11 @@ def _paragraph_end(text: str, pos: int) -> int:
     return len(text) if blank is None else blank.start()
 
 
+def _section_end(text: str, pos: int) -> int:
+    heading = re.compile(r"\n#{1,6} ").search(text, pos)
+    return len(text) if heading is None else heading.start()
+
+
 def find_instructions(text: str) -> tuple[InstructionSpan, ...]:
     """Instruction-like pieces of ``text``: sorted, non-overlapping spans (character offsets
     into ``text``, end exclusive), each with the first rule that matched (see the module doc).
@@ -235,11 +242,13 @@ def find_instructions(text: str) -> tuple[InstructionSpan, ...]:
             continue
         end = unit.end
         if reason == "addressed_to_model" and not unit.comment:
-            # the message follows its address: the rest of the line, or of the paragraph
-            # when the address is a header ending in a colon
-            header = text[unit.start : unit.end].rstrip().endswith((":", "："))
+            # the message follows its address: the rest of the line; the rest of the
+            # paragraph after a header ending in a colon; the section under a heading
+            said = text[unit.start : unit.end].strip()
             end = max(end, _line_end(text, unit.end))
-            if header or text[unit.end : end].strip() in ("", ":", "："):
+            if said.startswith("#"):
+                end = max(end, _section_end(text, unit.end))
+            elif said.endswith((":", "：")):
                 end = max(end, _paragraph_end(text, unit.end))
         if found and unit.start <= found[-1].end:
             last = found.pop()
