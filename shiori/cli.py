@@ -220,6 +220,14 @@ def _ingest_remote(
     for failure in report.get("failures", []):
         if not as_json:
             err.print(f"[yellow]warning:[/yellow] skipped {failure['path']}: {failure['error']}")
+    for flagged in report.get("flagged", []):
+        if not as_json:
+            err.print(
+                f"[yellow]warning:[/yellow] {flagged['path']}: {flagged['passages']} passage(s) "
+                "hold text addressed to an AI model, kept as note text and never followed: "
+                f"{flagged['examples'][0]!r}",
+                highlight=False,
+            )
     _print_report(report, as_json, url)
 
 

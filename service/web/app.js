@@ -473,7 +473,9 @@ function ingestPath(event) {
   event.preventDefault();
   const path = $("ingest-path").value.trim();
   if (path) {
-    ingest(JSON.stringify({ paths: [path] }), { "Content-Type": "application/json" }, event.target);
+    // a folder typed by hand is meant whole, even when it is an ingest root itself
+    const body = JSON.stringify({ paths: [path], all: true });
+    ingest(body, { "Content-Type": "application/json" }, event.target);
   }
 }
 
