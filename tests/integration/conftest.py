@@ -18,6 +18,7 @@ import pytest
 
 from ingest.pipeline import Ingestor
 from service.llm import vllm_cpu
+from service.llm.guard import session_members
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client
@@ -76,6 +77,7 @@ def llm_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
         vllm_cpu.stop(proc)
     assert proc.returncode is not None
     assert not vllm_cpu.models_endpoint_ready(settings)
+    assert session_members(proc.pid) == []  # its EngineCore and workers went with it
 
 
 # --- `shiori serve` as a real process (the contract and limits tests share it) ---------
@@ -148,3 +150,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, llm_settings: Settings) -> 
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a vLLM of their own (`shiori up`: tests/integration/test_supervision.py)
+    run first, before the session's vLLM starts: two vLLM servers at once do not fit in this
+    machine's memory beside the embedding models."""
+    own_llm = [i for i in items if i.get_closest_marker("own_llm")]
+    items[:] = own_llm + [i for i in items if not i.get_closest_marker("own_llm")]

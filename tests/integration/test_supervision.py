@@ -21,6 +21,7 @@ from tests.integration.conftest import LLM_KEY, free_port
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.own_llm,  # runs before the session's vLLM starts (conftest)
     pytest.mark.skipif(sys.platform != "linux", reason="sessions are read from /proc"),
 ]
 
