@@ -151,7 +151,7 @@ async def models() -> dict[str, Any]:
             "ending in data: [DONE]",
             "content": {
                 "application/json": {"schema": {"type": "object"}},
-                "text/event-stream": {"schema": {"type": "string"}},
+                "text/event-stream": {},
             },
         },
         **errors.responses(401, 413, 422, 429, 503),
