@@ -24,7 +24,8 @@ class ReadyResponse(BaseModel):
     llm: dict[str, Any] = Field(
         description='{"ok", "url", "model", "error"?, "supervisor"?}: under `shiori up`, '
         '"supervisor" tells the local vLLM\'s state (starting, running, restarting, stopped), '
-        "its restarts, last exit status and when the next start is due"
+        "the pid of its guard (the leader of its process session), its restarts, last exit "
+        "status and when the next start is due"
     )
 
 
