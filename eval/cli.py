@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -130,9 +130,13 @@ def _finish(
     out.print(table)
     h = summary["hallucination"]
     if summary["answered_questions"]:
+        counts = summary["selective"]["counts"]
         out.print(
-            f"hallucination: {h['answered_when_unanswerable']} answered when unanswerable + "
-            f"{h['unfaithful_answers']} judged unfaithful (of {h['judged_answers']} judged)"
+            f"hallucination {h['rate']:.3f} = ({h['wrong_answers']} wrong + "
+            f"{h['answered_when_unanswerable']} answered when unanswerable + "
+            f"{h['unfaithful_answers']} judged unfaithful of {h['judged_answers']} judged) / "
+            f"{h['n_items']}; outcomes: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+            highlight=False,
         )
     out.print(f"report: {report / 'report.html'}")
     if failures:
@@ -147,6 +151,11 @@ Limit = Annotated[int | None, typer.Option(help="Only the first N questions (aft
 Sample = Annotated[int | None, typer.Option(help="A random sample of N questions (seeded).")]
 Judge = Annotated[int, typer.Option(help="Score the first N questions with ragas (slow: ~9 judge "
                                     "calls each); 0 = no judge.")]  # fmt: skip
+
+
+StartLLM = Annotated[
+    bool, typer.Option(help="Start vLLM (CPU) for the run unless an LLM answers already.")
+]
 
 
 @app.command()
@@ -165,24 +174,52 @@ def run(
             "runs; the configured store is left alone). Without it: the configured store."
         ),
     ] = None,
+    distractors: Annotated[
+        int,
+        typer.Option(
+            help="Also ingest N paragraphs of --distractor-data as extra notes (with --ingest): "
+            "the golden set asked over a notebook that has grown."
+        ),
+    ] = 0,
+    distractor_data: Annotated[
+        Path | None,
+        typer.Option(help="SQuAD-format JSON the distractors come from (e.g. JSQuAD valid)."),
+    ] = None,
     thresholds: Annotated[
         Path | None, typer.Option(help="Fail (exit 1) below these (TOML).")
     ] = None,
     retrieval_only: Annotated[bool, typer.Option(help="Skip the LLM: retrieval metrics.")] = False,
-    start_llm: Annotated[
-        bool, typer.Option(help="Start vLLM (CPU) for the run unless an LLM answers already.")
-    ] = False,
+    start_llm: StartLLM = False,
 ) -> None:
     """Ask every question of a golden set, score the answers, write results.jsonl, summary.json
     and report.html. Resumable: run again with the same --report to finish an interrupted run.
 
-    Example: `shiori eval run --ingest notes/ --judge 5 --report reports/notes`"""
+    Examples:
+
+      shiori eval run --ingest notes/ --judge 5 --report reports/notes
+
+      shiori eval run --ingest notes/ --distractors 300 --distractor-data valid-v1.3.json
+
+      shiori eval run --dataset ../shared/cases/grounding/questions.jsonl \\
+          --ingest ../shared/cases/grounding/notes --report reports/grounding
+    """
     settings = _settings()
     try:
         items = select(load(dataset), limit, sample, seed)
     except DatasetError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        _fail(str(exc))
+    sources = list(ingest or [])
+    if distractors:
+        from eval.jsquad import NotEnoughQuestionsError, write_distractors
+
+        if not ingest or server:
+            _fail("--distractors needs --ingest (they go into the run's own temporary store)")
+        if distractor_data is None or not distractor_data.is_file():
+            _fail("--distractors needs --distractor-data: a SQuAD-format JSON file")
+        try:
+            sources.append(write_distractors(distractor_data, _cache(settings), distractors, seed))
+        except NotEnoughQuestionsError as exc:
+            _fail(str(exc))
     report = report or _default_report()
     with ExitStack() as stack:
         if ingest and not server:
@@ -191,10 +228,20 @@ def run(
             scratch = stack.enter_context(TemporaryDirectory(prefix="shiori-eval-"))
             settings = settings.model_copy(update={"qdrant": scratch})
         stack.enter_context(_llm_running(settings, start_llm and not retrieval_only))
-        records = asyncio.run(_run(settings, items, report, server, judge, ingest or [],
+        records = asyncio.run(_run(settings, items, report, server, judge, sources,
                                    not retrieval_only))  # fmt: skip
     label = _judge_label(settings) if judge and not retrieval_only else None
     _finish(records, report, thresholds, label)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _cache(settings: Settings) -> Path:
+    """Where evaluation corpora and their stores are kept between runs."""
+    return settings.models_dir.parent
 
 
 @contextmanager
@@ -231,30 +278,104 @@ def jsquad(
     sample: Sample = None,
     seed: int = 0,
     judge: Judge = 0,
+    near_miss: Annotated[
+        bool,
+        typer.Option(
+            help="Answer mode over near misses: whole articles as notes, and for half of the "
+            "questions the paragraph that answers them left out (--articles, --questions)."
+        ),
+    ] = False,
+    articles: Annotated[int, typer.Option(help="--near-miss: articles taken as notes.")] = 24,
+    questions: Annotated[
+        int, typer.Option(help="--near-miss: questions asked, half of them unanswerable.")
+    ] = 120,
     collection: Annotated[str, typer.Option(help="Collection for the corpus.")] = "jsquad",
     retrieval_only: Annotated[bool, typer.Option(help="Skip the LLM: retrieval metrics.")] = False,
     thresholds: Annotated[Path | None, typer.Option(help="Fail below these (TOML).")] = None,
+    start_llm: StartLLM = False,
 ) -> None:
-    """Evaluate on SQuAD-format data: one note per paragraph (written once to the cache and
-    ingested into its own collection), each question a golden item.
+    """Evaluate on SQuAD-format data. By default every paragraph is a note (written once to
+    the cache, ingested into its own collection) and every question a golden item.
 
-    Example: `shiori eval jsquad ../shared/data/jsquad/valid-v1.3.json --retrieval-only`"""
-    from eval.jsquad import build, corpus_dir_for
+    With --near-miss, a seeded sample of whole articles becomes the notes and half of the
+    questions lose the paragraph that answers them (kept as unanswerable only when no other
+    paragraph holds the answer), so the rest of the article is a near miss: the honest test of
+    abstention. Its corpus and store are cached per argument set; the run resumes.
+
+    Examples:
+
+      shiori eval jsquad valid-v1.3.json --retrieval-only --sample 1000
+
+      shiori eval jsquad valid-v1.3.json --near-miss --start-llm --report reports/near-miss
+    """
+    from eval.jsquad import NotEnoughQuestionsError, build, build_near_miss, corpus_dir_for
 
     if not path.is_file():
-        err.print(f"[red]error:[/red] {path}: no such file")
-        raise typer.Exit(2)
-    settings = _settings().model_copy(update={"collection": collection})
-    corpus = corpus_dir_for(path, settings.models_dir.parent)
-    items = build(path, corpus)
+        _fail(f"{path}: no such file")
+    settings = _settings()
+    cache = _cache(settings)
     report = report or _default_report()
+    if near_miss:
+        try:
+            corpus, items, counts = build_near_miss(path, cache, articles, questions, seed)
+        except NotEnoughQuestionsError as exc:
+            _fail(str(exc))
+        # a store of its own per corpus: resuming (or re-running) embeds nothing again
+        store = cache / "eval-stores" / corpus.name
+        settings = settings.model_copy(update={"qdrant": str(store), "collection": "notes"})
+        err.print(f"near-miss set: {counts}", highlight=False)
+    else:
+        settings = settings.model_copy(update={"collection": collection})
+        corpus = corpus_dir_for(path, cache)
+        items = build(path, corpus)
     save(items, report / "dataset.jsonl")
     chosen = select(items, limit, sample, seed)
-    err.print(f"{len(items)} questions over {len(list(corpus.glob('*.txt')))} paragraphs; "
+    err.print(f"{len(items)} questions over {len(list(corpus.iterdir()))} paragraphs; "
               f"evaluating {len(chosen)}", highlight=False)  # fmt: skip
-    records = asyncio.run(_run(settings, chosen, report, None, judge, [corpus],
-                               not retrieval_only))  # fmt: skip
+    with _llm_running(settings, start_llm and not retrieval_only):
+        records = asyncio.run(_run(settings, chosen, report, None, judge, [corpus],
+                                   not retrieval_only))  # fmt: skip
     _finish(records, report, thresholds, _judge_label(settings) if judge else None)
+
+
+@app.command()
+def replay(
+    report: Annotated[Path, typer.Argument(help="Report folder of an earlier run.")],
+    out: Annotated[Path, typer.Option(help="Folder for the replayed run's report.")],
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="Golden set whose items (by id) replace the stored ones (new checks)."),
+    ] = None,
+    thresholds: Annotated[Path | None, typer.Option(help="Fail below these (TOML).")] = None,
+) -> None:
+    """Judge a run's stored model outputs again with today's checks and settings, without
+    asking the model: what a change to the verification would have done to that run.
+    Questions refused before generation stay as they were.
+
+    Example: `shiori eval replay reports/notes --out reports/notes-replay`"""
+    from eval.replay import replay as rejudge
+    from eval.runner import read_results
+    from service.rag.verdict import Verifier
+    from shiori.embedding import Embedder
+
+    records = read_results(report / "results.jsonl")
+    if not records:
+        _fail(f"{report / 'results.jsonl'}: no results to replay")
+    items: dict[str, GoldenItem] = {}
+    if dataset is not None:
+        try:
+            items = {i.id: i for i in load(dataset)}
+        except DatasetError as exc:
+            _fail(str(exc))
+    settings = _settings()
+    with err.status("loading the embedding model…"):
+        verifier = Verifier.from_settings(settings, Embedder(settings))
+    replayed = rejudge(records, items, verifier)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "results.jsonl").open("w", encoding="utf-8") as f:
+        for record in replayed:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    _finish(replayed, out, thresholds, None)
 
 
 @app.command()

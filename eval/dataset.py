@@ -6,8 +6,27 @@
      "reference_sources": ["notes/05-gemma.md"],   note paths as Shiori shows them (or chunk
                                             ids); [] when unanswerable
      "answerable": true,
-     "language": "ja",                      the question's language: ja | en
-     "category": "ja"}                      free label for breakdowns (optional)
+     "language": "ja",                      the question's language: ja | en (optional:
+                                            inferred from the question when absent)
+     "category": "ja",                      free label for breakdowns (optional; "kind" is
+                                            accepted as another name for it)
+     "must_contain": ["2024", ["2月", "february", "feb"]],   deterministic answer checks
+     "must_contain_any": ["21日", "21st", "21"],             (optional, see below)
+     "must_not_contain": ["2023"]}
+
+The answer checks decide whether an answer is **correct** without a judge. Every string is
+compared with the answer after NFKC, case folding and removing all whitespace (`fold`), as a
+substring:
+
+- ``must_contain``: each entry must occur; an entry that is a list is satisfied by any one of
+  its strings (the forms a correct answer may take: "2月" / "February");
+- ``must_contain_any``: at least one of these must occur;
+- ``must_not_contain``: none of these may occur (the neighbour's value a wrong answer gives).
+
+An answerable item needs a ``reference_answer`` or a positive check (``must_contain`` or
+``must_contain_any``); an item without positive checks is judged by "contains the reference
+answer" (`eval.metrics.contains_reference`). ``must_not_contain`` applies to unanswerable items
+too (what a made-up answer would say), but any answer to an unanswerable question is wrong.
 
 The bundled set is `eval/datasets/notes.jsonl` (84 questions over `notes/`).
 """
@@ -15,31 +34,65 @@ The bundled set is `eval/datasets/notes.jsonl` (84 questions over `notes/`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+# a non-empty check string that still says something after folding (not only spaces)
+Needle = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 
 
 class GoldenItem(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     id: str = Field(min_length=1)
     question: str = Field(min_length=1)
-    reference_answer: str | None
+    reference_answer: str | None = None
     reference_sources: list[str] = Field(default_factory=list)
     answerable: bool
-    language: Literal["ja", "en"]
-    category: str = ""
+    language: Literal["ja", "en"] = "en"
+    category: str = Field(default="", validation_alias=AliasChoices("category", "kind"))
+    must_contain: list[Needle | list[Needle]] = Field(default_factory=list)
+    must_contain_any: list[Needle] = Field(default_factory=list)
+    must_not_contain: list[Needle] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_language(cls, data: object) -> object:
+        if isinstance(data, dict) and "language" not in data and "question" in data:
+            question = str(data["question"])
+            data = {**data, "language": "ja" if _JAPANESE.search(question) else "en"}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> GoldenItem:
-        if self.answerable and not self.reference_answer:
-            raise ValueError("an answerable item needs a reference_answer")
-        if not self.answerable and self.reference_answer:
-            raise ValueError("an unanswerable item has reference_answer null")
+        if self.answerable and not (self.reference_answer or self.has_positive_checks):
+            raise ValueError(
+                "an answerable item needs a reference_answer or must_contain/must_contain_any"
+            )
+        if not self.answerable and (self.reference_answer or self.has_positive_checks):
+            raise ValueError(
+                "an unanswerable item has reference_answer null and no must_contain(_any)"
+            )
+        if any(isinstance(e, list) and not e for e in self.must_contain):
+            raise ValueError("must_contain: an empty list of alternatives can never match")
         return self
+
+    @property
+    def has_positive_checks(self) -> bool:
+        return bool(self.must_contain or self.must_contain_any)
 
 
 class DatasetError(ValueError):

@@ -13,13 +13,19 @@ import unicodedata
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 __all__ = [
+    "AnswerCheck",
     "ItemOutcome",
+    "Outcome",
     "abstention_scores",
+    "check_answer",
     "citation_scores",
     "contains_reference",
     "exact_match",
+    "fold",
     "hallucination",
     "hit_rate_at",
     "markers_in",
@@ -29,6 +35,8 @@ __all__ = [
     "normalise",
     "percent",
     "recall_at",
+    "risk_coverage",
+    "selective_scores",
     "strip_markers",
     "token_f1",
     "tokens",
@@ -146,6 +154,52 @@ def contains_reference(prediction: str, reference: str) -> float:
     return float(any(pred[i : i + n] == ref for i in range(len(pred) - n + 1)))
 
 
+_SPACES = re.compile(r"\s+")
+
+
+def fold(text: str) -> str:
+    """NFKC, case folding, all whitespace removed: the comparison form of the golden sets'
+    answer checks ("２０２４ 年" ~ "2024年", "Facebook" ~ "facebook")."""
+    return _SPACES.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+@dataclass(frozen=True)
+class AnswerCheck:
+    """The verdict of a golden item's deterministic checks on one answer text.
+
+    ``missing``: ``must_contain`` entries (an alternatives entry shown joined by " | ") and, if
+    none of ``must_contain_any`` occurs, that list joined the same way; ``forbidden``: the
+    ``must_not_contain`` strings that occur."""
+
+    passed: bool
+    missing: tuple[str, ...] = ()
+    forbidden: tuple[str, ...] = ()
+
+
+def check_answer(
+    answer: str,
+    must_contain: Sequence[str | Sequence[str]] = (),
+    must_contain_any: Sequence[str] = (),
+    must_not_contain: Sequence[str] = (),
+) -> AnswerCheck:
+    """Does ``answer`` (markers stripped) hold every required form and no forbidden one?
+
+    Substring tests after `fold`: the semantics of ``../shared/cases/grounding/questions.jsonl``
+    (``must_contain`` all of, ``must_contain_any`` one of, ``must_not_contain`` none of), plus
+    alternatives inside ``must_contain`` (a list entry is satisfied by any one of its strings).
+    """
+    text = fold(strip_markers(answer))
+    missing = []
+    for entry in must_contain:
+        options = [entry] if isinstance(entry, str) else list(entry)
+        if not any(fold(o) in text for o in options):
+            missing.append(" | ".join(options))
+    if must_contain_any and not any(fold(o) in text for o in must_contain_any):
+        missing.append(" | ".join(must_contain_any))
+    forbidden = [s for s in must_not_contain if fold(s) in text]
+    return AnswerCheck(not missing and not forbidden, tuple(missing), tuple(forbidden))
+
+
 # ---------------------------------------------------------------- retrieval
 
 
@@ -236,48 +290,135 @@ def abstention_scores(
     }
 
 
+class Outcome(StrEnum):
+    """What one evaluated question came to, from the user's side: exactly one per item."""
+
+    CORRECT = "correct"  # answerable, answered, and the answer passes its checks
+    WRONG = "wrong"  # answerable, answered, and the answer fails its checks
+    FALSE_ABSTENTION = "false_abstention"  # answerable, but Shiori said "not in your notes"
+    RIGHT_ABSTENTION = "right_abstention"  # unanswerable, and Shiori said so
+    ANSWERED_UNANSWERABLE = "answered_unanswerable"  # unanswerable, yet answered
+
+
 @dataclass(frozen=True)
 class ItemOutcome:
-    """One evaluated question: was it answerable, did the service abstain, was the answer false.
+    """One evaluated question: was it answerable, did the service abstain, was the answer right.
 
-    ``unfaithful`` is the judge's verdict on the answer (None = not judged).
+    ``correct`` is the verdict of the item's deterministic answer checks (`check_answer`, or
+    "contains the reference" for items without checks) on an answered answerable item; None
+    when not checked. ``unfaithful`` is the judge's verdict on the answer (None = not judged).
     """
 
     answerable: bool
     abstained: bool
     unfaithful: bool | None = None
+    correct: bool | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        if not self.answerable:
+            return Outcome.RIGHT_ABSTENTION if self.abstained else Outcome.ANSWERED_UNANSWERABLE
+        if self.abstained:
+            return Outcome.FALSE_ABSTENTION
+        return Outcome.WRONG if self.correct is False else Outcome.CORRECT
+
+    @property
+    def hallucinated(self) -> bool:
+        """The user was told something false or unsupported, with a citation: a wrong answer,
+        an answer to an unanswerable question, or one the judge finds unfaithful."""
+        if self.abstained:
+            return False
+        return self.outcome is not Outcome.CORRECT or self.unfaithful is True
 
 
 def hallucination(outcomes: Sequence[ItemOutcome]) -> dict[str, float | int]:
-    """Share of items where the user was told something the notes do not support.
+    """Share of items where the user was told something false or unsupported.
 
-    An item hallucinates when it was answered although unanswerable, or answered (answerable)
-    and judged unfaithful (``unfaithful is True``; None counts as not judged, not as faithful
-    proof). The two parts are disjoint, so an unanswerable answer judged unfaithful counts once:
+    Each item counts at most once, in the first part that applies to it:
 
-    - ``answered_when_unanswerable``: answered items that were unanswerable;
-    - ``unfaithful_answers``: answered, answerable items judged unfaithful;
-    - ``judged_answers``: answered, answerable items with a verdict (the denominator to read
-      ``unfaithful_answers`` against);
+    - ``wrong_answers``: answerable items answered wrongly (`Outcome.WRONG`);
+    - ``answered_when_unanswerable``: unanswerable items answered;
+    - ``unfaithful_answers``: answers that pass their checks but the judge finds unfaithful
+      (``unfaithful is True``; None counts as not judged, not as proof of faithfulness);
+    - ``judged_answers``: answered items with a judge verdict (to read the last part against);
     - ``n_items``, ``n_answered``;
-    - ``rate`` = (answered_when_unanswerable + unfaithful_answers) / n_items;
+    - ``rate`` = (wrong + answered_when_unanswerable + unfaithful) / n_items — the headline;
     - ``rate_of_answers`` = the same numerator / n_answered.
 
     Rates are NaN when their denominator is 0.
     """
     answered = [o for o in outcomes if not o.abstained]
-    when_unanswerable = sum(1 for o in answered if not o.answerable)
-    unfaithful = sum(1 for o in answered if o.answerable and o.unfaithful is True)
-    judged = sum(1 for o in answered if o.answerable and o.unfaithful is not None)
-    bad = when_unanswerable + unfaithful
+    wrong = sum(1 for o in answered if o.outcome is Outcome.WRONG)
+    when_unanswerable = sum(1 for o in answered if o.outcome is Outcome.ANSWERED_UNANSWERABLE)
+    unfaithful = sum(1 for o in answered if o.outcome is Outcome.CORRECT and o.unfaithful is True)
+    judged = sum(1 for o in answered if o.unfaithful is not None)
+    bad = wrong + when_unanswerable + unfaithful
     return {
         "rate": _ratio(bad, len(outcomes)),
         "rate_of_answers": _ratio(bad, len(answered)),
+        "wrong_answers": wrong,
         "answered_when_unanswerable": when_unanswerable,
         "unfaithful_answers": unfaithful,
         "judged_answers": judged,
         "n_items": len(outcomes),
         "n_answered": len(answered),
+    }
+
+
+def selective_scores(outcomes: Sequence[ItemOutcome]) -> dict[str, Any]:
+    """Coverage and selective accuracy: how much is answered, and how much of it is right.
+
+    - ``coverage`` = answered answerable items / answerable items (the share of questions the
+      notes can answer that get an answer; 1 - the false-abstention rate);
+    - ``selective_accuracy`` = correct answers / all answered items (answers to unanswerable
+      questions count as errors): the accuracy a user sees when Shiori does answer
+      (Geifman & El-Yaniv 2017, "Selective classification for deep neural networks");
+    - ``risk`` = 1 - selective_accuracy;
+    - ``counts``: items per `Outcome`, every outcome listed (0 when absent).
+
+    Ratios are NaN when their denominator is 0.
+    """
+    counts = {o.value: 0 for o in Outcome}
+    for item in outcomes:
+        counts[item.outcome.value] += 1
+    answerable = sum(1 for o in outcomes if o.answerable)
+    answered = counts[Outcome.CORRECT] + counts[Outcome.WRONG]
+    answered_all = answered + counts[Outcome.ANSWERED_UNANSWERABLE]
+    accuracy = _ratio(counts[Outcome.CORRECT], answered_all)
+    return {
+        "coverage": _ratio(answered, answerable),
+        "selective_accuracy": accuracy,
+        "risk": 1 - accuracy if not math.isnan(accuracy) else NAN,
+        "counts": counts,
+    }
+
+
+def risk_coverage(
+    confidences: Sequence[float], errors: Sequence[bool], n_items: int
+) -> dict[str, Any]:
+    """The risk–coverage curve of one confidence score, and its area (AURC).
+
+    ``confidences[i]`` and ``errors[i]`` describe the items that *could* be answered (an answer
+    exists for them, given or withdrawn); the other ``n_items - len(confidences)`` items are
+    never answered. Answering the top-j items by confidence (ties broken towards errors, the
+    pessimistic order) gives coverage j / ``n_items`` and risk = errors among them / j.
+    Returns ``points`` [(coverage, risk, threshold)] for j = 1..n, ``aurc`` = the mean risk
+    over those points (the empirical AURC of Geifman et al. 2019, "Bias-reduced uncertainty
+    estimation for deep neural classifiers", over the reachable coverages), and
+    ``max_coverage``. An empty input gives no points and NaN.
+    """
+    if len(confidences) != len(errors):
+        raise ValueError(f"{len(confidences)} confidences for {len(errors)} error flags")
+    order = sorted(range(len(confidences)), key=lambda i: (-confidences[i], not errors[i]))
+    points = []
+    wrong = 0
+    for j, i in enumerate(order, 1):
+        wrong += errors[i]
+        points.append((j / n_items, wrong / j, confidences[i]))
+    return {
+        "points": points,
+        "aurc": math.fsum(r for _, r, _ in points) / len(points) if points else NAN,
+        "max_coverage": len(points) / n_items if n_items else NAN,
     }
 
 

@@ -17,6 +17,8 @@ from eval.metrics import percent
 # summary path → (label, direction): thresholds.toml names the same paths
 HEADLINES: dict[str, tuple[str, str]] = {
     "hallucination.rate": ("hallucination rate", "max"),
+    "selective.coverage": ("coverage (answered / answerable)", "min"),
+    "selective.selective_accuracy": ("selective accuracy (correct / answered)", "min"),
     "abstention.recall_unanswerable": ("abstention recall (unanswerable)", "min"),
     "abstention.answered_precision": ("answered precision (answerable)", "min"),
     "citations.marker_validity": ("citation markers valid", "min"),
@@ -79,6 +81,91 @@ def _svg_bars(rows: Sequence[tuple[str, float]], width: int = 420) -> str:
     return "".join(parts) + "</svg>"
 
 
+OUTCOME_LABELS = {
+    "correct": "correct",
+    "wrong": "wrong (answerable, answered wrongly)",
+    "answered_unanswerable": "answered although unanswerable",
+    "false_abstention": "false abstention (answerable, refused)",
+    "right_abstention": "right abstention",
+}
+
+
+def _outcome_table(summary: dict[str, Any]) -> str:
+    """Outcome counts, overall and per category."""
+    selective = summary.get("selective")
+    if not selective or not summary.get("answered_questions"):
+        return ""
+    cats = summary.get("by_category", {})
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cats)
+    rows = []
+    for key, label in OUTCOME_LABELS.items():
+        cells = "".join(f"<td>{v.get('outcomes', {}).get(key, 0)}</td>" for v in cats.values())
+        rows.append(f"<tr><td>{label}</td><td><b>{selective['counts'][key]}</b></td>{cells}</tr>")
+    hall = "".join(f"<td>{percent(v.get('hallucination', float('nan')))}</td>"
+                   for v in cats.values())  # fmt: skip
+    rows.append(f"<tr><td>hallucination rate</td><td><b>{percent(summary['hallucination']['rate'])}"
+                f"</b></td>{hall}</tr>")  # fmt: skip
+    return (
+        "<h2>Outcomes</h2><table><tr><th>outcome</th><th>all</th>"
+        f"{head}</tr>{''.join(rows)}</table>"
+    )
+
+
+def _svg_curves(curves: dict[str, dict[str, Any]], point: dict[str, float],
+                width: int = 460, height: int = 260) -> str:  # fmt: skip
+    """Risk (y, 0..max) against coverage (x, 0..1), one polyline per signal, the run as a dot."""
+    colours = ["#4a7bb7", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#00798c", "#30343f"]
+    top = max([r for c in curves.values() for _, r, _ in c["points"]] + [point["risk"], 0.05])
+    top = min(1.0, top if top == top else 1.0)
+    x0, y0, w, h = 40, 10, width - 60, height - 40
+
+    def xy(cov: float, risk: float) -> str:
+        return f"{x0 + w * cov:.1f},{y0 + h - h * (risk / top):.1f}"
+
+    parts = [f'<svg width="{width + 240}" height="{height}" role="img">',
+             f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#999"/>',
+             f'<text x="{x0}" y="{height - 5}" font-size="11">coverage (answered / all '
+             f'questions) 0 → 1</text>',
+             f'<text x="0" y="{y0 + 10}" font-size="11">{top:.2f}</text>',
+             f'<text x="0" y="{y0 + h}" font-size="11">0</text>']  # fmt: skip
+    for i, (name, curve) in enumerate(sorted(curves.items())):
+        colour = colours[i % len(colours)]
+        pts = " ".join(xy(c, r) for c, r, _ in curve["points"])
+        if pts:
+            parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" '
+                         f'stroke-width="1.5"/>')  # fmt: skip
+        parts.append(
+            f'<text x="{width - 10}" y="{y0 + 14 + 16 * i}" font-size="11" fill="{colour}">'
+            f"{html.escape(name)} (AURC {curve['aurc']:.3f})</text>"
+        )
+    if point["coverage"] == point["coverage"] and point["risk"] == point["risk"]:
+        cx, cy = xy(point["coverage"], point["risk"]).split(",")
+        parts.append(f'<circle cx="{cx}" cy="{cy}" r="4" fill="#000"/>')
+    return "".join(parts) + "</svg>"
+
+
+def _risk_coverage_section(summary: dict[str, Any]) -> str:
+    rc = summary.get("risk_coverage")
+    if not rc or not rc.get("curves"):
+        return ""
+    point = rc["operating_point"]
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{c['aurc']:.3f}</td>"
+        f"<td>{percent(c['max_coverage'])}</td></tr>"
+        for name, c in sorted(rc["curves"].items(), key=lambda kv: kv[1]["aurc"])
+    )
+    return (
+        "<h2>Risk–coverage</h2>"
+        f"<p>For each decision signal: answering only the questions whose signal is at least a "
+        f"threshold, over the {rc['candidates']} questions the model answered (shown or "
+        f"withdrawn by a check). Risk = wrong or unanswerable among those answered; the dot is "
+        f"this run (coverage {percent(point['coverage'])}, risk {percent(point['risk'])}). "
+        "Lower AURC is better.</p>"
+        + _svg_curves(rc["curves"], point)
+        + f"<table><tr><th>signal</th><th>AURC</th><th>max coverage</th></tr>{rows}</table>"
+    )
+
+
 def _svg_histogram(values: Sequence[float], bins: int = 10, width: int = 420) -> str:
     counts = [0] * bins
     for v in values:
@@ -120,9 +207,12 @@ def render_html(
         if failures
         else "<p>All thresholds met.</p>",
         f"<h2>Headline</h2><table>{head_rows}</table>",
-        f"<p>Hallucination = answered when unanswerable ({h['answered_when_unanswerable']}) + "
-        f"answers judged unfaithful ({h['unfaithful_answers']} of {h['judged_answers']} judged),"
-        f" over {h['n_items']} questions.</p>",
+        f"<p>Hallucination = wrong answers ({h.get('wrong_answers', 0)}) + answered when "
+        f"unanswerable ({h['answered_when_unanswerable']}) + right-looking answers judged "
+        f"unfaithful ({h['unfaithful_answers']} of {h['judged_answers']} judged), each question "
+        f"counted once, over {h['n_items']} questions.</p>",
+        _outcome_table(summary),
+        _risk_coverage_section(summary),
         "<h2>By category</h2>",
         _svg_bars(
             [(f"{k} (n={v['n']})", v["contains"]) for k, v in summary["by_category"].items()]
@@ -152,22 +242,30 @@ def render_html(
             for c in (r["contexts"] if r["abstained"] else r["citations"])
         )
         expected = r["reference_answer"] or "(unanswerable)"
+        check = r["metrics"].get("check") or {}
+        why = "; ".join(
+            [f"missing {x}" for x in check.get("missing", [])]
+            + [f"says {x}" for x in check.get("forbidden", [])]
+        )
         parts.append(
             f"<tr><td>{esc(r['question'])}<div class='src'>{esc(r['id'])} · expected: "
-            f"{esc(expected)}</div></td><td>{esc(r['answer'])}<div class='src'>{esc(r['reason'])}"
-            f"</div></td><td class='src'>{sources}</td></tr>"
+            f"{esc(expected)}</div></td><td>{esc(r['answer'])}<div class='src'>"
+            f"{esc(r['metrics'].get('outcome', ''))} · {esc(r['reason'])}"
+            f"{' · ' + esc(why) if why else ''}</div></td><td class='src'>{sources}</td></tr>"
         )
     parts.append("</table>")
     return "\n".join(parts)
 
 
 def worst(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-    """Answered-when-unanswerable first, then answerable ones by F1 (abstentions included)."""
+    """Wrong answers and answers to unanswerable questions first (what misleads a user), then
+    false abstentions, then right answers with a low token F1."""
+    rank = {"wrong": 3.0, "answered_unanswerable": 3.0, "false_abstention": 2.0}
 
     def badness(r: dict[str, Any]) -> float:
-        if not r["answerable"]:
-            return 2.0 if not r["abstained"] else -1.0
-        return 1.0 - r["metrics"].get("contains", 0.0) + (1.0 - r["metrics"].get("f1", 0.0))
+        metrics = r["metrics"]
+        base = rank.get(metrics.get("outcome", ""), 0.0)
+        return base + (1.0 - metrics.get("f1", 1.0)) if r["answerable"] else base
 
     answered = [r for r in records if r["answer"] is not None]  # not retrieval-only rows
     return sorted((r for r in answered if badness(r) > 0), key=badness, reverse=True)[:n]

@@ -42,18 +42,16 @@ class LocalBackend:
         self.model = parts.settings.llm_model
 
     async def ask(self, question: str) -> dict[str, Any]:
-        from service.api.schemas import AskResponse
-
         answer = await self.parts.answerer.ask(question)
-        return AskResponse.of(answer).model_dump(mode="json")
+        return answer.to_json()
 
     async def search(self, question: str, top_k: int) -> list[dict[str, Any]]:
         import anyio
 
-        from service.api.schemas import SourceOut
+        from service.rag.answer import source_json
 
         found = await anyio.to_thread.run_sync(self.parts.retriever.search, question, top_k)
-        return [SourceOut.of(n, p).model_dump(mode="json") for n, p in enumerate(found, 1)]
+        return [source_json(n, p) for n, p in enumerate(found, 1)]
 
 
 class HttpBackend:
@@ -80,6 +78,37 @@ class HttpBackend:
         return results
 
 
+CONTEXT_KEYS = ("n", "source", "title", "lines", "heading", "text", "score", "similarity")
+
+
+def record_of(
+    item: GoldenItem, body: dict[str, Any], retrieved: list[str], model: str
+) -> dict[str, Any]:
+    """One question's stored result: the golden item, the answer body (the JSON of
+    `service.rag.answer.Answer.to_json`, or `/v1/ask`'s), and what retrieval ranked."""
+    return {
+        **item.model_dump(),
+        "answer": body["answer"],
+        "abstained": body["abstained"],
+        "reason": body["reason"],
+        "citations": [
+            {k: c[k] for k in ("n", "source", "lines", "heading")} for c in body["citations"]
+        ],
+        "contexts": [{k: c.get(k) for k in CONTEXT_KEYS} for c in body["contexts"]],
+        "subject": body.get("subject"),
+        "retrieved": retrieved,
+        "sentences": body.get("sentences", []),
+        "unsupported": body.get("unsupported", []),
+        "invalid_markers": body.get("invalid_markers", []),
+        "model": body.get("model", model),
+        "usage": body.get("usage", {}),
+        "timings": body.get("timings", {}),
+        "draft": body.get("draft"),
+        "signals": body.get("signals", {}),
+        "judge": None,
+    }
+
+
 def read_results(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -93,33 +122,74 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def score_item(item: GoldenItem, body: dict[str, Any], retrieved: list[str]) -> dict[str, Any]:
-    """Every deterministic metric of one answered question."""
-    sentences = body.get("sentences", [])
+def answer_check(item: GoldenItem, text: str) -> m.AnswerCheck:
+    """The item's deterministic checks on an answer text; items without positive checks fall
+    back to "contains the reference answer" (and still honour ``must_not_contain``)."""
+    if item.has_positive_checks:
+        return m.check_answer(text, item.must_contain, item.must_contain_any, item.must_not_contain)
+    base = m.check_answer(text, (), (), item.must_not_contain)
+    if item.reference_answer and not m.contains_reference(text, item.reference_answer):
+        return m.AnswerCheck(False, (item.reference_answer, *base.missing), base.forbidden)
+    return base
+
+
+def score_item(item: GoldenItem, record: dict[str, Any]) -> dict[str, Any]:
+    """Every deterministic metric of one asked question (``record``: the stored answer body
+    with ``retrieved``). Pure: rerun on stored records when a golden set's checks change."""
+    sentences = record.get("sentences", [])
+    retrieved = record.get("retrieved", [])
     scores: dict[str, Any] = {
         "markers": sum(len(s["sources"]) for s in sentences if not s["attributed"])
-        + len(body.get("invalid_markers", [])),
+        + len(record.get("invalid_markers", [])),
         "valid_markers": sum(len(s["sources"]) for s in sentences if not s["attributed"]),
         "cited_sentences": sum(1 for s in sentences if s["sources"]),
         "supported_cited_sentences": sum(1 for s in sentences if s["sources"] and s["supported"]),
     }
-    if item.answerable and item.reference_answer:
-        answer = "" if body["abstained"] or body["answer"] is None else body["answer"]
-        relevant = set(item.reference_sources)
-        contexts = [c["source"] for c in body.get("contexts", [])]
-        scores.update(
-            exact_match=m.exact_match(answer, item.reference_answer),
-            f1=m.token_f1(answer, item.reference_answer),
-            contains=m.contains_reference(answer, item.reference_answer),
-            hit_at_1=m.hit_rate_at(retrieved, relevant, 1),
-            hit_at_3=m.hit_rate_at(retrieved, relevant, 3),
-            hit_at_5=m.hit_rate_at(retrieved, relevant, 5),
-            recall_at_5=m.recall_at(retrieved, relevant, 5),
-            mrr_at_10=m.mrr_at(retrieved, relevant, 10),
-            ndcg_at_10=m.ndcg_at(retrieved, relevant, 10),
-            context_hit=float(bool(relevant & set(contexts))),
-        )
+    if record.get("answer") is None:  # retrieval only
+        if item.answerable:
+            scores.update(_retrieval(item, retrieved))
+        return scores
+    answered = not record["abstained"]
+    draft = record.get("draft")
+    if draft is not None and record.get("reason") != "model_refused":
+        # the answer the model gave before any check withdrew it: what a looser threshold
+        # would have shown the user (the risk–coverage curves read this)
+        scores["draft_error"] = not item.answerable or not answer_check(item, draft).passed
+    if item.answerable:
+        answer = record["answer"] if answered else ""
+        verdict = answer_check(item, answer)
+        scores.update(_retrieval(item, retrieved))
+        contexts = {c["source"] for c in record.get("contexts", [])}
+        scores["context_hit"] = float(bool(set(item.reference_sources) & contexts))
+        if answered:
+            scores["correct"] = verdict.passed
+            scores["check"] = {"missing": list(verdict.missing),
+                               "forbidden": list(verdict.forbidden)}  # fmt: skip
+        if item.reference_answer:
+            ref = item.reference_answer
+            scores.update(
+                exact_match=m.exact_match(answer, ref),
+                f1=m.token_f1(answer, ref),
+                contains=m.contains_reference(answer, ref),
+            )
+    scores["outcome"] = m.ItemOutcome(
+        item.answerable, not answered, correct=scores.get("correct")
+    ).outcome.value
     return scores
+
+
+def _retrieval(item: GoldenItem, retrieved: Sequence[str]) -> dict[str, float]:
+    relevant = set(item.reference_sources)
+    if not relevant:
+        return {}
+    return {
+        "hit_at_1": m.hit_rate_at(retrieved, relevant, 1),
+        "hit_at_3": m.hit_rate_at(retrieved, relevant, 3),
+        "hit_at_5": m.hit_rate_at(retrieved, relevant, 5),
+        "recall_at_5": m.recall_at(retrieved, relevant, 5),
+        "mrr_at_10": m.mrr_at(retrieved, relevant, 10),
+        "ndcg_at_10": m.ndcg_at(retrieved, relevant, 10),
+    }
 
 
 async def evaluate(
@@ -142,34 +212,14 @@ async def evaluate(
             wants_judge = judge is not None and (judge_ids is None or item.id in judge_ids)
             old = done.get(item.id)
             if old is not None and (old.get("judge") is not None or not wants_judge):
-                records.append(old)
+                # scored again: the golden set's checks may have changed since it was asked
+                records.append({**old, **item.model_dump(), "metrics": score_item(item, old)})
                 progress(item, None)
                 continue
             body = await backend.ask(item.question) if answers else RETRIEVAL_ONLY
             retrieved = [r["source"] for r in await backend.search(item.question, RETRIEVAL_K)]
-            record = {
-                **item.model_dump(),
-                "answer": body["answer"],
-                "abstained": body["abstained"],
-                "reason": body["reason"],
-                "citations": [
-                    {k: c[k] for k in ("n", "source", "lines", "heading")}
-                    for c in body["citations"]
-                ],
-                "contexts": [
-                    {k: c[k] for k in ("n", "source", "lines", "heading", "text", "score")}
-                    for c in body["contexts"]
-                ],
-                "retrieved": retrieved,
-                "sentences": body.get("sentences", []),
-                "unsupported": body.get("unsupported", []),
-                "invalid_markers": body.get("invalid_markers", []),
-                "model": body.get("model", backend.model),
-                "usage": body.get("usage", {}),
-                "timings": body.get("timings", {}),
-                "metrics": score_item(item, body, retrieved),
-                "judge": None,
-            }
+            record = record_of(item, body, retrieved, backend.model)
+            record["metrics"] = score_item(item, record)
             if wants_judge and judge is not None:
                 scored = await judge.score(
                     item.question,
@@ -202,11 +252,13 @@ def summarise(records: Sequence[dict[str, Any]], judge_label: str | None) -> dic
         value = (j.get("scores") or {}).get(name)
         return None if value is None else float(value)
 
-    outcomes = []
-    for r in records:
+    def outcome_of(r: dict[str, Any]) -> m.ItemOutcome:
         faith = judge_of(r, "faithfulness")
         unfaithful = None if faith is None else faith < UNFAITHFUL_BELOW
-        outcomes.append(m.ItemOutcome(r["answerable"], r["abstained"], unfaithful))
+        return m.ItemOutcome(r["answerable"], r["abstained"], unfaithful,
+                             r["metrics"].get("correct"))  # fmt: skip
+
+    outcomes = [outcome_of(r) for r in records]
     judged = [r for r in records if r.get("judge") is not None]
     judge_summary: dict[str, Any] = {"label": judge_label, "questions": len(judged)}
     for name in ("faithfulness", "answer_relevancy", "context_precision", "context_recall"):
@@ -224,16 +276,22 @@ def summarise(records: Sequence[dict[str, Any]], judge_label: str | None) -> dic
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in records:
             groups.setdefault(str(r.get(key) or "-"), []).append(r)
-        return {
-            name: {
+        out = {}
+        for name, rows in sorted(groups.items()):
+            group = [outcome_of(r) for r in rows]
+            selective = m.selective_scores(group)
+            out[name] = {
                 "n": len(rows),
                 "abstained": sum(r["abstained"] for r in rows) / len(rows),
+                "hallucination": m.hallucination(group)["rate"],
+                "coverage": selective["coverage"],
+                "selective_accuracy": selective["selective_accuracy"],
+                "outcomes": selective["counts"],
                 "f1": avg(rows, "f1"),
                 "contains": avg(rows, "contains"),
                 "hit_at_5": avg(rows, "hit_at_5"),
             }
-            for name, rows in sorted(groups.items())
-        }
+        return out
 
     return {
         "questions": everything,
@@ -258,6 +316,8 @@ def summarise(records: Sequence[dict[str, Any]], judge_label: str | None) -> dic
             [r["abstained"] for r in records], [r["answerable"] for r in records]
         ),
         "hallucination": m.hallucination(outcomes),
+        "selective": m.selective_scores(outcomes),
+        "risk_coverage": risk_coverage(records),
         "citations": citations(records),
         "judge": judge_summary,
         "latency_ms": {
@@ -266,6 +326,39 @@ def summarise(records: Sequence[dict[str, Any]], judge_label: str | None) -> dic
         },
         "by_category": breakdown("category"),
         "by_language": breakdown("language"),
+    }
+
+
+# signals where a lower value means more confidence in the answer
+LOWER_IS_SURER = frozenset({"missing_terms", "content_missing", "subject_names_missing"})
+
+
+def risk_coverage(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Risk–coverage of every decision signal the answers recorded, plus where the run sits.
+
+    The candidates are the items for which the model produced an answer (shown to the user or
+    withdrawn by a check); answering those whose signal is at least t gives one point of the
+    curve per t (`eval.metrics.risk_coverage`: coverage over all items, risk = wrong or
+    unanswerable among the answered). ``operating_point`` is the run as it was: coverage and
+    risk of the answers actually shown."""
+    n = len(records)
+    candidates = [r for r in records if "draft_error" in r["metrics"]]
+    names = sorted({k for r in candidates for k in r.get("signals", {})})
+    curves = {}
+    for name in names:
+        sign = -1.0 if name in LOWER_IS_SURER else 1.0
+        values = [sign * float(r.get("signals", {}).get(name, 0.0)) for r in candidates]
+        errors = [bool(r["metrics"]["draft_error"]) for r in candidates]
+        curves[name] = m.risk_coverage(values, errors, n)
+    shown = [r for r in records if not r["abstained"]]
+    wrong = sum(1 for r in shown if r["metrics"].get("outcome") != m.Outcome.CORRECT.value)
+    return {
+        "candidates": len(candidates),
+        "curves": curves,
+        "operating_point": {
+            "coverage": len(shown) / n if n else float("nan"),
+            "risk": wrong / len(shown) if shown else float("nan"),
+        },
     }
 
 

@@ -545,7 +545,7 @@ def _ask_remote(
 
 
 async def _ask_local(settings: Settings, question: str, options: dict[str, Any]) -> dict[str, Any]:
-    from service.api.schemas import AskResponse, FiltersIn
+    from service.api.schemas import FiltersIn
     from service.components import Components
     from service.rag.answer import LLMUnavailableError
     from shiori.index import StoreLockedError, StoreUnavailableError
@@ -564,7 +564,7 @@ async def _ask_local(settings: Settings, question: str, options: dict[str, Any])
         raise typer.Exit(3) from exc
     finally:
         await parts.aclose()
-    return AskResponse.of(answer).model_dump(mode="json")
+    return answer.to_json()
 
 
 def _print_sources(body: dict[str, Any]) -> None:
@@ -579,6 +579,18 @@ def _print_sources(body: dict[str, Any]) -> None:
             highlight=False,
             markup=False,
         )
+    evidence = [e for s in body.get("sentences", []) if s.get("supported")
+                for e in s.get("evidence", [])] if not body["abstained"] else []  # fmt: skip
+    if evidence:
+        out.print("\n[bold]Evidence[/bold]")
+    for e in {(e["n"], tuple(e["lines"]), e["text"]): e for e in evidence}.values():
+        where = (
+            f"{e['lines'][0]}"
+            if e["lines"][0] == e["lines"][1]
+            else (f"{e['lines'][0]}-{e['lines'][1]}")
+        )
+        out.print(f"  [{e['n']}] {e['source']}:{where}  “{e['text'].strip()}”", highlight=False,
+                  markup=False)  # fmt: skip
     for sentence in body.get("unsupported", []) if not body["abstained"] else []:
         out.print(f"[yellow]not supported by its source:[/yellow] {sentence}", highlight=False)
 

@@ -144,7 +144,11 @@ class Settings(BaseSettings):
         "an acronym or a hyphenated term that no retrieved passage mentions.",
     )
     support_threshold: float = Field(default=0.5, ge=0, le=1)
-    semantic_support_threshold: float = Field(default=0.7, ge=-1, le=1)
+    semantic_support_threshold: float = Field(default=0.6, ge=-1, le=1)
+    # share of the question's terms the evidence (sentence, heading path, title) must hold
+    subject_threshold: float = Field(default=0.5, ge=0, le=1)
+    # …or the cosine of the question and that context (a paraphrased question)
+    subject_semantic_threshold: float = Field(default=0.6, ge=-1, le=1)
     llm_start_timeout_s: float = Field(default=600, gt=0)
     llm_restart_backoff_s: float = Field(
         default=2,

@@ -18,6 +18,7 @@ from shiori.config import Settings
 from shiori.models import resolve
 
 QUERY_PROMPT = "task: search result | query: "
+STS_PROMPT = "task: sentence similarity | query: "
 
 
 def document_prompt(title: str) -> str:
@@ -84,6 +85,11 @@ class Embedder:
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         return self._encode([QUERY_PROMPT + q for q in queries])
+
+    def embed_for_similarity(self, texts: Sequence[str]) -> np.ndarray:
+        """Symmetric vectors for comparing two statements (the model's STS prompt on both
+        sides), e.g. an English answer sentence and the Japanese note sentence it restates."""
+        return self._encode([STS_PROMPT + t for t in texts])
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

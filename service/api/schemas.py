@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.rag.answer import Answer
+from service.rag.answer import Answer, source_json
 from service.rag.retrieve import Filters, Passage
+from shiori.chunk import Chunk
 
 # Whitespace as JSON Schema's (ECMA-262) \s knows it, spelled out so that the schema's pattern,
 # Python's check and every validator agree on what a blank question is.
@@ -104,6 +105,11 @@ class AskRequest(SearchRequest):
     stream: bool = Field(default=False, description="Server-Sent Events: deltas, then 'final'")
 
 
+def instruction_spans_json(chunk: Chunk) -> list[dict[str, Any]]:
+    """A chunk's instruction-like spans as the API gives them (see `InstructionSpanOut`)."""
+    return [{"start": s.start, "end": s.end, "reason": s.reason} for s in chunk.instruction_spans]
+
+
 class InstructionSpanOut(BaseModel):
     """Instruction-like text in a passage (see ingest/instructions.py): note text aimed at an
     AI model. It is shown, never followed."""
@@ -136,25 +142,44 @@ class SourceOut(BaseModel):
 
     @classmethod
     def of(cls, n: int, p: Passage) -> SourceOut:
-        c = p.chunk
-        return cls(
-            n=n, source=c.source, title=c.title, heading=c.heading,
-            lines=(c.line_start, c.line_end), page=c.page, text=c.text,
-            score=round(p.score, 4), similarity=round(p.similarity, 4),
-            instruction_spans=[InstructionSpanOut(start=s.start, end=s.end, reason=s.reason)
-                               for s in c.instruction_spans],
-        )  # fmt: skip
+        data = source_json(n, p)
+        data.setdefault("instruction_spans", instruction_spans_json(p.chunk))
+        return cls.model_validate(data)
+
+
+class EvidenceOut(BaseModel):
+    """A sentence of a passage that an answer sentence rests on, with its own lines."""
+
+    n: int = Field(description="the passage ([n]) it belongs to")
+    source: str = Field(description="the note's path as shown")
+    heading: str = Field(description="heading path inside the note, ' > ' separated")
+    text: str = Field(description="the sentence, exactly as in the note")
+    lines: tuple[int, int] = Field(description="its first and last line in the note, 1-based")
+    page: int | None = None
 
 
 class SentenceOut(BaseModel):
-    """One sentence of the answer and how well its cited sources support it."""
+    """One sentence of the answer, its evidence, and the checks on it."""
 
     text: str
-    sources: list[int]
-    support: float = Field(description="lexical: weighted share of its terms in its sources")
-    similarity: float = Field(description="semantic: cosine to its best cited source")
+    sources: list[int] = Field(description="the passages its evidence comes from")
+    support: float = Field(description="lexical: weighted share of its terms in its evidence")
+    similarity: float = Field(description="semantic: cosine to its evidence (across languages)")
     supported: bool
     attributed: bool = Field(description="the model gave no usable marker; Shiori chose one")
+    content: list[str] = Field(description="its specific content: numbers, names, quoted terms")
+    content_missing: list[str] = Field(description="content found in none of its evidence")
+    evidence: list[EvidenceOut] = Field(description="the source sentences that state it")
+
+
+class SubjectOut(BaseModel):
+    """Whether the evidence is about what the question asks."""
+
+    coverage: float = Field(description="weighted share of the question's terms in the evidence")
+    missing: list[str]
+    names_missing: list[str] = Field(description="names and numbers asked about, not found")
+    passed: bool
+    similarity: float = Field(description="cosine of the question and the evidence's context")
 
 
 class SearchResponse(BaseModel):
@@ -166,43 +191,34 @@ class AskResponse(BaseModel):
     answer: str = Field(description="the answer with [n] markers, or why there is none")
     abstained: bool
     reason: str = Field(
-        description="answered | weak_evidence | missing_term | model_refused | unsupported"
+        description="answered | weak_evidence | missing_term | model_refused | unsupported | "
+        "off_subject"
     )
     citations: list[SourceOut] = Field(description="the sources the answer cites")
     contexts: list[SourceOut] = Field(description="every passage given to the model")
     sentences: list[SentenceOut] = Field(description="the model's sentences, checked")
-    unsupported: list[str] = Field(description="sentences their sources do not support")
+    subject: SubjectOut | None = Field(
+        default=None, description="the subject check (null when the model was not asked)"
+    )
+    unsupported: list[str] = Field(description="sentences their evidence does not support")
     invalid_markers: list[int] = Field(description="markers that pointed at no source")
     model: str
     usage: dict[str, int]
     timings: dict[str, float]
+    draft: str | None = Field(
+        default=None, description="the model's own text before the checks (null: not asked)"
+    )
+    signals: dict[str, float] = Field(
+        default_factory=dict, description="the scores the decision to answer or abstain used"
+    )
 
     @classmethod
     def of(cls, a: Answer) -> AskResponse:
-        contexts = [SourceOut.of(n, p) for n, p in enumerate(a.passages, 1)]
-        return cls(
-            answer=a.answer,
-            abstained=a.abstained,
-            reason=a.reason,
-            citations=[] if a.abstained else [contexts[n - 1] for n in a.cited],
-            contexts=contexts,
-            sentences=[
-                SentenceOut(
-                    text=c.text,
-                    sources=c.markers,
-                    support=c.support,
-                    similarity=c.similarity,
-                    supported=c.supported,
-                    attributed=c.attributed,
-                )
-                for c in a.checks
-            ],
-            unsupported=[c.text for c in a.checks if not c.supported],
-            invalid_markers=a.invalid_markers,
-            model=a.model,
-            usage={"prompt_tokens": a.prompt_tokens, "completion_tokens": a.completion_tokens},
-            timings=a.timings,
-        )
+        data = a.to_json()
+        for source in [*data.get("contexts", []), *data.get("citations", [])]:
+            chunk = a.passages[source["n"] - 1].chunk
+            source.setdefault("instruction_spans", instruction_spans_json(chunk))
+        return cls.model_validate(data)
 
 
 def _paths_or_all(schema: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from service.rag.prompt import NOT_FOUND
 from service.rag.retrieve import Passage
 from service.rag.terms import missing_terms as missing_terms
 from service.rag.verify import SentenceCheck
+from shiori.config import Settings
 
 # Loose on purpose: the model's refusal wording drifts ("資料には…", "データには…").
 _REFUSAL = re.compile(
@@ -44,6 +45,14 @@ class AbstentionPolicy:
     min_term_overlap: float = 0.5  # or: share of the question's terms in the best passage
     min_supported_share: float = 0.5  # of the answer's sentences
     require_specific_terms: bool = True  # abstain when a passage-less specific term is asked
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AbstentionPolicy:
+        return cls(
+            min_similarity=settings.abstain_min_similarity,
+            min_term_overlap=settings.abstain_min_term_overlap,
+            require_specific_terms=settings.abstain_on_missing_terms,
+        )
 
 
 def weak_evidence(passages: Sequence[Passage], policy: AbstentionPolicy) -> bool:

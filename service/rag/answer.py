@@ -9,28 +9,20 @@ show or measure it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import httpx
-import numpy as np
 from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI
 
-from service.rag.abstain import (
-    AbstentionPolicy,
-    abstention_text,
-    missing_terms,
-    model_refused,
-    unsupported_answer,
-    weak_evidence,
-)
-from service.rag.markers import parse_answer, strip_invalid_markers
+from service.rag.abstain import AbstentionPolicy, abstention_text, missing_terms, weak_evidence
 from service.rag.packing import pack
 from service.rag.prompt import NOT_FOUND, PromptStyle, build_messages, language_of
 from service.rag.retrieve import Filters, Passage, Retriever
-from service.rag.verify import SentenceCheck, check
+from service.rag.verdict import Verifier
+from service.rag.verify import SentenceCheck, SubjectCheck
 from shiori.config import Settings
 
 
@@ -43,7 +35,8 @@ class Answer:
     question: str
     answer: str
     abstained: bool
-    reason: str  # "answered", "weak_evidence", "missing_term", "model_refused", "unsupported"
+    # "answered", "weak_evidence", "missing_term", "model_refused", "unsupported", "off_subject"
+    reason: str
     passages: list[Passage]  # packed into the prompt, in order ([n] = index + 1)
     cited: list[int]  # source numbers the final answer cites
     checks: list[SentenceCheck]
@@ -52,6 +45,86 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    draft: str | None = None  # the model's own text, before checks (None: it was not asked)
+    signals: dict[str, float] = field(default_factory=dict)  # the scores behind the decision
+    subject: SubjectCheck | None = None  # is the evidence about what was asked
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer as plain JSON data: the body of `/v1/ask` (whose schema,
+        `service.api.schemas.AskResponse`, documents each field), of `shiori ask --json` and of
+        an evaluation record. Source numbers ``n`` are the [n] of the answer text."""
+        contexts = [source_json(n, p) for n, p in enumerate(self.passages, 1)]
+        subject = (
+            None
+            if self.subject is None
+            else {
+                "coverage": self.subject.coverage,
+                "missing": list(self.subject.missing),
+                "names_missing": list(self.subject.names_missing),
+                "passed": self.subject.passed,
+            }
+        )
+        return {
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "reason": self.reason,
+            "citations": [] if self.abstained else [contexts[n - 1] for n in self.cited],
+            "contexts": contexts,
+            "sentences": [sentence_json(c, self.passages) for c in self.checks],
+            "subject": subject,
+            "unsupported": [c.text for c in self.checks if not c.supported],
+            "invalid_markers": self.invalid_markers,
+            "model": self.model,
+            "usage": {
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+            },
+            "timings": self.timings,
+            "draft": self.draft,
+            "signals": self.signals,
+        }
+
+
+def source_json(n: int, p: Passage) -> dict[str, Any]:
+    """A passage as JSON: what a citation points at."""
+    c = p.chunk
+    return {
+        "n": n,
+        "source": c.source,
+        "title": c.title,
+        "heading": c.heading,
+        "lines": [c.line_start, c.line_end],
+        "page": c.page,
+        "text": c.text,
+        "score": round(p.score, 4),
+        "similarity": round(p.similarity, 4),
+    }
+
+
+def sentence_json(c: SentenceCheck, passages: Sequence[Passage]) -> dict[str, Any]:
+    """An answer sentence, its evidence sentences (each with the note, heading path and its own
+    lines) and the checks on it."""
+    return {
+        "text": c.text,
+        "sources": c.markers,
+        "support": c.support,
+        "similarity": c.similarity,
+        "supported": c.supported,
+        "attributed": c.attributed,
+        "content": list(c.content),
+        "content_missing": list(c.content_missing),
+        "evidence": [
+            {
+                "n": e.source,
+                "source": passages[e.source - 1].chunk.source,
+                "heading": e.heading,
+                "text": e.text,
+                "lines": [e.line_start, e.line_end],
+                "page": passages[e.source - 1].chunk.page,
+            }
+            for e in c.evidence
+        ],
+    }
 
 
 @dataclass
@@ -77,11 +150,8 @@ class Answerer:
         self.retriever = retriever
         self.llm = llm
         self.style = PromptStyle(settings.llm_prompt_style)
-        self.policy = AbstentionPolicy(
-            min_similarity=settings.abstain_min_similarity,
-            min_term_overlap=settings.abstain_min_term_overlap,
-            require_specific_terms=settings.abstain_on_missing_terms,
-        )
+        self.policy = AbstentionPolicy.from_settings(settings)
+        self.verifier = Verifier.from_settings(settings, retriever.embedder)
 
     @classmethod
     def client_for(cls, settings: Settings) -> AsyncOpenAI:
@@ -111,9 +181,15 @@ class Answerer:
             missing = missing_terms(question, found)
         if missing:
             return Draft(
-                question, language, found, None, began, time.perf_counter(),
-                "missing_term", missing,
-            )  # fmt: skip
+                question,
+                language,
+                found,
+                None,
+                began,
+                time.perf_counter(),
+                "missing_term",
+                missing,
+            )
         passages = pack(
             found,
             self.settings.context_tokens,
@@ -146,13 +222,23 @@ class Answerer:
         """Judge the model's text (None: it was never asked) into the final answer."""
         generated = time.perf_counter()
         result = Answer(
-            draft.question, "", True, draft.gate, draft.passages, [], [], [],
-            self.settings.llm_model, *usage,
-        )  # fmt: skip
+            draft.question,
+            "",
+            True,
+            draft.gate,
+            draft.passages,
+            [],
+            [],
+            [],
+            self.settings.llm_model,
+            *usage,
+        )
         if raw is None:
             result.answer = abstention_text(draft.language, draft.missing)
         else:
+            result.draft = raw
             await anyio.to_thread.run_sync(self._judge, result, raw, draft.language)
+        result.signals = signals(result, draft.missing)
         done = time.perf_counter()
         result.timings = {
             "retrieve_ms": _ms(draft.retrieved - draft.began),
@@ -222,40 +308,39 @@ class Answerer:
         yield final
 
     def _judge(self, result: Answer, raw: str, language: str) -> None:
-        n = len(result.passages)
-        parsed = parse_answer(raw, n)
-        result.invalid_markers = parsed.invalid_markers
-        similarities = None
-        if parsed.sentences and all(p.vector for p in result.passages):
-            texts = [s.text for s in parsed.sentences]
-            sentence_vecs = self.retriever.embedder.embed_queries(texts)
-            source_vecs = np.asarray([p.vector for p in result.passages], dtype=np.float32)
-            similarities = (sentence_vecs @ source_vecs.T).tolist()
-        result.checks = check(
-            parsed,
-            [p.chunk.text for p in result.passages],
-            self.settings.support_threshold,
-            similarities,
-            self.settings.semantic_support_threshold,
-        )
-        if model_refused(raw):
-            result.reason, result.answer = "model_refused", abstention_text(language)
-        elif unsupported_answer(result.checks, self.policy):
-            result.reason, result.answer = "unsupported", abstention_text(language)
-        else:
-            result.abstained, result.reason = False, "answered"
-            result.answer = (
-                with_markers(result.checks)
-                if any(c.attributed for c in result.checks)
-                else strip_invalid_markers(raw, n).strip()
-            )
-            result.cited = sorted({m for c in result.checks for m in c.markers})
+        verdict = self.verifier.judge(result.question, raw, result.passages, language)
+        result.reason, result.answer = verdict.reason, verdict.answer
+        result.abstained = verdict.abstained
+        result.checks, result.subject = verdict.checks, verdict.subject
+        result.cited, result.invalid_markers = verdict.cited, verdict.invalid_markers
 
 
-def with_markers(checks: list[SentenceCheck]) -> str:
-    """Rebuild the answer from its checked sentences, each followed by its markers."""
-    joiner = "" if any("\u3040" <= ch <= "\u9fff" for c in checks for ch in c.text) else " "
-    return joiner.join(c.text + "".join(f"[{m}]" for m in c.markers) for c in checks)
+def signals(result: Answer, missing: Sequence[str] = ()) -> dict[str, float]:
+    """The scores the decision to answer or abstain rests on, for the evaluation's
+    risk–coverage curves: retrieval evidence, missing terms, and the answer's support."""
+    found = result.passages
+    out = {
+        "best_similarity": max((p.similarity for p in found), default=0.0),
+        "best_term_overlap": max((p.term_overlap for p in found), default=0.0),
+        "missing_terms": float(len(missing)),
+    }
+    if result.checks:
+        supports = [c.support for c in result.checks]
+        similarities = [c.similarity for c in result.checks]
+        out |= {
+            "support_min": min(supports),
+            "support_mean": sum(supports) / len(supports),
+            "similarity_max": max(similarities),
+            "supported_share": sum(c.supported for c in result.checks) / len(result.checks),
+            "content_missing": float(sum(len(c.content_missing) for c in result.checks)),
+        }
+    if result.subject is not None:
+        out |= {
+            "subject_coverage": result.subject.coverage,
+            "subject_names_missing": float(len(result.subject.names_missing)),
+            "subject_similarity": result.subject.similarity,
+        }
+    return {k: round(v, 4) for k, v in out.items()}
 
 
 def _ms(seconds: float) -> float:

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 
 MARKER = re.compile(r"\[(\d{1,3})\]")
+# "in 2016 [1]." leaves "in 2016 ." once the marker is gone
+_SPACE_BEFORE_STOP = re.compile(r"\s+([.,!?。、！？])")
 # a sentence ends at 。！？ or . ! ? + space, and keeps the markers that follow it
 _SENTENCE = re.compile(r".+?(?:[。！？]|[.!?](?=\s|\[|$)|$)(?:\s*\[\d{1,3}\])*", re.S)
 
@@ -33,7 +35,7 @@ def parse_answer(answer: str, n_sources: int) -> ParsedAnswer:
         if not piece:
             continue
         numbers = [int(n) for n in MARKER.findall(piece)]
-        text = MARKER.sub("", piece).strip()
+        text = _SPACE_BEFORE_STOP.sub(r"\1", MARKER.sub("", piece)).strip()
         valid = [n for n in dict.fromkeys(numbers) if 1 <= n <= n_sources]
         parsed.invalid_markers += [n for n in numbers if not 1 <= n <= n_sources]
         if text:

@@ -98,13 +98,26 @@ class ChatRequest(BaseModel):
 
 
 def footnote(answer: Answer) -> str:
-    """The sources under the answer, as a chat UI shows them."""
-    numbers = answer.cited if not answer.abstained else range(1, len(answer.passages) + 1)
+    """The sources under the answer, as a chat UI shows them: for an answer, each evidence
+    sentence with its own lines; for an abstention, the closest passages."""
     lines = []
-    for n in numbers:
-        c = answer.passages[n - 1].chunk
-        heading = f" — {c.heading}" if c.heading else ""
-        lines.append(f"[{n}] {c.source}:{c.line_start}-{c.line_end}{heading}")
+    if not answer.abstained:
+        for check in answer.checks:
+            for e in check.evidence if check.supported else ():
+                chunk = answer.passages[e.source - 1].chunk
+                heading = f" — {chunk.heading}" if chunk.heading else ""
+                where = (
+                    f"{e.line_start}"
+                    if e.line_start == e.line_end
+                    else (f"{e.line_start}-{e.line_end}")
+                )
+                lines.append(f"[{e.source}] {chunk.source}:{where}{heading}: “{e.text.strip()}”")
+        lines = list(dict.fromkeys(lines))
+    else:
+        for n, passage in enumerate(answer.passages, 1):
+            c = passage.chunk
+            heading = f" — {c.heading}" if c.heading else ""
+            lines.append(f"[{n}] {c.source}:{c.line_start}-{c.line_end}{heading}")
     if not lines:
         return ""
     label = "Closest passages" if answer.abstained else "Sources"
@@ -206,8 +219,19 @@ def usage(answer: Answer) -> dict[str, int]:
 
 
 def sources(answer: Answer) -> list[dict[str, Any]]:
+    """The cited passages (closest ones for an abstention), each with the evidence sentences
+    the answer rests on in it (``evidence``: text and lines)."""
     numbers = answer.cited if not answer.abstained else range(1, len(answer.passages) + 1)
-    return [SourceOut.of(n, answer.passages[n - 1]).model_dump(mode="json") for n in numbers]
+    body = answer.to_json()
+    evidence: dict[int, list[dict[str, Any]]] = {}
+    for sentence in body["sentences"] if not answer.abstained else []:
+        for e in sentence["evidence"] if sentence["supported"] else []:
+            evidence.setdefault(e["n"], []).append(e)
+    return [
+        {**SourceOut.of(n, answer.passages[n - 1]).model_dump(mode="json"),
+         "evidence": evidence.get(n, [])}
+        for n in numbers
+    ]  # fmt: skip
 
 
 async def chat_events(

@@ -147,36 +147,56 @@ const INSTRUCTION_WARNING =
   "This passage holds text addressed to an AI model (marked below). Shiori treats it as " +
   "note text: it is never followed, and not used as a source of facts.";
 
-/** The passage's text, with the instruction-like pieces found at ingest marked. Offsets count
- *  Unicode code points (as the server does), not UTF-16 units. */
-function passageText(src) {
-  const quote = el("blockquote", { className: "passage", lang: languageOf(src.text) });
-  const spans = src.instruction_spans || [];
-  if (!spans.length) {
-    quote.textContent = src.text;
-    return quote;
-  }
-  const chars = Array.from(src.text);
-  let last = 0;
-  for (const span of spans) {
-    quote.append(chars.slice(last, span.start).join(""));
-    quote.append(
-      el("mark", {
-        className: "instruction",
-        textContent: chars.slice(span.start, span.end).join(""),
-        title: `addressed to an AI model (${span.reason}); not followed`,
-      }),
-    );
-    last = span.end;
-  }
-  quote.append(chars.slice(last).join(""));
-  return quote;
+function lineRange(lines) {
+  return lines[0] === lines[1] ? `line ${lines[0]}` : `lines ${lines[0]}–${lines[1]}`;
 }
 
-function sourceItem(src, label) {
-  const lines =
-    src.lines[0] === src.lines[1] ? `line ${src.lines[0]}` : `lines ${src.lines[0]}–${src.lines[1]}`;
-  const where = src.page ? `page ${src.page}, ${lines}` : lines;
+/** UTF-16 offset of each code point offset of `text` (the server counts code points). */
+function utf16Offsets(text) {
+  const offsets = [0];
+  for (const ch of text) offsets.push(offsets[offsets.length - 1] + ch.length);
+  return offsets;
+}
+
+// The passage text with marks: each evidence sentence (what the answer rests on) and each
+// piece of text addressed to an AI model (found at ingest). Text only, never markup.
+function markedPassage(src, evidence) {
+  const text = src.text;
+  const spans = [];
+  const at16 = utf16Offsets(text);
+  for (const s of src.instruction_spans || []) {
+    spans.push({
+      start: at16[s.start],
+      end: at16[s.end],
+      className: "instruction",
+      title: `addressed to an AI model (${s.reason}); not followed`,
+    });
+  }
+  for (const e of evidence) {
+    const at = text.indexOf(e.text);
+    if (at >= 0) spans.push({ start: at, end: at + e.text.length, className: "evidence" });
+  }
+  spans.sort((a, b) => a.start - b.start);
+  const parts = [];
+  let last = 0;
+  for (const span of spans) {
+    if (span.start < last) continue;
+    parts.push(text.slice(last, span.start));
+    const mark = el("mark", { className: span.className, textContent: text.slice(span.start, span.end) });
+    if (span.title) mark.title = span.title;
+    parts.push(mark);
+    last = span.end;
+  }
+  parts.push(text.slice(last));
+  return parts;
+}
+
+function sourceItem(src, label, evidence = []) {
+  const lines = lineRange(src.lines);
+  let where = src.page ? `page ${src.page}, ${lines}` : lines;
+  if (evidence.length) {
+    where += ` · evidence: ${evidence.map((e) => lineRange(e.lines)).join(", ")}`;
+  }
   const item = el(
     "li",
     { id: `src-${src.n}`, className: "source", tabIndex: -1 },
@@ -188,7 +208,11 @@ function sourceItem(src, label) {
     ),
     el("div", { className: "heading", textContent: src.heading || src.title }),
     el("div", { className: "lines", textContent: where }),
-    passageText(src),
+    el(
+      "blockquote",
+      { className: "passage", lang: languageOf(src.text) },
+      ...markedPassage(src, evidence),
+    ),
   );
   if (src.instruction_spans && src.instruction_spans.length) {
     item.classList.add("flagged");
@@ -218,9 +242,11 @@ function highlight(n) {
   target.focus({ preventScroll: true });
 }
 
-function showSources(title, primary, others) {
+function showSources(title, primary, others, evidence = new Map()) {
   $("sources-title").textContent = title;
-  $("sources").replaceChildren(...primary.map((s) => sourceItem(s, `[${s.n}]`)));
+  $("sources").replaceChildren(
+    ...primary.map((s) => sourceItem(s, `[${s.n}]`, evidence.get(s.n) || [])),
+  );
   $("other-sources").replaceChildren(...others.map((s) => sourceItem(s, `[${s.n}]`)));
   $("more-sources").hidden = others.length === 0;
   $("more-sources").open = false;
@@ -256,11 +282,20 @@ function showFinal(result) {
     showSources("Closest passages", contexts, []);
   } else {
     const cited = new Set(result.citations.map((c) => c.n));
+    const evidence = new Map();
+    for (const sentence of result.sentences || []) {
+      if (!sentence.supported) continue;
+      for (const e of sentence.evidence || []) {
+        if (!evidence.has(e.n)) evidence.set(e.n, []);
+        evidence.get(e.n).push(e);
+      }
+    }
     renderAnswer(result.answer, cited);
     showSources(
       "Sources",
       result.citations,
       contexts.filter((c) => !cited.has(c.n)),
+      evidence,
     );
   }
   const seconds = (result.timings.total_ms || 0) / 1000;

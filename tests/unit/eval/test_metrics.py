@@ -192,11 +192,61 @@ def test_hallucination_parts() -> None:
     result = hallucination(outcomes)
     assert result["answered_when_unanswerable"] == 2
     assert result["unfaithful_answers"] == 1
-    assert result["judged_answers"] == 2
+    assert result["judged_answers"] == 3
+    assert result["wrong_answers"] == 0  # nothing was checked wrong here
     assert result["n_items"] == 7
     assert result["n_answered"] == 5
     assert result["rate"] == pytest.approx(3 / 7)
     assert result["rate_of_answers"] == pytest.approx(3 / 5)
+
+
+def test_a_wrong_answer_to_an_answerable_question_is_a_hallucination() -> None:
+    from eval.metrics import Outcome, selective_scores
+
+    right = ItemOutcome(answerable=True, abstained=False, correct=True)
+    wrong = ItemOutcome(answerable=True, abstained=False, correct=False)
+    refused = ItemOutcome(answerable=True, abstained=True)
+    invented = ItemOutcome(answerable=False, abstained=False)
+    declined = ItemOutcome(answerable=False, abstained=True)
+    # a wrong answer the judge also finds unfaithful still counts once
+    wrong_and_unfaithful = ItemOutcome(answerable=True, abstained=False, correct=False,
+                                       unfaithful=True)  # fmt: skip
+    right_but_unfaithful = ItemOutcome(answerable=True, abstained=False, correct=True,
+                                       unfaithful=True)  # fmt: skip
+    assert hallucination([right, refused])["rate"] == 0.0
+    assert hallucination([right, wrong])["rate"] == 0.5  # the wrong answer alone raises it
+    items = [right, wrong, refused, invented, declined, wrong_and_unfaithful,
+             right_but_unfaithful]  # fmt: skip
+    result = hallucination(items)
+    assert (result["wrong_answers"], result["answered_when_unanswerable"],
+            result["unfaithful_answers"]) == (2, 1, 1)  # fmt: skip
+    assert result["rate"] == pytest.approx(4 / 7)
+    assert [i.outcome for i in items[:5]] == [
+        Outcome.CORRECT, Outcome.WRONG, Outcome.FALSE_ABSTENTION,
+        Outcome.ANSWERED_UNANSWERABLE, Outcome.RIGHT_ABSTENTION,
+    ]  # fmt: skip
+    selective = selective_scores(items)
+    # answerable: right, wrong, refused, wrong_and_unfaithful, right_but_unfaithful → 4 of 5
+    assert selective["coverage"] == pytest.approx(4 / 5)
+    # answered: right, wrong, invented, wrong_and_unfaithful, right_but_unfaithful → 2 correct
+    assert selective["selective_accuracy"] == pytest.approx(2 / 5)
+    assert selective["counts"] == {"correct": 2, "wrong": 2, "false_abstention": 1,
+                                   "right_abstention": 1, "answered_unanswerable": 1}  # fmt: skip
+
+
+def test_risk_coverage_by_hand() -> None:
+    from eval.metrics import risk_coverage
+
+    # 5 items; 4 could be answered: confidences 0.9 (right), 0.8 (wrong), 0.8 (right), 0.1 (wrong)
+    curve = risk_coverage([0.9, 0.8, 0.8, 0.1], [False, True, False, True], n_items=5)
+    # ties go pessimistic: the wrong 0.8 is taken before the right 0.8
+    assert [(c, round(r, 3)) for c, r, _ in curve["points"]] == [
+        (0.2, 0.0), (0.4, 0.5), (0.6, 0.333), (0.8, 0.5)
+    ]  # fmt: skip
+    assert curve["aurc"] == pytest.approx((0 + 0.5 + 1 / 3 + 0.5) / 4)
+    assert curve["max_coverage"] == 0.8
+    empty = risk_coverage([], [], n_items=3)
+    assert empty["points"] == [] and math.isnan(empty["aurc"])
 
 
 def test_hallucination_empty_and_all_abstained() -> None:
@@ -245,3 +295,28 @@ def test_mean_ignores_nan_and_percent_formats() -> None:
     assert percent(0.9375) == "93.8%"
     assert percent(1.0) == "100.0%"
     assert percent(float("nan")) == "—"
+
+
+# ---------------------------------------------------------------- golden-set answer checks
+
+
+def test_answer_checks_fold_width_case_and_spaces() -> None:
+    from eval.metrics import check_answer, fold
+
+    assert fold("Ｆａｃｅｂｏｏｋ の チーム") == "facebookのチーム"
+    assert check_answer("２０２４ 年 2 月です。[1]", ["2024年", ["2月", "february"]]).passed
+    assert check_answer("It was released in February 2024 [1].", ["2024", ["2月", "february"]])
+
+
+def test_answer_checks_report_what_is_missing_and_forbidden() -> None:
+    from eval.metrics import check_answer
+
+    needles = ["共起", "co-occurrence"]
+    wrong = check_answer("GloVe のベクトルは 300 次元です。", [], needles, ["300"])
+    assert not wrong.passed
+    assert wrong.missing == ("共起 | co-occurrence",) and wrong.forbidden == ("300",)
+    right = check_answer("単語の共起行列を分解する。", [], needles, ["300"])
+    assert right.passed and not right.missing and not right.forbidden
+    # all of must_contain, each alternative list satisfied by one of its forms
+    partial = check_answer("2層です", ["2層", ["双方向", "bidirectional"]])
+    assert partial.missing == ("双方向 | bidirectional",)

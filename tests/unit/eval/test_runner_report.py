@@ -135,3 +135,102 @@ def test_a_retrieval_only_run_reports_retrieval_and_nothing_else(tmp_path: Path)
     assert s["retrieval"]["hit_at_5"] == 1.0 and math.isnan(s["answers"]["f1"])
     report.write(tmp_path / "out", s, records, [])  # renders without answers
     assert "Worst answers" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+
+
+def test_golden_items_take_answer_checks_and_the_grounding_case_format(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text(
+        '{"id":"g1","kind":"relation","question":"GloVeは何にもとづく？","answerable":true,'
+        '"must_contain":["共起"],"must_not_contain":["CBOW"]}\n'
+        '{"id":"g2","question":"What is the size?","answerable":false,'
+        '"must_not_contain":["300"]}\n',
+        encoding="utf-8",
+    )
+    g1, g2 = load(path)
+    assert (g1.category, g1.language, g1.reference_answer) == ("relation", "ja", None)
+    assert g1.must_contain == ["共起"] and g2.language == "en"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"id":"x","question":"q","answerable":true}\n'
+        '{"id":"y","question":"q","answerable":true,"must_contain":[""]}\n'
+        '{"id":"z","question":"q","answerable":false,"must_contain_any":["a"]}\n'
+        '{"id":"w","question":"q","answerable":true,"must_contain":[[]]}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(DatasetError) as caught:
+        load(bad)
+    message = str(caught.value)
+    for line in ("line 1:", "line 2:", "line 3:", "line 4:"):
+        assert line in message, message
+
+
+class Neighbour:
+    """The grounding failure: answers every question with the neighbour's figure, citing it.
+    Signals and drafts as the answer engine records them."""
+
+    model = "scripted"
+
+    def __init__(self, withdraw: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.withdraw = withdraw
+
+    async def ask(self, question: str) -> dict[str, Any]:
+        src = source(1, "notes/embeddings.md")
+        text = "2016年です。[1]" if "fastText" in question else "300 です。[1]"
+        confidence = 0.9 if "fastText" in question else 0.4
+        withdrawn = question in self.withdraw
+        return {"answer": "not in your notes" if withdrawn else text, "abstained": withdrawn,
+                "reason": "unsupported" if withdrawn else "answered", "citations": [src],
+                "contexts": [src], "sentences": [], "invalid_markers": [], "draft": text,
+                "signals": {"support_min": confidence, "missing_terms": 0.0}}  # fmt: skip
+
+    async def search(self, question: str, top_k: int) -> list[dict[str, Any]]:
+        return [source(1, "notes/embeddings.md")]
+
+
+GROUNDING = [
+    GoldenItem(id="g3", question="fastTextが公開されたのは何年ですか？", answerable=True,
+               must_contain=["2016"], reference_sources=["notes/embeddings.md"]),
+    GoldenItem(id="g1", question="GloVeは何にもとづく手法ですか？", answerable=True,
+               must_contain=["共起"], must_not_contain=["300"]),
+    GoldenItem(id="g2", question="GloVeの次元数は？", answerable=False,
+               must_not_contain=["300"]),
+]  # fmt: skip
+
+
+def test_a_wrong_answer_with_a_citation_counts_as_a_hallucination(tmp_path: Path) -> None:
+    records = asyncio.run(evaluate(GROUNDING, Neighbour(), tmp_path / "r.jsonl"))
+    outcomes = [r["metrics"]["outcome"] for r in records]
+    assert outcomes == ["correct", "wrong", "answered_unanswerable"]
+    assert records[1]["metrics"]["check"] == {"missing": ["共起"], "forbidden": ["300"]}
+    s = summarise(records, None)
+    assert s["hallucination"]["wrong_answers"] == 1
+    assert s["hallucination"]["rate"] == pytest.approx(2 / 3)
+    assert s["selective"]["coverage"] == 1.0
+    assert s["selective"]["selective_accuracy"] == pytest.approx(1 / 3)
+    # the curve comes from the saved signals: the sure answer (0.9) is the right one
+    curve = s["risk_coverage"]["curves"]["support_min"]
+    assert [(round(c, 3), round(r, 3)) for c, r, _ in curve["points"]] == [
+        (0.333, 0.0), (0.667, 0.5), (1.0, 0.667)
+    ]  # fmt: skip
+    assert s["risk_coverage"]["operating_point"] == {"coverage": 1.0, "risk": pytest.approx(2 / 3)}
+    report.write(tmp_path / "out", s, records, [])
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Risk–coverage" in page and "<polyline" in page and "missing 共起" in page
+    assert "wrong (answerable, answered wrongly)" in page
+
+
+def test_withdrawn_answers_stay_on_the_curve_and_resumed_runs_are_rescored(
+    tmp_path: Path,
+) -> None:
+    results = tmp_path / "r.jsonl"
+    backend = Neighbour(withdraw={GROUNDING[1].question, GROUNDING[2].question})
+    records = asyncio.run(evaluate(GROUNDING, backend, results))
+    s = summarise(records, None)
+    assert s["hallucination"]["rate"] == 0.0 and s["selective"]["coverage"] == 0.5
+    # withdrawn drafts are still candidates: a looser threshold would have shown them
+    assert s["risk_coverage"]["candidates"] == 3
+    # the golden set's checks change; resuming scores the stored answers again, asking nothing
+    changed = [GROUNDING[0].model_copy(update={"must_contain": ["2017"]}), *GROUNDING[1:]]
+    again = asyncio.run(evaluate(changed, Neighbour(), results))
+    assert again[0]["metrics"]["outcome"] == "wrong"
+    assert len(results.read_text(encoding="utf-8").splitlines()) == 3

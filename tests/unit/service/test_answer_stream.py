@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
@@ -36,8 +37,23 @@ def passage(text: str, index: int = 0, lines: tuple[int, int] = (3, 4)) -> Passa
 
 
 class FakeEmbedder:
+    """Token counts by characters; 'embeddings' as normalised character histograms."""
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(t) for t in texts]
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), 64), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for ch in text:
+                vectors[i, ord(ch) % 64] += 1
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
+    def embed_documents(self, texts: Sequence[str], titles: Sequence[str]) -> np.ndarray:
+        return self.embed_queries(texts)
+
+    def embed_for_similarity(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_queries(texts)
 
 
 class FakeRetriever:
