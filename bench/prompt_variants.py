@@ -16,7 +16,9 @@ Variants:
 - relaxed: the question before and after the sources, refusal only when no source states the
   answer, numbers copied as written;
 - quote: the model first quotes the source sentence that answers, then answers;
-- sentences: sources shown sentence by sentence as [n.m]; the model cites sentences.
+- sentences: sources shown sentence by sentence as [n.m]; the model cites sentences;
+- answer: today's layout without the NOT_FOUND rule: the model always answers and the checks
+  decide (asked again this way only where the model refused, it is "ask again when refused").
 """
 
 from __future__ import annotations
@@ -62,6 +64,13 @@ its source number in brackets, like [2]
 Answer: the answer in {language}, briefly, using only that evidence, ending with [n]
 If no source states the answer, reply with exactly: NOT_FOUND"""
 
+ANSWER = """You answer questions about the user's study notes using ONLY the numbered sources.
+Rules:
+1. Find the sentence in the sources that answers the question and answer from it.
+2. Use only facts written in the sources. Copy numbers, names and dates exactly as written.
+3. End every sentence with the number of its source in brackets, like [1] or [2][3].
+4. Answer in {language}, briefly (one or two sentences)."""
+
 SENTENCES = """You answer questions about the user's study notes using ONLY the sources below.
 Every sentence of the sources has a number like [2.3] (source 2, sentence 3).
 Rules:
@@ -94,9 +103,13 @@ def messages_for(variant: str, question: str, passages: Sequence[Passage]) -> li
     sources = "\n\n".join(
         f"[{n}] {source_label(c)}\n{c.text.strip()}" for n, c in enumerate(chunks, 1)
     )
-    rules = (RELAXED if variant == "relaxed" else QUOTE).format(language=language)
     q = question.strip()
-    user = f"Question: {q}\n\nSources:\n{sources}\n\nQuestion: {q}"
+    if variant == "answer":  # today's layout, no way to refuse: the checks decide
+        rules = ANSWER.format(language=language)
+        user = f"Sources:\n{sources}\n\nQuestion: {q}"
+    else:
+        rules = (RELAXED if variant == "relaxed" else QUOTE).format(language=language)
+        user = f"Question: {q}\n\nSources:\n{sources}\n\nQuestion: {q}"
     return [{"role": "system", "content": rules}, {"role": "user", "content": user}]
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ingest.chunking import sentence_spans
 from service.rag.retrieve import Passage
-from service.rag.terms import Term, folded, occurs
+from service.rag.terms import Haystack, Term, occurs
 
 MAX_EVIDENCE = 3  # sentences one answer sentence may rest on
 MIN_GAIN = 0.1  # lexical support another evidence sentence must add to be taken
@@ -144,7 +144,7 @@ def align(
     if not candidates:
         return Alignment((), tuple(t.text for t in content), 0.0, 0.0)
     sem = semantic or [0.0] * len(candidates)
-    texts = [folded(c.labelled) for c in candidates]
+    texts = [Haystack.of(c.labelled) for c in candidates]
 
     def held(i: int, wanted: Sequence[Term]) -> int:
         return sum(occurs(t, texts[i]) for t in wanted)

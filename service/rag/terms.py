@@ -298,10 +298,27 @@ def with_arabic_numerals(text: str) -> str:
     return _KANJI_NUMBER.sub(lambda m: f"{m.group(0)}{_kanji_value(m.group(0))}", text)
 
 
-def occurs(term: Term, haystack: str) -> bool:
-    """``term`` in a folded ``haystack``; numbers also without thousands separators and in
-    kanji numerals ("15" in "一五条")."""
+@dataclass(frozen=True)
+class Haystack:
+    """A text to look terms up in: ``folded`` (width, case, spaces and hyphens folded) and
+    ``words`` (NFKC and lower case only, so that word boundaries survive)."""
+
+    folded: str
+    words: str
+
+    @classmethod
+    def of(cls, text: str) -> Haystack:
+        return cls(folded(text), unicodedata.normalize("NFKC", text).lower())
+
+
+def occurs(term: Term, haystack: Haystack) -> bool:
+    """``term`` in ``haystack``: folded ("Gemma 3" ~ "gemma3"); numbers also without thousands
+    separators and in kanji numerals ("15" in "一五条"); a Latin term of one or two letters
+    only as a word of its own ("B" is not in "BA", "AI" is in "Stability AI")."""
     if term.kind == "number":
-        plain = haystack.replace(",", "")
+        plain = haystack.folded.replace(",", "")
         return term.key in plain or term.key in with_arabic_numerals(plain)
-    return term.key in haystack
+    if len(term.key) <= 2 and term.key.isascii():
+        pattern = rf"(?<![a-z0-9]){re.escape(term.key)}(?![a-z0-9])"
+        return re.search(pattern, haystack.words) is not None
+    return term.key in haystack.folded

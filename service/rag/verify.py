@@ -30,6 +30,7 @@ from service.rag.evidence import Alignment, SourceSentence, align, source_senten
 from service.rag.markers import ParsedAnswer
 from service.rag.retrieve import Passage
 from service.rag.terms import (
+    Haystack,
     Term,
     content_terms,
     folded,
@@ -214,7 +215,7 @@ def _relevance(question: str, sentences: Sequence[SourceSentence]) -> list[float
         return [0.0] * len(sentences)
     out = []
     for s in sentences:
-        haystack = folded(s.context)
+        haystack = Haystack.of(s.context)
         out.append(sum(occurs(t, haystack) for t in wanted) / len(wanted))
     return out
 
@@ -279,28 +280,28 @@ def _unanchored(
         return ()
     out = []
     for e in found.evidence:
-        labelled = folded(e.labelled)
+        labelled, sentence = Haystack.of(e.labelled), Haystack.of(e.text)
         supplied = [t for t in content if occurs(t, labelled)]
-        if not any(occurs(t, folded(e.text)) for t in supplied):
+        if not any(occurs(t, sentence) for t in supplied):
             continue
         keys = {t.key for t in supplied}
         wanted = [a for a in anchors if a.key not in keys]
         if not wanted:
             continue
         rivals = [n for n in _names(e.text) if n not in keys and not _is_anchor(n, anchors)]
-        clauses = [folded(c) for c in _CLAUSE.split(e.text)]
-        holding = next((c for c in clauses if any(occurs(t, c) for t in supplied)), "")
-        sentence_anchored = any(occurs(a, folded(e.text)) for a in wanted)
+        clauses = [Haystack.of(c) for c in _CLAUSE.split(e.text)]
+        holding = next((c for c in clauses if any(occurs(t, c) for t in supplied)), sentence)
+        in_clause = [n for n in rivals if occurs(Term(n, "name"), holding)]
+        sentence_anchored = any(occurs(a, sentence) for a in wanted)
         if sentence_anchored and len(clauses) > 1:
             clause_anchored = any(occurs(a, holding) for a in wanted)
-            clause_rivals = [n for n in rivals if n in holding]
-            if not clause_anchored and clause_rivals:
+            if not clause_anchored and in_clause:
                 out.append(e.text)
             continue
-        near = folded(_near(e))
+        near = Haystack.of(_near(e))
         if any(occurs(a, near) for a in wanted):
             continue
-        broad = folded(e.context)
+        broad = Haystack.of(e.context)
         if rivals or not any(occurs(a, broad) for a in wanted):
             out.append(e.text)
     return tuple(out)
@@ -334,6 +335,10 @@ def _near(e: SourceSentence) -> str:
 
 
 def _is_anchor(name: str, anchors: Sequence[Term]) -> bool:
+    """``name`` is an anchor or part of one ("Llama" of "Llama 2"); a letter or two only when
+    it is the same ("A" is not part of "LoRA")."""
+    if len(name) <= 2:
+        return any(name == a.key for a in anchors)
     return any(name == a.key or name in a.key or a.key in name for a in anchors)
 
 
@@ -383,7 +388,7 @@ def check_subject(
     wanted = question_terms(question)
     contexts = [e.context for c in checks if c.supported for e in c.evidence]
     context = "\n".join(contexts)
-    haystack = folded(context)
+    haystack = Haystack.of(context)
     scripts = script_of(context) if context else "en"
     topics = folded(" ".join(f"{p.chunk.heading} {p.chunk.title}" for p in passages))
     counted: list[Term] = []
