@@ -179,7 +179,12 @@ class SubjectOut(BaseModel):
     missing: list[str]
     names_missing: list[str] = Field(description="names and numbers asked about, not found")
     passed: bool
-    similarity: float = Field(description="cosine of the question and the evidence's context")
+    # a default, as SubjectCheck's: Answer.to_json does not give it yet, and without one every
+    # answered /v1/ask failed validation (500)
+    similarity: float = Field(
+        default=0.0,
+        description="cosine of the question and the evidence's context (0.0: not given)",
+    )
 
 
 class SearchResponse(BaseModel):
