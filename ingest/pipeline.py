@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.schema import BaseNode
 
+from ingest import instructions
 from ingest.chunking import NoteSplitter
 from ingest.discovery import discover
 from ingest.readers import UnreadableFileError, read_document
@@ -56,6 +57,9 @@ class IngestReport:
     # {"path", "same_as"}: byte-identical to another ingested note; both stay listed, search
     # shows their passages once
     duplicates: list[dict[str, str]] = field(default_factory=list)
+    # notes (re)written in this run holding instruction-like text (ingest.instructions):
+    # [{"path", "passages": flagged chunks, "examples": up to 3 flagged pieces, shortened}]
+    flagged: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,6 +146,7 @@ class Ingestor:
                 str(settings.chunk_tokens),
                 str(settings.chunk_overlap_tokens),
                 repr(self.sparse),
+                instructions.VERSION,
             ]
         )
 
@@ -266,6 +271,7 @@ class Ingestor:
                 aliases=pending.aliases,
                 lead_chars=int(n.metadata.get("lead_chars", 0)),
                 lead_line=int(n.metadata.get("lead_line", 0)),
+                instruction_spans=instructions.find_instructions(n.get_content()),
             )
             for n in nodes
         ]
@@ -308,11 +314,27 @@ class Ingestor:
             )
         report.chunks_deleted += self.index.publish(records)
         for pending in group:
+            self._note_instructions(pending, report, reporter)
             if pending.is_new:
                 report.files_new += 1
             else:
                 report.files_updated += 1
             reporter.advance()
+
+    def _note_instructions(
+        self, pending: _Pending, report: IngestReport, reporter: Reporter
+    ) -> None:
+        flagged = [c for c in pending.chunks if c.instruction_spans]
+        if not flagged:
+            return
+        shown = display_path(pending.path, self.settings.uploads_dir)
+        pieces = list(dict.fromkeys(t for c in flagged for t in c.instruction_texts))
+        examples = [" ".join(t.split())[:120] for t in pieces[:3]]
+        report.flagged.append({"path": shown, "passages": len(flagged), "examples": examples})
+        reporter.warn(
+            f"{shown}: {len(flagged)} passage(s) hold text addressed to an AI model, kept as "
+            f"note text and never followed: {examples[0]!r}"
+        )
 
     def _prune(
         self, roots: list[Path], records: dict[str, FileRecord], report: IngestReport

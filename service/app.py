@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import errors
+from service.api import contract, errors
+from service.api.limits import BodyLimitMiddleware, ClientGoneError
 from service.components import Components
 from service.routes import ask, chat, health, ingest, notes, web
 from shiori.config import Settings
@@ -103,8 +104,16 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         lifespan=lifespan,
     )
     errors.install(app)
+
+    @app.exception_handler(ClientGoneError)
+    async def _gone(_: Any, __: ClientGoneError) -> Response:
+        # nobody reads this; nginx's 499 keeps the metrics and the access log honest
+        return Response(status_code=499)
+
     for router in (ask.router, chat.router, ingest.router, notes.router, health.router, web.router):
         app.include_router(router)
+    contract.install(app, settings)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(MetricsMiddleware)
     if settings.cors_origins:
         app.add_middleware(

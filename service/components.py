@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from openai import AsyncOpenAI
 from qdrant_client import QdrantClient
 
 from ingest.pipeline import Ingestor
+from service.api.limits import GenerationSlots
 from service.metrics import Metrics
 from service.rag.answer import Answerer
 from service.rag.retrieve import Retriever
@@ -33,6 +35,9 @@ class Components:
     ingestor: Ingestor
     metrics: Metrics = field(default_factory=Metrics)
     ingest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one ingest at a time
+    generation_slots: GenerationSlots = field(default_factory=lambda: GenerationSlots(4, 5))
+    # `shiori up`'s supervisor of the local vLLM (service.llm.supervisor), for /readyz
+    llm_supervisor: Any = None
 
     @classmethod
     def build(cls, settings: Settings, embedder: Embedder | None = None) -> Components:
@@ -64,6 +69,7 @@ class Components:
             llm=llm,
             answerer=Answerer(settings, retriever, llm),
             ingestor=Ingestor(settings, index, embedder),
+            generation_slots=GenerationSlots(settings.max_generations, settings.busy_retry_after_s),
         )
 
     async def aclose(self) -> None:

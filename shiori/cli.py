@@ -273,6 +273,13 @@ def _ingest_remote(
                 f"[yellow]warning:[/yellow] {copy['path']} has the same content as "
                 f"{copy['same_as']} (search shows it once)"
             )
+        for flagged in report.get("flagged", []):
+            err.print(
+                f"[yellow]warning:[/yellow] {flagged['path']}: {flagged['passages']} passage(s) "
+                "hold text addressed to an AI model, kept as note text and never followed: "
+                f"{flagged['examples'][0]!r}",
+                highlight=False,
+            )
     _print_report(report, as_json, url)
 
 
@@ -526,14 +533,19 @@ def up(
 ) -> None:
     """Everything at once on this machine: start vLLM (CPU) unless an LLM already answers at
     SHIORI_LLM_URL, then the API; print how to ask. Ctrl-C stops both. `make run` uses it
-    after ingesting notes/."""
+    after ingesting notes/.
+
+    vLLM runs supervised: if it dies it is restarted (waiting SHIORI_LLM_RESTART_BACKOFF_S,
+    doubling up to SHIORI_LLM_RESTART_BACKOFF_MAX_S), with a log line, and /readyz shows its
+    state; none of its processes outlives `shiori up`, even when this one is killed."""
     from service.components import Components
     from service.llm import vllm_cpu
+    from service.llm.supervisor import LLMSupervisor
     from shiori.index import StoreLockedError, StoreUnavailableError
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = load_settings().model_copy(update=overrides)
-    proc = None
+    supervisor = None
     try:
         if vllm_cpu.models_endpoint_ready(settings):
             err.print(f"using the LLM already at {settings.llm_url}", highlight=False)
@@ -542,9 +554,11 @@ def up(
                 f"starting vLLM (first start takes a few minutes; log: {llm_log})…",
                 highlight=False,
             )
-            proc = vllm_cpu.start(settings, lambda m: err.print(m, highlight=False), llm_log)
+            supervisor = LLMSupervisor(settings, llm_log, lambda m: err.print(m, highlight=False))
+            supervisor.start()
         with err.status("loading the embedding model and the index…", spinner="dots"):
             parts = Components.build(settings)
+        parts.llm_supervisor = supervisor
         base = f"http://{settings.host}:{settings.port}"
         err.print(
             f"\n[bold]Shiori is up.[/bold] Open {base}/ in a browser, or ask in another "
@@ -565,9 +579,9 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
-        if proc is not None:
+        if supervisor is not None:
             err.print("stopping vLLM…")
-            vllm_cpu.stop(proc)
+            supervisor.stop()
 
 
 @app.command()

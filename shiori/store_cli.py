@@ -1,4 +1,4 @@
-"""`shiori store`: move the store between Qdrant deployments (embedded → server or cluster)."""
+"""`shiori store`: check the store (and repair it), or move it between Qdrant deployments."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 app = typer.Typer(
-    help="Move the index between Qdrant deployments (an embedded store to a server or cluster).",
+    help="Check the index and repair it; move it between Qdrant deployments (an embedded store "
+    "to a server or cluster).",
     no_args_is_help=True,
 )
 err = Console(stderr=True, soft_wrap=True)
@@ -128,3 +129,71 @@ def migrate(
             + ", ".join(f"'{n}': {c} points" for n, c in report.points.items())
             + f" in {seconds:.1f} s. Point the service there: SHIORI_QDRANT={to}"
         )
+
+
+@app.command("check")
+def check(
+    repair: Annotated[
+        bool,
+        typer.Option(
+            help="Fix what is found: delete leftovers, rebuild file records from whole live "
+            "chunks, forget files whose chunks are broken (the next ingest reads them again)."
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object, nothing else.")
+    ] = False,
+) -> None:
+    """Check that the store is what ingest promises: every live chunk has its file record, each
+    file shows one whole generation, vectors have the right size (the model's), and no
+    invisible chunks are left by an interrupted ingest.
+
+    Exit status 0 when all is well (or all was repaired), 1 when problems remain, 3 when the
+    store cannot be opened. Stop ingests first: on a Qdrant server a running one writes
+    invisible chunks that --repair would delete.
+
+    Example: `shiori store check` · `shiori store check --repair --json`"""
+    from shiori.cli import load_settings, open_store_or_exit
+    from shiori.index import NoteIndex
+    from shiori.integrity import check as check_store
+    from shiori.integrity import model_dimension
+
+    settings = load_settings()
+    client = open_store_or_exit(settings)
+    try:
+        if not client.collection_exists(settings.collection):
+            err.print(f"collection '{settings.collection}' does not exist yet: run `shiori ingest`")
+            raise typer.Exit(1)
+        size = client.get_collection(settings.collection).config.params.vectors
+        dimension = model_dimension(settings) or (
+            size["dense"].size if isinstance(size, dict) and "dense" in size else 0
+        )
+        index = NoteIndex(client, settings, dimension)
+        found = check_store(index, repair=repair)
+        after = check_store(index) if found.repaired else found
+    finally:
+        client.close()
+    if as_json:
+        result = found.to_dict()
+        result["after_repair"] = after.to_dict() if found.repaired else None
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        where = f"{settings.qdrant} / {settings.collection}"
+        err.print(
+            f"{where}: {found.files} files, {found.live_chunks} live chunks, {found.points} "
+            f"points, {found.dimension}-d vectors",
+            highlight=False,
+        )
+        for p in found.problems:
+            fix = f" → {p.repair}" if found.repaired and p.repair else ""
+            err.print(f"  {p.kind}: {p.path or '-'}: {p.detail}{fix}", highlight=False)
+        if found.ok:
+            err.print("[green]ok[/green]: no problems")
+        elif found.repaired:
+            err.print(
+                "[green]repaired[/green]" if after.ok else f"[red]{len(after.problems)} left[/red]"
+            )
+        else:
+            err.print(f"{len(found.problems)} problem(s); `shiori store check --repair` fixes them")
+    if not after.ok:
+        raise typer.Exit(1)

@@ -1,15 +1,22 @@
 """Every error leaves the API as JSON, ``{"error": {"type", "message"}}``, with a fitting status;
-none as a stack trace. Known faults say which part failed and what to do."""
+none as a stack trace. Known faults say which part failed and what to do.
+
+`responses(...)` documents the statuses an operation can answer in the OpenAPI schema, with the
+body they carry, so the schema is the contract the server keeps (tests/integration/
+test_contract.py runs schemathesis against it).
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -27,6 +34,53 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.kind, self.message, self.headers = status, kind, message, headers
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(
+        description="invalid_request, unauthorized, forbidden_path, not_found, "
+        "method_not_allowed, payload_too_large, busy, llm_unavailable, qdrant_unavailable, "
+        "internal"
+    )
+    message: str = Field(description="what went wrong and what to do, for people")
+    details: list[dict[str, Any]] | None = Field(
+        default=None, description="invalid_request from validation: one entry per problem"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error."""
+
+    error: ErrorDetail
+
+
+_DESCRIPTIONS = {
+    401: "no valid API key (only when SHIORI_API_KEYS is set)",
+    403: "a path outside the folders this service may read (SHIORI_INGEST_ROOTS)",
+    404: "no such file or folder on the server",
+    413: "the request body is over its limit (SHIORI_MAX_REQUEST_KB; uploads: "
+    "SHIORI_MAX_UPLOAD_MB), refused as soon as the limit is passed",
+    422: "the request breaks the schema or a limit (the message names the setting)",
+    429: "every generation slot is taken (SHIORI_MAX_GENERATIONS); retry after Retry-After s",
+    503: "the LLM (llm_unavailable) or Qdrant (qdrant_unavailable) did not answer",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of these error statuses (for a route's ``responses=``)."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
+        if status == 429:
+            entry["headers"] = {
+                "Retry-After": {"description": "seconds", "schema": {"type": "integer"}}
+            }
+        if status == 401:
+            entry["headers"] = {
+                "WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}
+            }
+        documented[status] = entry
+    return documented
 
 
 def error_body(kind: str, message: str, **extra: object) -> dict[str, object]:
@@ -50,6 +104,9 @@ def as_api_error(exc: BaseException) -> ApiError | None:
     return None
 
 
+_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
@@ -69,8 +126,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _json(exc.status_code, kind, str(exc.detail))
+        status = exc.status_code
+        if status == 400:  # a body FastAPI or Starlette could not parse (not UTF-8, bad
+            # multipart): the same answer as any other malformed request
+            status, kind = 422, "invalid_request"
+            message = f"the request body could not be parsed: {exc.detail}"
+        else:
+            kind = _KINDS.get(status, "http_error")
+            message = str(exc.detail)
+        response = _json(status, kind, message)
+        response.headers.update(exc.headers or {})  # 405: Allow
+        return response
 
     async def _fault(_: Request, exc: Exception) -> JSONResponse:
         known = as_api_error(exc)

@@ -1,20 +1,83 @@
-"""The API's request and response bodies (their JSON Schema is in /docs and /openapi.json)."""
+"""The API's request and response bodies (their JSON Schema is in /docs and /openapi.json).
+
+Requests are strict (``"stream": 0`` is not a boolean, ``"top_k": "5"`` not an integer) and
+refuse unknown fields. Limits that come from settings (question length, top_k, messages) are
+written into /openapi.json by `service.api.contract` and enforced by the routes.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.rag.answer import Answer, source_json
 from service.rag.retrieve import Filters, Passage
+from shiori.chunk import Chunk
+
+# Whitespace as JSON Schema's (ECMA-262) \s knows it, spelled out so that the schema's pattern,
+# Python's check and every validator agree on what a blank question is.
+WHITESPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_BLANK = f"[^{WHITESPACE}]"
+_NOT_BLANK = re.compile(NOT_BLANK)
+MAX_FILTER_ITEMS = 100
+MAX_TEXT_FIELD = 1000
+MAX_PATH_CHARS = 4096
+
+
+def is_blank(text: str) -> bool:
+    return _NOT_BLANK.search(text) is None
+
+
+def valid_unicode(text: str) -> str:
+    """JSON may carry lone UTF-16 surrogates, which no text model can encode: each becomes
+    U+FFFD, as a decoder replaces any other invalid sequence."""
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 class FiltersIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    sources: list[str] = Field(default_factory=list, description="exact note paths, as shown")
-    path_prefix: str | None = Field(default=None, description="notes under this folder")
-    title: str | None = Field(default=None, description="notes with this title (or alias)")
-    tags: list[str] = Field(default_factory=list, description="notes with every one of these tags")
+    sources: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_ITEMS,
+        description="exact note paths, as shown",
+        json_schema_extra={"items": {"type": "string", "maxLength": MAX_PATH_CHARS}},
+    )
+    path_prefix: str | None = Field(
+        default=None, max_length=MAX_PATH_CHARS, description="notes under this folder"
+    )
+    title: str | None = Field(
+        default=None, max_length=MAX_TEXT_FIELD, description="notes with this title (or alias)"
+    )
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_ITEMS,
+        description="notes with every one of these tags",
+        json_schema_extra={"items": {"type": "string", "maxLength": MAX_TEXT_FIELD}},
+    )
+
+    @field_validator("sources")
+    @classmethod
+    def _short_sources(cls, value: list[str]) -> list[str]:
+        if any(len(v) > MAX_PATH_CHARS for v in value):
+            raise ValueError(f"a source is longer than {MAX_PATH_CHARS} characters")
+        return [valid_unicode(v) for v in value]
+
+    @field_validator("tags")
+    @classmethod
+    def _short_tags(cls, value: list[str]) -> list[str]:
+        if any(len(v) > MAX_TEXT_FIELD for v in value):
+            raise ValueError(f"a tag is longer than {MAX_TEXT_FIELD} characters")
+        return [valid_unicode(v) for v in value]
+
+    @field_validator("path_prefix", "title")
+    @classmethod
+    def _unicode(cls, value: str | None) -> str | None:
+        return None if value is None else valid_unicode(value)
 
     def to_filters(self) -> Filters:
         return Filters(
@@ -23,15 +86,55 @@ class FiltersIn(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    question: str = Field(min_length=1, description="what to look for, in any language")
-    top_k: int | None = Field(default=None, ge=1, description="default: SHIORI_TOP_K")
+    question: str = Field(
+        min_length=1,
+        description="what to look for, in any language; not blank; at most "
+        "SHIORI_MAX_QUESTION_CHARS characters (maxLength)",
+        json_schema_extra={"pattern": NOT_BLANK},
+    )
+    top_k: int | None = Field(
+        default=None,
+        ge=1,
+        strict=False,
+        description="default: SHIORI_TOP_K; at most SHIORI_MAX_TOP_K (maximum)",
+    )
     filters: FiltersIn | None = None
+
+    @field_validator("question")
+    @classmethod
+    def _unicode(cls, value: str) -> str:
+        return valid_unicode(value)
+
+    @field_validator("top_k", mode="before")
+    @classmethod
+    def _a_json_integer(cls, value: Any) -> Any:
+        """JSON Schema's integer: 4 and 4.0, not "4" or true (which lax parsing would take)."""
+        if isinstance(value, str | bool):
+            raise ValueError("Input should be a valid integer")
+        return value
 
 
 class AskRequest(SearchRequest):
     stream: bool = Field(default=False, description="Server-Sent Events: deltas, then 'final'")
+
+
+def instruction_spans_json(chunk: Chunk) -> list[dict[str, Any]]:
+    """A chunk's instruction-like spans as the API gives them (see `InstructionSpanOut`)."""
+    return [{"start": s.start, "end": s.end, "reason": s.reason} for s in chunk.instruction_spans]
+
+
+class InstructionSpanOut(BaseModel):
+    """Instruction-like text in a passage (see ingest/instructions.py): note text aimed at an
+    AI model. It is shown, never followed."""
+
+    start: int = Field(description="offset into the passage's text, in characters")
+    end: int = Field(description="end offset, exclusive")
+    reason: str = Field(
+        description="override | prompt_leak | role_change | chat_markup | addressed_to_model | "
+        "answer_directive | hidden_address"
+    )
 
 
 class SourceOut(BaseModel):
@@ -46,10 +149,17 @@ class SourceOut(BaseModel):
     text: str
     score: float = Field(description="fused retrieval score")
     similarity: float = Field(description="cosine similarity of question and passage")
+    instruction_spans: list[InstructionSpanOut] = Field(
+        default_factory=list,
+        description="pieces of the text that address an AI model (to ignore its rules, reveal "
+        "its prompt, state a claim ...): flagged at ingest, never followed; empty for most",
+    )
 
     @classmethod
     def of(cls, n: int, p: Passage) -> SourceOut:
-        return cls.model_validate(source_json(n, p))
+        data = source_json(n, p)
+        data.setdefault("instruction_spans", instruction_spans_json(p.chunk))
+        return cls.model_validate(data)
 
 
 class EvidenceOut(BaseModel):
@@ -84,7 +194,12 @@ class SubjectOut(BaseModel):
     missing: list[str]
     names_missing: list[str] = Field(description="names and numbers asked about, not found")
     passed: bool
-    similarity: float = Field(description="cosine of the question and the evidence's context")
+    # a default, as SubjectCheck's: Answer.to_json does not give it yet, and without one every
+    # answered /v1/ask failed validation (500)
+    similarity: float = Field(
+        default=0.0,
+        description="cosine of the question and the evidence's context (0.0: not given)",
+    )
 
 
 class SearchResponse(BaseModel):
@@ -119,11 +234,37 @@ class AskResponse(BaseModel):
 
     @classmethod
     def of(cls, a: Answer) -> AskResponse:
-        return cls.model_validate(a.to_json())
+        data = a.to_json()
+        for source in [*data.get("contexts", []), *data.get("citations", [])]:
+            chunk = a.passages[source["n"] - 1].chunk
+            source.setdefault("instruction_spans", instruction_spans_json(chunk))
+        return cls.model_validate(data)
+
+
+def _paths_or_all(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [
+        {"required": ["paths"], "properties": {"paths": {"minItems": 1}}},
+        {"required": ["all"], "properties": {"all": {"const": True}}},
+    ]
 
 
 class IngestPathsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_paths_or_all)
 
-    paths: list[str] = Field(min_length=1, description="files or folders on the server")
+    paths: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_ITEMS,
+        description="files or folders on the server, inside SHIORI_INGEST_ROOTS (default: "
+        "SHIORI_NOTES_DIR and SHIORI_UPLOADS_DIR); a path that is a root itself needs "
+        '"all": true',
+        json_schema_extra={
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_CHARS,
+                      "pattern": "^[^\u0000]*$"}
+        },
+    )  # fmt: skip
+    all: bool = Field(
+        default=False,
+        description="ingest whole roots: with no paths, every root; with paths, allows those "
+        "that are roots themselves",
+    )
     prune: bool = Field(default=False, description="forget files under these that are gone")

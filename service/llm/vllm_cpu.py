@@ -6,10 +6,20 @@ known traps are handled here: PyPI's CUDA torchvision/torchaudio/torchcodec brea
 (removed), its `vllm` command cannot find its own metadata (the module is run instead), and it
 cannot serve GGUF on CPU (the GGUF from the model registry is converted to bf16 safetensors
 once). Production runs the CUDA `vllm` image instead and never touches this module.
+
+Processes: vLLM's API server starts an EngineCore process (and on CPU its workers), which go
+on running, each at full CPU, when the API server dies unless someone stops them. So the server
+runs under a guard (`service.llm.guard`) that leads a session of its own (Linux: ``setsid``):
+when the server exits the guard ends the rest of the session, and when the Shiori process that
+started it dies, even by SIGKILL, the kernel tells the guard to do the same. `stop` ends the
+whole session: SIGTERM to the process group, SIGKILL after a grace period, then SIGKILL to
+anything still in the session (found in /proc). `service.llm.supervisor` restarts a server
+that died.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+from service.llm.guard import session_members
 from shiori.config import Settings
 from shiori.models import REGISTRY, ModelError, resolve
 
@@ -141,16 +152,39 @@ def models_endpoint_ready(settings: Settings, timeout: float = 2.0) -> bool:
     return any(m.get("id") == settings.llm_model for m in data.get("data", []))
 
 
-def start(settings: Settings, report: Report = print, log: Path | None = None) -> subprocess.Popen:
-    """Set up (once), start vLLM in the background and wait until `/v1/models` answers."""
-    if models_endpoint_ready(settings):
-        raise LLMServerError(f"an LLM server already answers at {settings.llm_url}")
-    python = ensure_venv(settings, report)
-    model = ensure_model(settings, python, report)
-    cmd = server_command(settings, python, model)
+GUARD = Path(__file__).with_name("guard.py")
+STOP_GRACE_S = 20.0  # vLLM's graceful shutdown takes a few seconds on CPU
+
+
+def spawn(
+    cmd: list[str], log: Path | None = None, grace: float = STOP_GRACE_S
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` under its guard (service/llm/guard.py), as the leader of a new session:
+    whatever ``cmd`` starts ends with it, and all of it ends if this process dies (what is
+    asked to stop gets ``grace`` seconds before SIGKILL). Output goes to ``log`` (appended) or
+    nowhere. The returned process is the guard; its exit status is the server's.
+
+    The kernel's parent-death signal follows the *thread* that forks: call this from a thread
+    that lives as long as the server should (the main thread, or a supervisor's own)."""
     sink = log.open("ab") if log else subprocess.DEVNULL
-    report(f"starting vLLM: {settings.llm_model} at {settings.llm_url}")
-    proc = subprocess.Popen(cmd, env=server_env(), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        return subprocess.Popen(
+            [sys.executable, str(GUARD), str(os.getpid()), str(grace), *cmd],
+            env=server_env(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        if log:
+            sink.close()  # type: ignore[union-attr]
+
+
+def wait_ready(
+    settings: Settings, proc: subprocess.Popen[bytes], log: Path | None, report: Report = print
+) -> None:
+    """Until `/v1/models` answers; stops the server and raises LLMServerError if it exits or
+    does not answer within SHIORI_LLM_START_TIMEOUT_S (and on Ctrl-C)."""
     deadline = time.monotonic() + settings.llm_start_timeout_s
     try:
         while time.monotonic() < deadline:
@@ -159,7 +193,7 @@ def start(settings: Settings, report: Report = print, log: Path | None = None) -
                 raise LLMServerError(f"vLLM exited with status {proc.returncode}\n{tail}")
             if models_endpoint_ready(settings):
                 report(f"vLLM is serving {settings.llm_model} at {settings.llm_url}")
-                return proc
+                return
             time.sleep(1.0)
     except BaseException:  # Ctrl-C while waiting: leave no server behind
         stop(proc)
@@ -168,12 +202,54 @@ def start(settings: Settings, report: Report = print, log: Path | None = None) -
     raise LLMServerError(f"vLLM did not answer within {settings.llm_start_timeout_s} s")
 
 
-def stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
+def prepare(settings: Settings, report: Report = print) -> list[str]:
+    """The command that serves the model, after setting up (once) what it needs."""
+    python = ensure_venv(settings, report)
+    model = ensure_model(settings, python, report)
+    return server_command(settings, python, model)
+
+
+def start(
+    settings: Settings, report: Report = print, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Set up (once), start vLLM in the background and wait until `/v1/models` answers."""
+    if models_endpoint_ready(settings):
+        raise LLMServerError(f"an LLM server already answers at {settings.llm_url}")
+    cmd = prepare(settings, report)
+    report(f"starting vLLM: {settings.llm_model} at {settings.llm_url}")
+    proc = spawn(cmd, log)
+    wait_ready(settings, proc, log, report)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> None:
+    """Stop the server and everything it started: SIGTERM to its process group (vLLM shuts
+    down its engine), SIGKILL to the group after ``grace`` seconds, then SIGKILL to whatever
+    is left in its session. Returns when none of them runs."""
+    sid = proc.pid  # the leader of its own session: session id = process group id = pid
+    _signal_group(sid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
+    deadline = time.monotonic() + grace
+    while session_members(sid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _signal_group(sid, signal.SIGKILL)
+    kill_session(sid)
+    if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def kill_session(sid: int, timeout: float = 10.0) -> None:
+    """SIGKILL every process still in session ``sid`` and wait until they are gone."""
+    deadline = time.monotonic() + timeout
+    while (left := session_members(sid)) and time.monotonic() < deadline:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

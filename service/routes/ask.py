@@ -6,12 +6,20 @@ import time
 from collections.abc import AsyncIterator
 
 import anyio
-from fastapi import APIRouter, Depends
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Request
 
+from service.api import errors
 from service.api.deps import Shared, require_api_key
 from service.api.errors import ApiError, as_api_error, error_body
-from service.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse, SourceOut
+from service.api.limits import EventStream, until_disconnected
+from service.api.schemas import (
+    AskRequest,
+    AskResponse,
+    SearchRequest,
+    SearchResponse,
+    SourceOut,
+    is_blank,
+)
 from service.api.sse import event, started
 from service.components import Components
 from service.rag.answer import Answer, LLMUnavailableError
@@ -20,17 +28,10 @@ router = APIRouter(prefix="/v1", tags=["ask"], dependencies=[Depends(require_api
 
 
 def check_limits(body: SearchRequest, parts: Components) -> int:
-    """The request's top_k, after the limits that depend on settings (422 beyond them)."""
+    """The request's top_k, after the limits that depend on settings (422 beyond them; the
+    same limits /openapi.json states, see service.api.contract)."""
     s = parts.settings
-    if len(body.question) > s.max_question_chars:
-        raise ApiError(
-            422,
-            "invalid_request",
-            f"question is {len(body.question)} characters; the limit is "
-            f"{s.max_question_chars} (SHIORI_MAX_QUESTION_CHARS)",
-        )
-    if not body.question.strip():
-        raise ApiError(422, "invalid_request", "question is blank")
+    check_question(body.question, parts)
     top_k = body.top_k or s.top_k
     if top_k > s.max_top_k:
         raise ApiError(
@@ -38,6 +39,19 @@ def check_limits(body: SearchRequest, parts: Components) -> int:
             "(SHIORI_MAX_TOP_K)",
         )  # fmt: skip
     return top_k
+
+
+def check_question(question: str, parts: Components, field: str = "question") -> None:
+    limit = parts.settings.max_question_chars
+    if len(question) > limit:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{field} is {len(question)} characters; the limit is {limit} "
+            "(SHIORI_MAX_QUESTION_CHARS)",
+        )
+    if is_blank(question):
+        raise ApiError(422, "invalid_request", f"{field} is blank")
 
 
 def observe(parts: Components, answer: Answer) -> None:
@@ -50,6 +64,7 @@ def observe(parts: Components, answer: Answer) -> None:
     "/search",
     response_model=SearchResponse,
     summary="The passages that best match a question (no LLM needed)",
+    responses=errors.responses(401, 413, 422, 503),
 )
 async def search(body: SearchRequest, parts: Shared) -> SearchResponse:
     top_k = check_limits(body, parts)
@@ -70,30 +85,33 @@ async def search(body: SearchRequest, parts: Shared) -> SearchResponse:
     summary="A grounded answer with citations, or an abstention with the closest sources",
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE if stream"},
-        503: {"description": "the LLM or Qdrant did not answer"},
+        **errors.responses(401, 413, 422, 429, 503),
     },
 )
-async def ask(body: AskRequest, parts: Shared) -> AskResponse | StreamingResponse:
+async def ask(body: AskRequest, parts: Shared, request: Request) -> AskResponse | EventStream:
     top_k = check_limits(body, parts)
     flt = body.filters.to_filters() if body.filters else None
+    slots = parts.generation_slots
     if not body.stream:
-        try:
-            answer = await parts.answerer.ask(body.question, top_k, flt)
-        except LLMUnavailableError:
-            parts.metrics.llm_errors.inc()
-            raise
+        with slots.held():
+            try:
+                answer = await until_disconnected(
+                    request, lambda: parts.answerer.ask(body.question, top_k, flt)
+                )
+            except LLMUnavailableError:
+                parts.metrics.llm_errors.inc()
+                raise
         observe(parts, answer)
         return AskResponse.of(answer)
+    slots.take()
     try:
         stream = await started(parts.answerer.stream(body.question, top_k, flt))
-    except Exception:
-        parts.metrics.llm_errors.inc()
+    except BaseException as exc:
+        slots.give_back()
+        if isinstance(exc, Exception):
+            parts.metrics.llm_errors.inc()
         raise
-    return StreamingResponse(
-        ask_events(parts, stream),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(ask_events(parts, stream), on_close=slots.give_back)
 
 
 async def ask_events(parts: Components, stream: AsyncIterator[str | Answer]) -> AsyncIterator[str]:
@@ -111,3 +129,7 @@ async def ask_events(parts: Components, stream: AsyncIterator[str | Answer]) -> 
         if known is None:
             raise
         yield event(error_body(known.kind, known.message), "error")
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:  # closes the request to the LLM now, not when collected
+            await aclose()

@@ -11,43 +11,89 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api import errors
 from service.api.deps import Shared, require_api_key
 from service.api.errors import ApiError, as_api_error, error_body
-from service.api.schemas import SearchRequest, SourceOut
+from service.api.limits import EventStream, until_disconnected
+from service.api.schemas import NOT_BLANK, SourceOut, is_blank, valid_unicode
 from service.api.sse import event, started
 from service.components import Components
 from service.rag.answer import Answer, LLMUnavailableError
-from service.routes.ask import check_limits, observe
+from service.routes.ask import check_question, observe
 
 MODEL_ID = "shiori"
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_api_key)])
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class ChatContentPart(BaseModel):
+    """One part of a message's content, OpenAI style; only "text" parts are read."""
 
-    role: str
-    content: str | list[dict[str, Any]] | None = None
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: str
+    text: str | None = Field(
+        default=None, description="at most SHIORI_MAX_QUESTION_CHARS characters (maxLength)"
+    )
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    # a list holds one part: the text (no images here)
+    content: str | Annotated[list[ChatContentPart], Field(max_length=1)] | None = Field(
+        default=None,
+        description="text of at most SHIORI_MAX_QUESTION_CHARS characters (maxLength), or one "
+        'content part {"type": "text", "text"}',
+    )
 
     def text(self) -> str:
-        if isinstance(self.content, list):  # [{"type": "text", "text": ...}, ...]
-            return "\n".join(
-                str(p.get("text", "")) for p in self.content if p.get("type") == "text"
-            )
+        if isinstance(self.content, list):  # [{"type": "text", "text": ...}]
+            return "\n".join(p.text or "" for p in self.content if p.type == "text")
         return self.content or ""
 
 
+def _a_user_question(schema: dict[str, Any]) -> None:
+    """The schema states what the route needs: some user message with text that is not blank."""
+    text = {"type": "string", "pattern": NOT_BLANK}
+    schema["properties"]["messages"]["contains"] = {
+        "type": "object",
+        "required": ["role", "content"],
+        "properties": {
+            "role": {"const": "user"},
+            "content": {
+                "anyOf": [
+                    text,
+                    {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["type", "text"],
+                            "properties": {"type": {"const": "text"}, "text": text},
+                        },
+                    },
+                ]
+            },
+        },
+    }
+
+
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # temperature, top_p ... are accepted and ignored
+    # temperature, top_p ... are accepted and ignored
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra=_a_user_question)
 
     model: str = MODEL_ID
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        description="at most SHIORI_MAX_CHAT_MESSAGES (maxItems); the last user message with "
+        "text is the question",
+    )
     stream: bool = False
 
 
@@ -78,14 +124,30 @@ def footnote(answer: Answer) -> str:
     return f"\n\n{label}:\n" + "\n".join(lines)
 
 
-def question_of(body: ChatRequest) -> str:
+def question_of(body: ChatRequest, parts: Components) -> str:
+    """The last user message with text, after the limits /openapi.json states."""
+    s = parts.settings
+    if len(body.messages) > s.max_chat_messages:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"{len(body.messages)} messages; the limit is {s.max_chat_messages} "
+            "(SHIORI_MAX_CHAT_MESSAGES)",
+        )
+    for n, message in enumerate(body.messages):
+        if len(message.text()) > s.max_question_chars:
+            check_question(message.text(), parts, f"messages[{n}]")
     for message in reversed(body.messages):
-        if message.role == "user" and message.text().strip():
-            return message.text()
+        if message.role == "user" and not is_blank(message.text()):
+            return valid_unicode(message.text())
     raise ApiError(422, "invalid_request", "messages hold no user message with text")
 
 
-@router.get("/models", summary="The model list OpenAI clients expect (one model: shiori)")
+@router.get(
+    "/models",
+    summary="The model list OpenAI clients expect (one model: shiori)",
+    responses=errors.responses(401),
+)
 async def models() -> dict[str, Any]:
     return {
         "object": "list",
@@ -93,18 +155,33 @@ async def models() -> dict[str, Any]:
     }
 
 
-@router.post("/chat/completions", summary="OpenAI-compatible chat over the notes")
-async def chat_completions(body: ChatRequest, parts: Shared) -> Any:
-    question = question_of(body)
-    check_limits(SearchRequest(question=question), parts)
+@router.post(
+    "/chat/completions",
+    summary="OpenAI-compatible chat over the notes",
+    responses={
+        200: {
+            "description": "a chat.completion, or with stream: chat.completion.chunk events "
+            "ending in data: [DONE]",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/event-stream": {},
+            },
+        },
+        **errors.responses(401, 413, 422, 429, 503),
+    },
+)
+async def chat_completions(body: ChatRequest, parts: Shared, request: Request) -> Any:
+    question = question_of(body, parts)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
+    slots = parts.generation_slots
     if not body.stream:
-        try:
-            answer = await parts.answerer.ask(question)
-        except LLMUnavailableError:
-            parts.metrics.llm_errors.inc()
-            raise
+        with slots.held():
+            try:
+                answer = await until_disconnected(request, lambda: parts.answerer.ask(question))
+            except LLMUnavailableError:
+                parts.metrics.llm_errors.inc()
+                raise
         observe(parts, answer)
         return {
             "id": completion_id,
@@ -122,16 +199,15 @@ async def chat_completions(body: ChatRequest, parts: Shared) -> Any:
             "sources": sources(answer),
             "abstained": answer.abstained,
         }
+    slots.take()
     try:
         stream = await started(parts.answerer.stream(question))
-    except LLMUnavailableError:
-        parts.metrics.llm_errors.inc()
+    except BaseException as exc:
+        slots.give_back()
+        if isinstance(exc, LLMUnavailableError):
+            parts.metrics.llm_errors.inc()
         raise
-    return StreamingResponse(
-        chat_events(parts, stream, completion_id, created),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(chat_events(parts, stream, completion_id, created), on_close=slots.give_back)
 
 
 def usage(answer: Answer) -> dict[str, int]:
@@ -198,4 +274,8 @@ async def chat_events(
         if known is None:
             raise
         yield event(error_body(known.kind, known.message))
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:  # closes the request to the LLM now, not when collected
+            await aclose()
     yield event("[DONE]")

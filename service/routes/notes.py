@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from ingest.remove import remove_notes
+from service.api import errors
 from service.api.deps import Shared, require_api_key
 from service.api.errors import ApiError
 from shiori.index import FileRecord
@@ -52,7 +53,12 @@ def _listing(records: dict[str, FileRecord]) -> list[NoteOut]:
     return sorted(notes, key=lambda n: n.source)
 
 
-@router.get("/notes", response_model=NotesResponse, summary="The ingested notes and their counts")
+@router.get(
+    "/notes",
+    response_model=NotesResponse,
+    summary="The ingested notes and their counts",
+    responses=errors.responses(401, 503),
+)
 async def notes(parts: Shared) -> NotesResponse:
     records = await anyio.to_thread.run_sync(parts.index.file_records)
     chunks = await anyio.to_thread.run_sync(parts.index.count)
@@ -65,7 +71,10 @@ async def notes(parts: Shared) -> NotesResponse:
     "/notes",
     response_model=RemoveResponse,
     summary="Forget notes: every `source` given (as shown in citations; a folder: all under it)",
-    responses={404: {"description": "no note has any of these sources"}},
+    responses={
+        **errors.responses(401, 422, 503),
+        404: {"model": errors.ErrorResponse, "description": "no note has any of these sources"},
+    },
 )
 async def delete_notes(
     parts: Shared,

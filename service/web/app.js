@@ -143,26 +143,49 @@ function renderAnswer(text, linkable) {
   answer.append(text.slice(last));
 }
 
+const INSTRUCTION_WARNING =
+  "This passage holds text addressed to an AI model (marked below). Shiori treats it as " +
+  "note text: it is never followed, and not used as a source of facts.";
+
 function lineRange(lines) {
   return lines[0] === lines[1] ? `line ${lines[0]}` : `lines ${lines[0]}–${lines[1]}`;
 }
 
-// The passage text with each evidence sentence (what the answer rests on) marked: text only,
-// never markup.
-function passageWithEvidence(text, evidence) {
+/** UTF-16 offset of each code point offset of `text` (the server counts code points). */
+function utf16Offsets(text) {
+  const offsets = [0];
+  for (const ch of text) offsets.push(offsets[offsets.length - 1] + ch.length);
+  return offsets;
+}
+
+// The passage text with marks: each evidence sentence (what the answer rests on) and each
+// piece of text addressed to an AI model (found at ingest). Text only, never markup.
+function markedPassage(src, evidence) {
+  const text = src.text;
   const spans = [];
+  const at16 = utf16Offsets(text);
+  for (const s of src.instruction_spans || []) {
+    spans.push({
+      start: at16[s.start],
+      end: at16[s.end],
+      className: "instruction",
+      title: `addressed to an AI model (${s.reason}); not followed`,
+    });
+  }
   for (const e of evidence) {
     const at = text.indexOf(e.text);
-    if (at >= 0) spans.push([at, at + e.text.length]);
+    if (at >= 0) spans.push({ start: at, end: at + e.text.length, className: "evidence" });
   }
-  spans.sort((a, b) => a[0] - b[0]);
+  spans.sort((a, b) => a.start - b.start);
   const parts = [];
   let last = 0;
-  for (const [start, end] of spans) {
-    if (start < last) continue;
-    parts.push(text.slice(last, start));
-    parts.push(el("mark", { className: "evidence", textContent: text.slice(start, end) }));
-    last = end;
+  for (const span of spans) {
+    if (span.start < last) continue;
+    parts.push(text.slice(last, span.start));
+    const mark = el("mark", { className: span.className, textContent: text.slice(span.start, span.end) });
+    if (span.title) mark.title = span.title;
+    parts.push(mark);
+    last = span.end;
   }
   parts.push(text.slice(last));
   return parts;
@@ -188,9 +211,16 @@ function sourceItem(src, label, evidence = []) {
     el(
       "blockquote",
       { className: "passage", lang: languageOf(src.text) },
-      ...passageWithEvidence(src.text, evidence),
+      ...markedPassage(src, evidence),
     ),
   );
+  if (src.instruction_spans && src.instruction_spans.length) {
+    item.classList.add("flagged");
+    item.insertBefore(
+      el("div", { className: "instruction-warning", role: "note", textContent: INSTRUCTION_WARNING }),
+      item.querySelector(".passage"),
+    );
+  }
   item.dataset.n = String(src.n);
   return item;
 }
@@ -455,6 +485,10 @@ function ingestSummary(report) {
     parts.push(`${report.files_failed} failed (${why})`);
   }
   if (report.files_unsupported) parts.push(`${report.files_unsupported} not a note type`);
+  if (report.flagged && report.flagged.length) {
+    const notes = report.flagged.map((f) => f.path).join(", ");
+    parts.push(`${report.flagged.length} with text addressed to an AI model, flagged and never followed (${notes})`);
+  }
   return `Ingested: ${parts.join(", ")}; ${report.chunks_written} passages written.`;
 }
 
@@ -474,7 +508,9 @@ function ingestPath(event) {
   event.preventDefault();
   const path = $("ingest-path").value.trim();
   if (path) {
-    ingest(JSON.stringify({ paths: [path] }), { "Content-Type": "application/json" }, event.target);
+    // a folder typed by hand is meant whole, even when it is an ingest root itself
+    const body = JSON.stringify({ paths: [path], all: true });
+    ingest(body, { "Content-Type": "application/json" }, event.target);
   }
 }
 

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from ingest.pipeline import Ingestor
 from service.llm import vllm_cpu
+from service.llm.guard import session_members
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client
-from tests.conftest import NOTES
+from tests.conftest import NOTES, REPO
 
 LLM_KEY = "test-llm-key"
+SERVED_KEY = "served-key"
 
 
 def settings_for(index: NoteIndex, llm: Settings, **extra: Any) -> Settings:
@@ -69,3 +77,84 @@ def llm_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
         vllm_cpu.stop(proc)
     assert proc.returncode is not None
     assert not vllm_cpu.models_endpoint_ready(settings)
+    assert session_members(proc.pid) == []  # its EngineCore and workers went with it
+
+
+# --- `shiori serve` as a real process (the contract and limits tests share it) ---------
+
+
+@dataclass
+class Served:
+    url: str
+    notes: Path
+    uploads: Path
+    log: Path
+
+    def client(self, key: str | None = SERVED_KEY) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=300)
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"shiori serve exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).is_success:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail("shiori serve did not come up")
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory, llm_settings: Settings) -> Iterator[Served]:
+    """`shiori serve` over three of the bundled notes, ingested through its API."""
+    root = tmp_path_factory.mktemp("contract")
+    notes = root / "notes"
+    notes.mkdir()
+    for name in ("05-gemma.md", "09-lora.md", "10-qlora-en.md"):
+        shutil.copy(NOTES / name, notes / name)
+    port = free_port()
+    env = {
+        **os.environ,
+        "SHIORI_QDRANT": str(root / "store"),
+        "SHIORI_NOTES_DIR": str(notes),
+        "SHIORI_UPLOADS_DIR": str(root / "uploads"),
+        "SHIORI_LLM_URL": llm_settings.llm_url,
+        "SHIORI_LLM_API_KEY": LLM_KEY,
+        "SHIORI_LLM_MAX_TOKENS": "24",
+        "SHIORI_API_KEYS": SERVED_KEY,
+        "SHIORI_PORT": str(port),
+        "SHIORI_MAX_UPLOAD_MB": "1",
+        "PYTHONPATH": str(REPO),  # this checkout's code, run from another working directory
+    }
+    log = root / "serve.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shiori.cli", "serve", "--log-level", "warning"],
+            env=env,
+            cwd=root,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    svc = Served(f"http://127.0.0.1:{port}", notes, root / "uploads", log)
+    try:
+        wait_until_up(svc.url, proc, log)
+        with svc.client() as http:
+            r = http.post("/v1/ingest", json={"all": True})
+            assert r.status_code == 200 and r.json()["files_new"] == 3, r.text
+        yield svc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a vLLM of their own (`shiori up`: tests/integration/test_supervision.py)
+    run first, before the session's vLLM starts: two vLLM servers at once do not fit in this
+    machine's memory beside the embedding models."""
+    own_llm = [i for i in items if i.get_closest_marker("own_llm")]
+    items[:] = own_llm + [i for i in items if not i.get_closest_marker("own_llm")]

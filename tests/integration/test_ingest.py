@@ -241,6 +241,14 @@ def test_ingest_killed_by_sigkill_converges(
     settings = Settings(qdrant=str(store), collection="k")
     visible = assert_only_whole_documents_visible(settings, embedder)
     assert len(visible) < 15  # it really was cut short
+    # `shiori store check`: a kill leaves at most leftovers and a record not yet written,
+    # never a half-published note; --repair settles both
+    found = store_check(env)
+    assert {p["kind"] for p in found["problems"]} <= {"unpublished", "missing_record"}, found
+    repaired = store_check(env, "--repair")
+    assert repaired["after_repair"] is None or repaired["after_repair"]["ok"], repaired
+    assert store_check(env)["ok"]
+    visible = assert_only_whole_documents_visible(settings, embedder)
     rerun = ingest(settings, embedder, notes_copy)
     assert rerun.files_unchanged == len(visible)
     live, total = snapshot(settings, embedder)
@@ -250,6 +258,18 @@ def test_ingest_killed_by_sigkill_converges(
         for p in notes_copy.rglob("*")
         if p.suffix in (".md", ".pdf") and "_src" not in p.parts and p.name != "README.md"
     }
+    assert store_check(env)["ok"]
+
+
+def store_check(env: dict[str, str], *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "shiori.cli", "store", "check", "--json", *args],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode in (0, 1), done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert done.returncode == (0 if report["ok"] or (report["after_repair"] or {}).get("ok") else 1)
+    return report
 
 
 def test_unreadable_files_are_skipped_with_a_reason(

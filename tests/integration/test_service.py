@@ -288,7 +288,7 @@ def test_ingest_paths_inside_the_allowed_roots_only(
     secret.write_text("# secret\n\nthe password is swordfish\n", "utf-8")
     (root / "link.md").symlink_to(secret)
 
-    r = run(post(ingest_parts, "/v1/ingest", {"paths": [str(root)]}))
+    r = run(post(ingest_parts, "/v1/ingest", {"paths": [str(root)], "all": True}))
     assert r.status_code == 200, r.text
     report = r.json()
     assert report["files_new"] == 1 and report["files_failed"] == 1
@@ -299,7 +299,7 @@ def test_ingest_paths_inside_the_allowed_roots_only(
         r = run(post(ingest_parts, "/v1/ingest", {"paths": [outside]}))
         assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden_path"
     missing = run(post(ingest_parts, "/v1/ingest", {"paths": [str(root / "nope.md")]}))
-    assert missing.status_code == 422
+    assert missing.status_code == 404
     assert not any("secret" in s for s in run(search_sources(ingest_parts, "password")))
 
 
