@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import errors
 from service.components import Components
-from service.routes import ask, chat, health, ingest, notes, web
+from service.routes import ask, chat, feedback, health, ingest, notes, web
 from shiori.config import Settings
 
 log = logging.getLogger("shiori.service")
@@ -105,6 +105,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     errors.install(app)
     for router in (ask.router, chat.router, ingest.router, notes.router, health.router, web.router):
         app.include_router(router)
+    app.include_router(feedback.router)
     app.add_middleware(MetricsMiddleware)
     if settings.cors_origins:
         app.add_middleware(

@@ -13,6 +13,7 @@ from openai import AsyncOpenAI
 from qdrant_client import QdrantClient
 
 from ingest.pipeline import Ingestor
+from service.feedback import FeedbackStore
 from service.metrics import Metrics
 from service.rag.answer import Answerer
 from service.rag.retrieve import Retriever
@@ -31,6 +32,7 @@ class Components:
     llm: AsyncOpenAI
     answerer: Answerer
     ingestor: Ingestor
+    feedback: FeedbackStore
     metrics: Metrics = field(default_factory=Metrics)
     ingest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one ingest at a time
 
@@ -64,6 +66,7 @@ class Components:
             llm=llm,
             answerer=Answerer(settings, retriever, llm),
             ingestor=Ingestor(settings, index, embedder),
+            feedback=FeedbackStore(settings.feedback_path),
         )
 
     async def aclose(self) -> None:

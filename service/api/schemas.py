@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.rag.answer import Answer, source_json
+from service.rag.conversation import Turn
 from service.rag.retrieve import Filters, Passage
 
 
@@ -30,8 +33,26 @@ class SearchRequest(BaseModel):
     filters: FiltersIn | None = None
 
 
+class HistoryTurn(BaseModel):
+    """An earlier message of the conversation the question belongs to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str = Field(description="the message's text (an answer's [n] markers may stay)")
+
+    def to_turn(self) -> Turn:
+        return Turn(self.role, self.content)
+
+
 class AskRequest(SearchRequest):
     stream: bool = Field(default=False, description="Server-Sent Events: deltas, then 'final'")
+    history: list[HistoryTurn] = Field(
+        default_factory=list,
+        description="the conversation so far, oldest first: a question that leans on it "
+        '("and when was it published?") is rewritten into a standalone question, which '
+        "retrieval, the checks and the citations use; the response's `question` says which",
+    )
 
 
 class SourceOut(BaseModel):
@@ -92,7 +113,28 @@ class SearchResponse(BaseModel):
     timings: dict[str, float]
 
 
+class RewriteOut(BaseModel):
+    """How a message with a history became the question answered."""
+
+    message: str = Field(description="the message as sent")
+    status: Literal["standalone", "rewritten", "unchanged", "failed"] = Field(
+        description="standalone: it stood alone, the model was not asked; rewritten: the model "
+        "made it standalone; unchanged: the model kept it; failed: the model's reply was "
+        "unusable and the message was answered as it was"
+    )
+    ms: float = Field(description="time the rewrite took (0 when the model was not asked)")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    detail: str = Field(default="", description="why a rewrite failed")
+
+
 class AskResponse(BaseModel):
+    question: str = Field(
+        default="",
+        description="the question answered: the question sent, or the standalone question a "
+        "follow-up was rewritten into",
+    )
+    rewrite: RewriteOut | None = Field(default=None, description="present when a history was sent")
     answer: str = Field(description="the answer with [n] markers, or why there is none")
     abstained: bool
     reason: str = Field(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 from fastapi import APIRouter, Depends
@@ -11,10 +11,18 @@ from fastapi.responses import StreamingResponse
 
 from service.api.deps import Shared, require_api_key
 from service.api.errors import ApiError, as_api_error, error_body
-from service.api.schemas import AskRequest, AskResponse, SearchRequest, SearchResponse, SourceOut
+from service.api.schemas import (
+    AskRequest,
+    AskResponse,
+    HistoryTurn,
+    SearchRequest,
+    SearchResponse,
+    SourceOut,
+)
 from service.api.sse import event, started
 from service.components import Components
 from service.rag.answer import Answer, LLMUnavailableError
+from service.rag.conversation import Rewrite, Turn
 
 router = APIRouter(prefix="/v1", tags=["ask"], dependencies=[Depends(require_api_key)])
 
@@ -38,6 +46,21 @@ def check_limits(body: SearchRequest, parts: Components) -> int:
             "(SHIORI_MAX_TOP_K)",
         )  # fmt: skip
     return top_k
+
+
+def check_history(history: Sequence[HistoryTurn], parts: Components) -> list[Turn]:
+    """The conversation as turns, after the limits: each message as long as a question may be
+    (SHIORI_MAX_QUESTION_CHARS)."""
+    limit = parts.settings.max_question_chars
+    for n, turn in enumerate(history):
+        if len(turn.content) > limit:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"history[{n}] is {len(turn.content)} characters; the limit is {limit} "
+                "(SHIORI_MAX_QUESTION_CHARS)",
+            )
+    return [t.to_turn() for t in history]
 
 
 def observe(parts: Components, answer: Answer) -> None:
@@ -75,17 +98,18 @@ async def search(body: SearchRequest, parts: Shared) -> SearchResponse:
 )
 async def ask(body: AskRequest, parts: Shared) -> AskResponse | StreamingResponse:
     top_k = check_limits(body, parts)
+    history = check_history(body.history, parts)
     flt = body.filters.to_filters() if body.filters else None
     if not body.stream:
         try:
-            answer = await parts.answerer.ask(body.question, top_k, flt)
+            answer = await parts.answerer.ask(body.question, top_k, flt, history)
         except LLMUnavailableError:
             parts.metrics.llm_errors.inc()
             raise
         observe(parts, answer)
         return AskResponse.of(answer)
     try:
-        stream = await started(parts.answerer.stream(body.question, top_k, flt))
+        stream = await started(parts.answerer.stream(body.question, top_k, flt, history))
     except Exception:
         parts.metrics.llm_errors.inc()
         raise
@@ -96,13 +120,19 @@ async def ask(body: AskRequest, parts: Shared) -> AskResponse | StreamingRespons
     )
 
 
-async def ask_events(parts: Components, stream: AsyncIterator[str | Answer]) -> AsyncIterator[str]:
-    """``delta`` events with {"text"}, then one ``final`` event with the full /v1/ask body (its
-    answer is authoritative), or one ``error`` event if the LLM fails mid-answer."""
+async def ask_events(
+    parts: Components, stream: AsyncIterator[str | Rewrite | Answer]
+) -> AsyncIterator[str]:
+    """With a history, first one ``question`` event ({"question"} and the rewrite's fields:
+    which question is being answered); ``delta`` events with {"text"}, then one ``final``
+    event with the full /v1/ask body (its answer is authoritative), or one ``error`` event if
+    the LLM fails mid-answer."""
     try:
         async for item in stream:
             if isinstance(item, str):
                 yield event({"text": item}, "delta")
+            elif isinstance(item, Rewrite):
+                yield event({"question": item.question, **item.to_json()}, "question")
             else:
                 observe(parts, item)
                 yield event(AskResponse.of(item).model_dump(mode="json"), "final")
