@@ -165,16 +165,16 @@ def stands_alone(message: str) -> bool:
     text = unicodedata.normalize("NFKC", message).strip()
     if not text:
         return False
+    if _JA_CONTINUING.search(text) or _EN_CONTINUING.search(text):
+        return False
     if language_of(text) == "ja":
-        if _JA_CONTINUING.search(text) or _JA_ELLIPTIC_END.search(text):
+        if _JA_ELLIPTIC_END.search(text):
             return False
         subject_end = _ja_subject_end(text)
         if subject_end is None:
             return False
         pointing = _JA_POINTING.search(text)
         return pointing is None or pointing.start() >= subject_end
-    if _EN_CONTINUING.search(text):
-        return False
     if _points_back_en(text, _en_name_end(text)):
         return False
     return any(t.kind != "number" for t in question_terms(text))
