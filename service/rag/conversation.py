@@ -158,10 +158,25 @@ def _points_back_en(text: str, named_until: int | None) -> bool:
     return False
 
 
-def stands_alone(message: str) -> bool:
+def _names(text: str) -> list[str]:
+    return [t.text for t in question_terms(text) if t.kind == "name"]
+
+
+def stands_alone(message: str, history: Sequence[Turn] = ()) -> bool:
     """Can ``message`` be understood without the turns before it? False when it points back
     before naming anything ("it", "その手法"), continues an earlier question ("And GloVe?",
-    "では GloVe は？") or has no subject ("何年に発表されましたか？", "Why?")."""
+    "では GloVe は？"), has no subject ("何年に発表されましたか？", "Why?"), or names nothing
+    while the recent turns name what they are about ("トークナイザは何を使っていますか？"
+    after turns about Gemma: Japanese leaves out a subject the conversation has set)."""
+    if not _stands_alone(message):
+        return False
+    if _names(unicodedata.normalize("NFKC", message)):
+        return True
+    recent = [unicodedata.normalize("NFKC", cleaned(t, 400)) for t in list(history)[-4:]]
+    return not any(_names(text) for text in recent)
+
+
+def _stands_alone(message: str) -> bool:
     text = unicodedata.normalize("NFKC", message).strip()
     if not text:
         return False
@@ -191,7 +206,8 @@ Rules:
 3. If the last message already stands alone, return it unchanged.
 Reply with JSON only: {"question": "<the standalone question>"}"""
 
-# Two worked examples (one per language, on topics of their own) steady a small model.
+# Worked examples (both languages, topics of their own; one already standalone, kept as it is)
+# steady a small model.
 _EXAMPLES: tuple[tuple[tuple[Turn, ...], str, str], ...] = (
     (
         (
@@ -208,6 +224,14 @@ _EXAMPLES: tuple[tuple[tuple[Turn, ...], str, str], ...] = (
         ),
         "When was it proposed?",
         "When was LoRA proposed?",
+    ),
+    (
+        (
+            Turn("user", "Transformer の base モデルの層数は？"),
+            Turn("assistant", "エンコーダとデコーダがそれぞれ 6 層です。"),
+        ),
+        "知識蒸留とは何ですか？",
+        "知識蒸留とは何ですか？",
     ),
 )
 
@@ -325,7 +349,7 @@ class Condenser:
         """The standalone question for ``message``. Without history, or when the message stands
         alone, the model is not asked. LLM faults (connection, timeout, status) propagate: the
         caller reports them as it does for the answer itself."""
-        if not any(t.role == "user" for t in history) or stands_alone(message):
+        if not any(t.role == "user" for t in history) or stands_alone(message, history):
             return Rewrite(message, message, RewriteStatus.STANDALONE)
         began = time.perf_counter()
         completion = await self.llm.chat.completions.create(**self.request(history, message))

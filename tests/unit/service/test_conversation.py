@@ -79,6 +79,29 @@ def test_a_message_that_names_its_subject_stands_alone(message: str) -> None:
     assert stands_alone(message)
 
 
+GEMMA = (
+    Turn("user", "初代 Gemma が公開されたのはいつですか？"),
+    Turn("assistant", "2024年2月21日です [1]。"),
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "alone"),
+    [
+        ("トークナイザは何を使っていますか？", False),  # whose tokenizer: the turns say Gemma's
+        ("What is the vocabulary size of the tokenizer?", False),
+        ("知識蒸留とは何ですか？", False),  # names nothing: the model decides (and keeps it)
+        ("LoRA の r とは何ですか？", True),  # names its subject
+        ("When was Llama 2 released?", True),
+    ],
+)
+def test_a_message_that_names_nothing_leans_on_turns_that_name_their_subject(
+    message: str, alone: bool
+) -> None:
+    assert stands_alone(message)  # on its own, each is a question
+    assert stands_alone(message, GEMMA) is alone
+
+
 BUNDLED = [i.question for i in load(REPO / "eval" / "datasets" / "notes.jsonl")]
 
 
