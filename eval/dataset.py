@@ -141,11 +141,24 @@ def load(path: Path) -> list[GoldenItem]:
     return items
 
 
+# characters `str.splitlines` (which `load` reads lines with) breaks at, that JSON leaves raw
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def to_line(item: GoldenItem) -> str:
+    """One item as its JSONL line (with the newline): readable UTF-8, one line whatever its
+    text holds."""
+    line = json.dumps(item.model_dump(), ensure_ascii=False)
+    for raw, escaped in _LINE_BREAKS.items():
+        line = line.replace(raw, escaped)
+    return line + "\n"
+
+
 def save(items: Iterable[GoldenItem], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         for item in items:
-            out.write(json.dumps(item.model_dump(), ensure_ascii=False) + "\n")
+            out.write(to_line(item))
 
 
 def select(

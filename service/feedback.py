@@ -23,7 +23,6 @@ is what the answer checks verify against the evidence (`service.rag.terms.conten
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import uuid
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from eval.dataset import GoldenItem
+from eval.dataset import GoldenItem, to_line
 from eval.metrics import fold, strip_markers
 from service.rag.terms import content_terms
 
@@ -90,14 +89,29 @@ class FeedbackRequest(BaseModel):
     model: str | None = Field(default=None, max_length=200)
 
 
-def specific_content(text: str, question: str) -> list[str]:
+def specific_content(text: str, question: str) -> list[str | list[str]]:
     """The numbers, names, katakana words and quoted phrases ``text`` states beyond what the
-    question already says: what an answer check should look for."""
-    found: list[str] = []
+    question already says: what an answer check should look for. A number of four digits or
+    more may be written either way (8192 | 8,192), so it comes as a list of both (a year stays
+    as it is)."""
+    found: list[str | list[str]] = []
+    seen: set[str] = set()
     for term in content_terms(strip_markers(text), question):
-        if fold(term.text) not in {fold(f) for f in found}:
+        if fold(term.text) in seen:
+            continue
+        seen.add(fold(term.text))
+        digits = term.kind == "number" and term.text.isdigit()
+        grouped = f"{int(term.text):,}" if digits else term.text
+        year = digits and 1000 <= int(term.text) <= 2100 and grouped not in text
+        if grouped != term.text and not year:
+            found.append([term.text, grouped])
+        else:
             found.append(term.text)
     return found[:MAX_CHECKS]
+
+
+def _flat(entries: list[str | list[str]]) -> list[str]:
+    return [form for entry in entries for form in ([entry] if isinstance(entry, str) else entry)]
 
 
 def golden_item(feedback: FeedbackRequest, at: datetime | None = None) -> GoldenItem:
@@ -113,7 +127,12 @@ def golden_item(feedback: FeedbackRequest, at: datetime | None = None) -> Golden
         if feedback.not_in_notes:
             raise FeedbackError("a correction and not_in_notes contradict each other")
         must = specific_content(correction, question)
-        wrong = [t for t in specific_content(answered, question) if fold(t) not in fold(correction)]
+        wrong = [
+            form
+            for entry in specific_content(answered, question)
+            if not any(fold(f) in fold(correction) for f in _flat([entry]))
+            for form in _flat([entry])
+        ]
         fields = {
             "answerable": True,
             "reference_answer": correction,
@@ -140,7 +159,10 @@ def golden_item(feedback: FeedbackRequest, at: datetime | None = None) -> Golden
                 "a thumbs down on an abstention says the notes do answer it: give the "
                 "correction (the right answer), not not_in_notes"
             )
-        fields = {"answerable": False, "must_not_contain": specific_content(answered, question)}
+        fields = {
+            "answerable": False,
+            "must_not_contain": _flat(specific_content(answered, question)),
+        }
     else:
         raise FeedbackError(
             "a thumbs down becomes a golden-set line once it says what is right: add "
@@ -197,6 +219,6 @@ class FeedbackStore:
             return f.read(1) == b"\n"
 
     async def add(self, item: GoldenItem) -> None:
-        line = (json.dumps(item.model_dump(), ensure_ascii=False) + "\n").encode()
+        line = to_line(item).encode()
         async with self._lock:
             await asyncio.to_thread(self._append, line)
