@@ -80,6 +80,7 @@ bench-serve: models  ## index latency at 10k/100k chunks; /v1/search, /v1/ask, T
 	$(PY) bench/bench_serve.py --write docs/benchmarks.md
 
 bench-followup: models  ## what a follow-up question's rewrite costs, against its standalone question
+	$(SHIORI) llm setup
 	$(PY) bench/bench_followup.py --write docs/benchmarks.md
 
 clean:
