@@ -469,10 +469,9 @@ function feedbackNode(turn) {
     box.append(el("p", { className: "meta feedback-saved", textContent: t("feedbackSaved", { id: turn.feedback.id }) }));
     return box;
   }
-  const up = el("button", { type: "button", className: "quiet thumb up", textContent: "👍", title: t("feedbackRight") });
-  const down = el("button", { type: "button", className: "quiet thumb down", textContent: "👎", title: t("feedbackWrong") });
-  up.setAttribute("aria-label", t("feedbackRight"));
-  down.setAttribute("aria-label", t("feedbackWrong"));
+  // ✓ and ✗ are in every common font (emoji are not, on many Linux desktops)
+  const up = el("button", { type: "button", className: "quiet thumb up", textContent: `✓ ${t("feedbackRight")}` });
+  const down = el("button", { type: "button", className: "quiet thumb down", textContent: `✗ ${t("feedbackWrong")}` });
   const error = el("p", { className: "error feedback-error", role: "alert", hidden: true });
   up.addEventListener("click", () => sendFeedback(turn, { rating: "up" }, error));
   down.addEventListener("click", () => {
