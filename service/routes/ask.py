@@ -64,9 +64,15 @@ def check_history(history: Sequence[HistoryTurn], parts: Components) -> list[Tur
 
 
 def observe(parts: Components, answer: Answer) -> None:
+    rewrite = answer.rewrite
     parts.metrics.observe_answer(
-        answer.reason, answer.timings, answer.prompt_tokens, answer.completion_tokens
+        answer.reason,
+        answer.timings,
+        answer.prompt_tokens + (rewrite.prompt_tokens if rewrite else 0),
+        answer.completion_tokens + (rewrite.completion_tokens if rewrite else 0),
     )
+    if rewrite is not None:
+        parts.metrics.rewrites.labels(str(rewrite.status)).inc()
 
 
 @router.post(

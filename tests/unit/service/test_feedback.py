@@ -199,6 +199,9 @@ def test_the_openai_facade_answers_a_follow_up_with_the_conversation(tmp_path: P
     assert "2013" in text and f"Question answered: {STANDALONE}" in text
     assert body["sources"][0]["source"] == "n/gemma.md"  # the double's passage
     assert app.state.components.notes.asked == [STANDALONE]
+    metrics = app.state.components.metrics.render().decode()
+    assert 'shiori_rewrites_total{status="rewritten"} 1.0' in metrics
+    assert 'shiori_stage_seconds_count{stage="rewrite"} 1.0' in metrics
     # the rewrite saw the conversation without the system message and without the footnote
     prompt = llm.rewrites[0]["messages"][-1]["content"]
     assert "helpful" not in prompt and "notes/word2vec.md" not in prompt
