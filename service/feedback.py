@@ -43,15 +43,17 @@ class FeedbackError(ValueError):
 
 
 class CitedSource(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     source: str = Field(min_length=1, max_length=4096, description="the note's path, as shown")
-    lines: tuple[int, int] | None = Field(default=None, description="the passage's lines")
+    lines: list[int] | None = Field(
+        default=None, min_length=2, max_length=2, description="the passage's first and last line"
+    )
     heading: str = Field(default="", max_length=1000)
 
 
 class FeedbackTurn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role: Literal["user", "assistant"]
     content: str = Field(max_length=8000)
@@ -60,7 +62,7 @@ class FeedbackTurn(BaseModel):
 class FeedbackRequest(BaseModel):
     """A judgement of one answer, as the page (or any client) sends it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     rating: Literal["up", "down"] = Field(description="up: the answer is right; down: wrong")
     question: str = Field(

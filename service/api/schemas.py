@@ -36,7 +36,7 @@ class SearchRequest(BaseModel):
 class HistoryTurn(BaseModel):
     """An earlier message of the conversation the question belongs to."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role: Literal["user", "assistant"]
     content: str = Field(description="the message's text (an answer's [n] markers may stay)")
