@@ -10,7 +10,7 @@ NOTES ?= notes/
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BROWSER_DEBS := chromium fonts-ipafont-gothic
 
-.PHONY: help setup browser models llm run serve eval test test-fast lint format bench bench-ingest bench-retrieval bench-serve bench-load clean
+.PHONY: help setup browser models llm run serve eval test test-fast lint format bench bench-ingest bench-retrieval bench-serve bench-load bench-followup clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -66,7 +66,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: bench-ingest bench-retrieval bench-serve bench-load  ## all benchmarks (figures go to docs/benchmarks.md)
+bench: bench-ingest bench-retrieval bench-serve bench-load bench-followup  ## all benchmarks (figures go to docs/benchmarks.md)
 
 bench-ingest: models  ## ingest throughput vs a plain LlamaIndex pipeline, JSQuAD + notes/
 	$(PY) bench/bench_ingest.py --write docs/benchmarks.md
@@ -82,6 +82,10 @@ bench-serve: models  ## index latency at 10k/100k chunks; /v1/search, /v1/ask, T
 bench-load: models  ## loopback load: 16 /v1/search clients 60 s, 4 /v1/ask clients 5 min; p95, memory
 	$(SHIORI) llm setup
 	$(PY) bench/bench_load.py --write docs/benchmarks.md
+
+bench-followup: models  ## what a follow-up question's rewrite costs, against its standalone question
+	$(SHIORI) llm setup
+	$(PY) bench/bench_followup.py --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

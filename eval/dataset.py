@@ -12,7 +12,9 @@
                                             accepted as another name for it)
      "must_contain": ["2024", ["2月", "february", "feb"]],   deterministic answer checks
      "must_contain_any": ["21日", "21st", "21"],             (optional, see below)
-     "must_not_contain": ["2023"]}
+     "must_not_contain": ["2023"],
+     "feedback": {...}}                     where the item came from, when a user's feedback
+                                            made it (optional, see below)
 
 The answer checks decide whether an answer is **correct** without a judge. Every string is
 compared with the answer after NFKC, case folding and removing all whitespace (`fold`), as a
@@ -29,6 +31,15 @@ answer" (`eval.metrics.contains_reference`). ``must_not_contain`` applies to una
 too (what a made-up answer would say), but any answer to an unanswerable question is wrong.
 
 The bundled set is `eval/datasets/notes.jsonl` (84 questions over `notes/`).
+
+**Feedback lines.** Thumbs up/down and corrections given on the page or to `POST /v1/feedback`
+are stored as items of this format (`service/feedback.py`), so a user's corrections become
+their own regression set (`shiori eval run --dataset <SHIORI_FEEDBACK_PATH>`). Their
+``feedback`` object keeps what was judged: ``rating`` (up | down), ``answer`` (the answer text
+as shown), ``abstained``, ``sources`` (the cited passages: ``source``, ``lines``, ``heading``),
+``correction``, ``message`` and ``history`` (the follow-up as written and its conversation,
+when ``question`` is the standalone question it was rewritten into), ``model`` and ``at``
+(UTC, ISO 8601). The evaluation ignores it.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -67,6 +78,7 @@ class GoldenItem(BaseModel):
     must_contain: list[Needle | list[Needle]] = Field(default_factory=list)
     must_contain_any: list[Needle] = Field(default_factory=list)
     must_not_contain: list[Needle] = Field(default_factory=list)
+    feedback: dict[str, Any] | None = None  # provenance of a feedback line (see above)
 
     @model_validator(mode="before")
     @classmethod
@@ -129,11 +141,24 @@ def load(path: Path) -> list[GoldenItem]:
     return items
 
 
+# characters `str.splitlines` (which `load` reads lines with) breaks at, that JSON leaves raw
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def to_line(item: GoldenItem) -> str:
+    """One item as its JSONL line (with the newline): readable UTF-8, one line whatever its
+    text holds."""
+    line = json.dumps(item.model_dump(), ensure_ascii=False)
+    for raw, escaped in _LINE_BREAKS.items():
+        line = line.replace(raw, escaped)
+    return line + "\n"
+
+
 def save(items: Iterable[GoldenItem], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         for item in items:
-            out.write(json.dumps(item.model_dump(), ensure_ascii=False) + "\n")
+            out.write(to_line(item))
 
 
 def select(

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api import contract, errors
 from service.api.limits import BodyLimitMiddleware, ClientGoneError
 from service.components import Components
-from service.routes import ask, chat, health, ingest, notes, web
+from service.routes import ask, chat, feedback, health, ingest, notes, web
 from shiori.config import Settings
 
 log = logging.getLogger("shiori.service")
@@ -110,7 +110,15 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         # nobody reads this; nginx's 499 keeps the metrics and the access log honest
         return Response(status_code=499)
 
-    for router in (ask.router, chat.router, ingest.router, notes.router, health.router, web.router):
+    for router in (
+        ask.router,
+        chat.router,
+        feedback.router,
+        ingest.router,
+        notes.router,
+        health.router,
+        web.router,
+    ):
         app.include_router(router)
     contract.install(app, settings)
     app.add_middleware(BodyLimitMiddleware, settings=settings)

@@ -15,6 +15,7 @@ from qdrant_client import QdrantClient
 
 from ingest.pipeline import Ingestor
 from service.api.limits import GenerationSlots
+from service.feedback import FeedbackStore
 from service.metrics import Metrics
 from service.rag.answer import Answerer
 from service.rag.retrieve import Retriever
@@ -33,6 +34,7 @@ class Components:
     llm: AsyncOpenAI
     answerer: Answerer
     ingestor: Ingestor
+    feedback: FeedbackStore
     metrics: Metrics = field(default_factory=Metrics)
     ingest_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one ingest at a time
     generation_slots: GenerationSlots = field(default_factory=lambda: GenerationSlots(4, 5))
@@ -69,6 +71,7 @@ class Components:
             llm=llm,
             answerer=Answerer(settings, retriever, llm),
             ingestor=Ingestor(settings, index, embedder),
+            feedback=FeedbackStore(settings.feedback_path),
             generation_slots=GenerationSlots(settings.max_generations, settings.busy_retry_after_s),
         )
 

@@ -25,7 +25,8 @@ class Metrics:
         )
         self.stage_seconds = Histogram(
             "shiori_stage_seconds",
-            "Time per answering stage: retrieve, generate, verify, first_token",
+            "Time per answering stage: rewrite (a follow-up), retrieve, generate, verify, "
+            "first_token",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
@@ -39,6 +40,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.rewrites = Counter(
+            "shiori_rewrites",
+            "Messages sent with a conversation, by what became of them: standalone (the model "
+            "was not asked), rewritten, unchanged, failed",
+            ["status"],
+            registry=self.registry,
+        )
         self.llm_errors = Counter(
             "shiori_llm_errors", "Requests the LLM did not answer", registry=self.registry
         )
@@ -47,7 +55,7 @@ class Metrics:
         self, reason: str, timings: dict[str, float], prompt_tokens: int, completion_tokens: int
     ) -> None:
         self.answers.labels(reason).inc()
-        for stage in ("retrieve", "generate", "verify", "first_token"):
+        for stage in ("rewrite", "retrieve", "generate", "verify", "first_token"):
             if f"{stage}_ms" in timings:
                 self.stage_seconds.labels(stage).observe(timings[f"{stage}_ms"] / 1000)
         self.tokens.labels("prompt").inc(prompt_tokens)

@@ -718,6 +718,37 @@ def _print_sources(body: dict[str, Any]) -> None:
         out.print(f"[yellow]not supported by its source:[/yellow] {sentence}", highlight=False)
 
 
+@app.command()
+def mcp(
+    server: Annotated[
+        str | None,
+        typer.Option(help="Shiori service URL (default SHIORI_SERVER_URL).", show_default=False),
+    ] = None,
+    http: Annotated[bool, typer.Option("--http", help="Streamable HTTP instead of stdio.")] = False,
+    host: Annotated[str, typer.Option(help="--http: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="--http: port; the endpoint is /mcp.")] = 8765,
+) -> None:
+    """Serve the notes to MCP clients (Claude Desktop, IDEs, agents): read-only tools `ask`
+    (answers with citations), `search` (passages) and `list_notes`, with structured results.
+
+    It answers through a running Shiori service (`shiori serve` / `make run`; SHIORI_API_KEY is
+    sent to it). Over stdio by default, as assistants launch it, e.g. in Claude Desktop's
+    config: `{"mcpServers": {"shiori": {"command": "shiori", "args": ["mcp"]}}}`; with
+    `--http`, at http://HOST:PORT/mcp."""
+    from service.mcp_server import build_server
+    from shiori.client import AsyncShioriClient
+
+    settings = load_settings()
+    url = server or settings.server_url
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    app_ = build_server(lambda: AsyncShioriClient(url, key))
+    if http:
+        err.print(f"MCP over streamable HTTP at http://{host}:{port}/mcp; answers from {url}")
+        app_.run("streamable-http", host=host, port=port)
+    else:
+        app_.run("stdio")
+
+
 @llm_app.command("serve")
 def llm_serve(
     log: Annotated[Path | None, typer.Option(help="Write vLLM's own output to this file.")] = None,

@@ -1,4 +1,5 @@
-"""A small client of the Shiori HTTP API, for `shiori ask`, `ingest --server`, `remove --server`."""
+"""A small client of the Shiori HTTP API, for `shiori ask`, `ingest --server`, `remove --server`
+and `shiori mcp`."""
 
 from __future__ import annotations
 
@@ -81,6 +82,34 @@ class ShioriClient:
         with ExitStack() as stack:
             parts = [("file", (f.name, stack.enter_context(f.open("rb")))) for f in files]
             return self._post("/v1/ingest", files=parts)
+
+
+class AsyncShioriClient:
+    """The read-only part of the API for async callers (the MCP server): ask, search, notes."""
+
+    def __init__(self, url: str, api_key: str | None = None, timeout: float | None = 600) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.url = url.rstrip("/")
+        self.http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = await self.http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise ServiceUnreachableError(f"no Shiori service at {self.url}: {exc}") from exc
+        return _checked(response)
+
+    async def ask(self, question: str, **options: Any) -> dict[str, Any]:
+        return await self._call("POST", "/v1/ask", json={"question": question, **options})
+
+    async def search(self, question: str, **options: Any) -> dict[str, Any]:
+        return await self._call("POST", "/v1/search", json={"question": question, **options})
+
+    async def notes(self) -> dict[str, Any]:
+        return await self._call("GET", "/v1/notes")
 
 
 def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:

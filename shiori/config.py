@@ -38,6 +38,10 @@ def default_uploads_dir() -> Path:
     return Path(user_data_dir("shiori")) / "uploads"
 
 
+def default_feedback_path() -> Path:
+    return Path(user_data_dir("shiori")) / "feedback.jsonl"
+
+
 def _split_commas(value: Any) -> Any:
     """Lists from the environment are comma-separated: SHIORI_API_KEYS=key1,key2."""
     if isinstance(value, str):
@@ -149,6 +153,13 @@ class Settings(BaseSettings):
     subject_threshold: float = Field(default=0.5, ge=0, le=1)
     # …or the cosine of the question and that context (a paraphrased question)
     subject_semantic_threshold: float = Field(default=0.6, ge=-1, le=1)
+    rewrite_history_messages: int = Field(
+        default=6,
+        ge=0,
+        le=64,
+        description="earlier messages of a conversation the model sees when it rewrites a "
+        "follow-up into a standalone question",
+    )
     llm_start_timeout_s: float = Field(default=600, gt=0)
     llm_restart_backoff_s: float = Field(
         default=2,
@@ -213,6 +224,11 @@ class Settings(BaseSettings):
     )
     uploads_dir: Path = Field(
         default_factory=default_uploads_dir, description="where uploaded notes are kept"
+    )
+    feedback_path: Path = Field(
+        default_factory=default_feedback_path,
+        description="where feedback on answers is appended, as golden-set lines (JSONL) that "
+        "`shiori eval run --dataset` reads",
     )
     watch: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,

@@ -4,9 +4,9 @@ The request models declare what is fixed (types, strictness, unknown fields refu
 that come from settings are written in here, from the same Settings the routes enforce them
 with, so a schema-valid request is never refused for a limit the schema did not state:
 
-- ``question``: ``maxLength`` SHIORI_MAX_QUESTION_CHARS (search, ask, and every chat message's
-  text); ``top_k``: ``maximum`` SHIORI_MAX_TOP_K; ``messages``: ``maxItems``
-  SHIORI_MAX_CHAT_MESSAGES;
+- ``question``: ``maxLength`` SHIORI_MAX_QUESTION_CHARS (search, ask, every message of an ask's
+  ``history`` and every chat message's text); ``top_k``: ``maximum`` SHIORI_MAX_TOP_K;
+  ``messages`` and an ask's ``history``: ``maxItems`` SHIORI_MAX_CHAT_MESSAGES;
 - with SHIORI_API_KEYS set, the two ways to present a key as security schemes, required by the
   operations that check it.
 """
@@ -42,6 +42,8 @@ def apply_limits(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
         props = models[name]["properties"]
         props["question"]["maxLength"] = settings.max_question_chars
         _integer_branch(props["top_k"])["maximum"] = settings.max_top_k
+    models["AskRequest"]["properties"]["history"]["maxItems"] = settings.max_chat_messages
+    models["HistoryTurn"]["properties"]["content"]["maxLength"] = settings.max_question_chars
     chat = models.get("ChatRequest")
     if chat is not None:
         chat["properties"]["messages"]["maxItems"] = settings.max_chat_messages

@@ -8,6 +8,7 @@ test_contract.py runs schemathesis against it).
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -87,8 +88,17 @@ def error_body(kind: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": {"type": kind, "message": message, **extra}}
 
 
+class _ErrorJSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:  # a lone surrogate of the request, echoed in the details:
+            # JSON's own escape (\ud800) carries it back as the client sent it
+            return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
 def _json(status: int, kind: str, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse(error_body(kind, message, **extra), status_code=status)
+    return _ErrorJSON(error_body(kind, message, **extra), status_code=status)
 
 
 def as_api_error(exc: BaseException) -> ApiError | None:

@@ -8,11 +8,12 @@ written into /openapi.json by `service.api.contract` and enforced by the routes.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from service.rag.answer import Answer, source_json
+from service.rag.conversation import Turn
 from service.rag.retrieve import Filters, Passage
 from shiori.chunk import Chunk
 
@@ -36,6 +37,17 @@ def valid_unicode(text: str) -> str:
     if any("\ud800" <= ch <= "\udfff" for ch in text):
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text
+
+
+def unicode_in(value: Any) -> Any:
+    """`valid_unicode` on a string, or on each string of a list, for a ``mode="before"``
+    validator: pydantic refuses a lone surrogate in any field with a length constraint before
+    an after-validator could repair it. Anything else is left for the type checks to refuse."""
+    if isinstance(value, str):
+        return valid_unicode(value)
+    if isinstance(value, list):
+        return [valid_unicode(v) if isinstance(v, str) else v for v in value]
+    return value
 
 
 class FiltersIn(BaseModel):
@@ -74,10 +86,10 @@ class FiltersIn(BaseModel):
             raise ValueError(f"a tag is longer than {MAX_TEXT_FIELD} characters")
         return [valid_unicode(v) for v in value]
 
-    @field_validator("path_prefix", "title")
+    @field_validator("sources", "tags", "path_prefix", "title", mode="before")
     @classmethod
-    def _unicode(cls, value: str | None) -> str | None:
-        return None if value is None else valid_unicode(value)
+    def _unicode(cls, value: Any) -> Any:
+        return unicode_in(value)
 
     def to_filters(self) -> Filters:
         return Filters(
@@ -102,10 +114,10 @@ class SearchRequest(BaseModel):
     )
     filters: FiltersIn | None = None
 
-    @field_validator("question")
+    @field_validator("question", mode="before")
     @classmethod
-    def _unicode(cls, value: str) -> str:
-        return valid_unicode(value)
+    def _unicode(cls, value: Any) -> Any:
+        return unicode_in(value)
 
     @field_validator("top_k", mode="before")
     @classmethod
@@ -116,8 +128,35 @@ class SearchRequest(BaseModel):
         return value
 
 
+class HistoryTurn(BaseModel):
+    """An earlier message of the conversation the question belongs to."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    role: Literal["user", "assistant"]
+    content: str = Field(
+        description="the message's text (an answer's [n] markers may stay); at most "
+        "SHIORI_MAX_QUESTION_CHARS characters (maxLength)"
+    )
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _unicode(cls, value: Any) -> Any:
+        return unicode_in(value)
+
+    def to_turn(self) -> Turn:
+        return Turn(self.role, self.content)
+
+
 class AskRequest(SearchRequest):
     stream: bool = Field(default=False, description="Server-Sent Events: deltas, then 'final'")
+    history: list[HistoryTurn] = Field(
+        default_factory=list,
+        description="the conversation so far, oldest first: a question that leans on it "
+        '("and when was it published?") is rewritten into a standalone question, which '
+        "retrieval, the checks and the citations use; the response's `question` says which; "
+        "at most SHIORI_MAX_CHAT_MESSAGES messages (maxItems)",
+    )
 
 
 def instruction_spans_json(chunk: Chunk) -> list[dict[str, Any]]:
@@ -207,7 +246,28 @@ class SearchResponse(BaseModel):
     timings: dict[str, float]
 
 
+class RewriteOut(BaseModel):
+    """How a message with a history became the question answered."""
+
+    message: str = Field(description="the message as sent")
+    status: Literal["standalone", "rewritten", "unchanged", "failed"] = Field(
+        description="standalone: it stood alone, the model was not asked; rewritten: the model "
+        "made it standalone; unchanged: the model kept it; failed: the model's reply was "
+        "unusable and the message was answered as it was"
+    )
+    ms: float = Field(description="time the rewrite took (0 when the model was not asked)")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    detail: str = Field(default="", description="why a rewrite failed")
+
+
 class AskResponse(BaseModel):
+    question: str = Field(
+        default="",
+        description="the question answered: the question sent, or the standalone question a "
+        "follow-up was rewritten into",
+    )
+    rewrite: RewriteOut | None = Field(default=None, description="present when a history was sent")
     answer: str = Field(description="the answer with [n] markers, or why there is none")
     abstained: bool
     reason: str = Field(

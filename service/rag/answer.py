@@ -18,6 +18,7 @@ import httpx
 from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI
 
 from service.rag.abstain import AbstentionPolicy, abstention_text, missing_terms, weak_evidence
+from service.rag.conversation import Condenser, Rewrite, Turn
 from service.rag.packing import pack
 from service.rag.prompt import NOT_FOUND, PromptStyle, build_messages, language_of
 from service.rag.retrieve import Filters, Passage, Retriever
@@ -48,6 +49,7 @@ class Answer:
     draft: str | None = None  # the model's own text, before checks (None: it was not asked)
     signals: dict[str, float] = field(default_factory=dict)  # the scores behind the decision
     subject: SubjectCheck | None = None  # is the evidence about what was asked
+    rewrite: Rewrite | None = None  # a follow-up message made standalone (None: no history)
 
     def to_json(self) -> dict[str, Any]:
         """The answer as plain JSON data: the body of `/v1/ask` (whose schema,
@@ -66,6 +68,8 @@ class Answer:
             }
         )
         return {
+            "question": self.question,
+            "rewrite": None if self.rewrite is None else self.rewrite.to_json(),
             "answer": self.answer,
             "abstained": self.abstained,
             "reason": self.reason,
@@ -141,6 +145,8 @@ class Draft:
     retrieved: float
     gate: str = "weak_evidence"
     missing: list[str] = field(default_factory=list)
+    searched: float | None = None  # when retrieval began (None: at ``began``)
+    rewrite: Rewrite | None = None
 
 
 class Answerer:
@@ -153,6 +159,12 @@ class Answerer:
         self.style = PromptStyle(settings.llm_prompt_style)
         self.policy = AbstentionPolicy.from_settings(settings)
         self.verifier = Verifier.from_settings(settings, retriever.embedder)
+        self.condenser = Condenser(
+            llm,
+            settings.llm_model,
+            history_messages=settings.rewrite_history_messages,
+            max_question_chars=settings.max_question_chars,
+        )
 
     @classmethod
     def client_for(cls, settings: Settings) -> AsyncOpenAI:
@@ -162,17 +174,37 @@ class Answerer:
         )
 
     # --- the three steps ---------------------------------------------------------------------
+    async def condense(self, message: str, history: Sequence[Turn]) -> Rewrite:
+        """The standalone question for a message of a conversation (see
+        `service.rag.conversation`); raises `LLMUnavailableError` when the model is needed and
+        does not answer."""
+        try:
+            return await self.condenser.condense(message, history)
+        except (APIConnectionError, APITimeoutError, APIStatusError) as exc:
+            raise self._unavailable(exc) from exc
+
     async def prepare(
-        self, question: str, top_k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        language: str | None = None,
+        began: float | None = None,
     ) -> Draft:
-        """Retrieve (in a worker thread: embedding is CPU work), gate, pack, build the prompt."""
-        began = time.perf_counter()
+        """Retrieve (in a worker thread: embedding is CPU work), gate, pack, build the prompt.
+        ``language`` is the answer's (default: the question's); ``began`` when the work on the
+        question started (default: now)."""
+        searched = time.perf_counter()
+        began = searched if began is None else began
         found = await anyio.to_thread.run_sync(
             self.retriever.search, question, top_k or self.settings.top_k, filters
         )
-        language = language_of(question)
+        language = language or language_of(question)
         if weak_evidence(found, self.policy):
-            return Draft(question, language, found, None, began, time.perf_counter())
+            return Draft(
+                question, language, found, None, began, time.perf_counter(), searched=searched
+            )
         missing = missing_terms(question, found) if self.policy.require_specific_terms else []
         if missing:  # look for the named thing itself before concluding the notes lack it
             rescued = await anyio.to_thread.run_sync(
@@ -190,6 +222,7 @@ class Answerer:
                 time.perf_counter(),
                 "missing_term",
                 missing,
+                searched,
             )
         passages = pack(
             found,
@@ -197,8 +230,10 @@ class Answerer:
             self.retriever.embedder.count_tokens,
             self.settings.min_relative_score,
         )
-        messages = build_messages(question, [p.chunk for p in passages], self.style)
-        return Draft(question, language, passages, messages, began, time.perf_counter())
+        messages = build_messages(question, [p.chunk for p in passages], self.style, language)
+        return Draft(
+            question, language, passages, messages, began, time.perf_counter(), searched=searched
+        )
 
     def _request(self, draft: Draft) -> dict[str, Any]:
         return {
@@ -233,6 +268,7 @@ class Answerer:
             [],
             self.settings.llm_model,
             *usage,
+            rewrite=draft.rewrite,
         )
         if raw is None:
             result.answer = abstention_text(draft.language, draft.missing)
@@ -241,19 +277,48 @@ class Answerer:
             await anyio.to_thread.run_sync(self._judge, result, raw, draft.language)
         result.signals = signals(result, draft.missing)
         done = time.perf_counter()
+        searched = draft.began if draft.searched is None else draft.searched
         result.timings = {
-            "retrieve_ms": _ms(draft.retrieved - draft.began),
+            "retrieve_ms": _ms(draft.retrieved - searched),
             "generate_ms": _ms(generated - draft.retrieved),
             "verify_ms": _ms(done - generated),
             "total_ms": _ms(done - draft.began),
         }
+        if draft.rewrite is not None and draft.rewrite.ms:
+            result.timings["rewrite_ms"] = draft.rewrite.ms
         return result
+
+    async def _draft(
+        self,
+        message: str,
+        top_k: int | None,
+        filters: Filters | None,
+        history: Sequence[Turn],
+    ) -> Draft:
+        """Condense the message when it has a history, then prepare the standalone question:
+        retrieval, the gates, the prompt and the checks all see that question; the answer
+        keeps the language of the message."""
+        began = time.perf_counter()
+        if not history:
+            return await self.prepare(message, top_k, filters, began=began)
+        rewrite = await self.condense(message, history)
+        draft = await self.prepare(
+            rewrite.question, top_k, filters, language=rewrite.language, began=began
+        )
+        draft.rewrite = rewrite
+        return draft
 
     # --- entry points ------------------------------------------------------------------------
     async def ask(
-        self, question: str, top_k: int | None = None, filters: Filters | None = None
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        history: Sequence[Turn] = (),
     ) -> Answer:
-        draft = await self.prepare(question, top_k, filters)
+        """Answer ``question``; with ``history`` (the earlier turns of its conversation) a
+        follow-up is first made standalone, and the answer says which question it answered."""
+        draft = await self._draft(question, top_k, filters, history)
         if draft.messages is None:
             return await self.finish(draft, None)
         try:
@@ -265,14 +330,21 @@ class Answerer:
         return await self.finish(draft, completion.choices[0].message.content or "", tokens)
 
     async def stream(
-        self, question: str, top_k: int | None = None, filters: Filters | None = None
-    ) -> AsyncIterator[str | Answer]:
-        """The model's text as it comes (str deltas), then the judged `Answer`.
+        self,
+        question: str,
+        top_k: int | None = None,
+        filters: Filters | None = None,
+        history: Sequence[Turn] = (),
+    ) -> AsyncIterator[str | Rewrite | Answer]:
+        """With ``history``, first the `Rewrite` (which question is being answered); then the
+        model's text as it comes (str deltas), then the judged `Answer`.
 
         The final answer is authoritative: it may differ from the streamed text (markers
         repaired, or withdrawn as unsupported). A refusal ("NOT_FOUND") is held back rather than
         streamed; when nothing was streamed, the final answer text is sent as one delta."""
-        draft = await self.prepare(question, top_k, filters)
+        draft = await self._draft(question, top_k, filters, history)
+        if draft.rewrite is not None:
+            yield draft.rewrite
         if draft.messages is None:
             final = await self.finish(draft, None)
             yield final.answer

@@ -42,9 +42,14 @@ def source_label(chunk: Chunk) -> str:
 
 
 def build_messages(
-    question: str, chunks: Sequence[Chunk], style: PromptStyle = PromptStyle.SYSTEM
+    question: str,
+    chunks: Sequence[Chunk],
+    style: PromptStyle = PromptStyle.SYSTEM,
+    answer_language: str | None = None,
 ) -> list[dict[str, str]]:
-    language = "Japanese" if language_of(question) == "ja" else "English"
+    """``answer_language`` ('ja' | 'en') defaults to the question's: a follow-up rewritten
+    with a Japanese name in it is still answered in the language the user wrote in."""
+    language = "Japanese" if (answer_language or language_of(question)) == "ja" else "English"
     sources = "\n\n".join(
         f"[{n}] {source_label(c)}\n{c.text.strip()}" for n, c in enumerate(chunks, 1)
     )

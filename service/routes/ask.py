@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import anyio
 from fastapi import APIRouter, Depends, Request
@@ -15,6 +15,7 @@ from service.api.limits import EventStream, until_disconnected
 from service.api.schemas import (
     AskRequest,
     AskResponse,
+    HistoryTurn,
     SearchRequest,
     SearchResponse,
     SourceOut,
@@ -23,6 +24,7 @@ from service.api.schemas import (
 from service.api.sse import event, started
 from service.components import Components
 from service.rag.answer import Answer, LLMUnavailableError
+from service.rag.conversation import Rewrite, Turn
 
 router = APIRouter(prefix="/v1", tags=["ask"], dependencies=[Depends(require_api_key)])
 
@@ -54,10 +56,40 @@ def check_question(question: str, parts: Components, field: str = "question") ->
         raise ApiError(422, "invalid_request", f"{field} is blank")
 
 
+def check_history(history: Sequence[HistoryTurn], parts: Components) -> list[Turn]:
+    """The conversation as turns, after the limits /openapi.json states: at most
+    SHIORI_MAX_CHAT_MESSAGES messages, each as long as a question may be
+    (SHIORI_MAX_QUESTION_CHARS)."""
+    s = parts.settings
+    if len(history) > s.max_chat_messages:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"history has {len(history)} messages; the limit is {s.max_chat_messages} "
+            "(SHIORI_MAX_CHAT_MESSAGES)",
+        )
+    limit = s.max_question_chars
+    for n, turn in enumerate(history):
+        if len(turn.content) > limit:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"history[{n}] is {len(turn.content)} characters; the limit is {limit} "
+                "(SHIORI_MAX_QUESTION_CHARS)",
+            )
+    return [t.to_turn() for t in history]
+
+
 def observe(parts: Components, answer: Answer) -> None:
+    rewrite = answer.rewrite
     parts.metrics.observe_answer(
-        answer.reason, answer.timings, answer.prompt_tokens, answer.completion_tokens
+        answer.reason,
+        answer.timings,
+        answer.prompt_tokens + (rewrite.prompt_tokens if rewrite else 0),
+        answer.completion_tokens + (rewrite.completion_tokens if rewrite else 0),
     )
+    if rewrite is not None:
+        parts.metrics.rewrites.labels(str(rewrite.status)).inc()
 
 
 @router.post(
@@ -90,13 +122,14 @@ async def search(body: SearchRequest, parts: Shared) -> SearchResponse:
 )
 async def ask(body: AskRequest, parts: Shared, request: Request) -> AskResponse | EventStream:
     top_k = check_limits(body, parts)
+    history = check_history(body.history, parts)
     flt = body.filters.to_filters() if body.filters else None
     slots = parts.generation_slots
     if not body.stream:
         with slots.held():
             try:
                 answer = await until_disconnected(
-                    request, lambda: parts.answerer.ask(body.question, top_k, flt)
+                    request, lambda: parts.answerer.ask(body.question, top_k, flt, history)
                 )
             except LLMUnavailableError:
                 parts.metrics.llm_errors.inc()
@@ -105,7 +138,7 @@ async def ask(body: AskRequest, parts: Shared, request: Request) -> AskResponse 
         return AskResponse.of(answer)
     slots.take()
     try:
-        stream = await started(parts.answerer.stream(body.question, top_k, flt))
+        stream = await started(parts.answerer.stream(body.question, top_k, flt, history))
     except BaseException as exc:
         slots.give_back()
         if isinstance(exc, Exception):
@@ -114,13 +147,19 @@ async def ask(body: AskRequest, parts: Shared, request: Request) -> AskResponse 
     return EventStream(ask_events(parts, stream), on_close=slots.give_back)
 
 
-async def ask_events(parts: Components, stream: AsyncIterator[str | Answer]) -> AsyncIterator[str]:
-    """``delta`` events with {"text"}, then one ``final`` event with the full /v1/ask body (its
-    answer is authoritative), or one ``error`` event if the LLM fails mid-answer."""
+async def ask_events(
+    parts: Components, stream: AsyncIterator[str | Rewrite | Answer]
+) -> AsyncIterator[str]:
+    """With a history, first one ``question`` event ({"question"} and the rewrite's fields:
+    which question is being answered); ``delta`` events with {"text"}, then one ``final``
+    event with the full /v1/ask body (its answer is authoritative), or one ``error`` event if
+    the LLM fails mid-answer."""
     try:
         async for item in stream:
             if isinstance(item, str):
                 yield event({"text": item}, "delta")
+            elif isinstance(item, Rewrite):
+                yield event({"question": item.question, **item.to_json()}, "question")
             else:
                 observe(parts, item)
                 yield event(AskResponse.of(item).model_dump(mode="json"), "final")

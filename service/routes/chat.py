@@ -1,8 +1,11 @@
 """An OpenAI-compatible facade, so existing OpenAI clients and chat UIs ask the notes unchanged.
 
-`POST /v1/chat/completions` answers the last user message with RAG over the notes (the rest of
-the conversation is not used for retrieval); the sources are appended to the message text, for
-UIs, and given in a ``sources`` field, for programs. `GET /v1/models` lists the one model,
+`POST /v1/chat/completions` answers the last user message with RAG over the notes. The earlier
+user and assistant messages are its conversation: a follow-up that leans on them ("and when was
+it published?") is first rewritten into a standalone question (`service.rag.conversation`),
+which retrieval, the checks and the citations use, and which the response names (``question``,
+and in the text when it differs from the message). The sources are appended to the message
+text, for UIs, and given in a ``sources`` field, for programs. `GET /v1/models` lists the one model,
 "shiori". Streaming follows OpenAI's chunk format and ends with ``data: [DONE]``.
 """
 
@@ -24,6 +27,7 @@ from service.api.schemas import NOT_BLANK, SourceOut, is_blank, valid_unicode
 from service.api.sse import event, started
 from service.components import Components
 from service.rag.answer import Answer, LLMUnavailableError
+from service.rag.conversation import Rewrite, Turn
 from service.routes.ask import check_question, observe
 
 MODEL_ID = "shiori"
@@ -99,7 +103,11 @@ class ChatRequest(BaseModel):
 
 def footnote(answer: Answer) -> str:
     """The sources under the answer, as a chat UI shows them: for an answer, each evidence
-    sentence with its own lines; for an abstention, the closest passages."""
+    sentence with its own lines; for an abstention, the closest passages. A follow-up that was
+    rewritten also says which question was answered."""
+    asked = ""
+    if answer.rewrite is not None and answer.rewrite.question != answer.rewrite.message:
+        asked = f"\n\nQuestion answered: {answer.question}"
     lines = []
     if not answer.abstained:
         for check in answer.checks:
@@ -119,13 +127,14 @@ def footnote(answer: Answer) -> str:
             heading = f" — {c.heading}" if c.heading else ""
             lines.append(f"[{n}] {c.source}:{c.line_start}-{c.line_end}{heading}")
     if not lines:
-        return ""
+        return asked
     label = "Closest passages" if answer.abstained else "Sources"
-    return f"\n\n{label}:\n" + "\n".join(lines)
+    return asked + f"\n\n{label}:\n" + "\n".join(lines)
 
 
-def question_of(body: ChatRequest, parts: Components) -> str:
-    """The last user message with text, after the limits /openapi.json states."""
+def conversation_of(body: ChatRequest, parts: Components) -> tuple[str, list[Turn]]:
+    """The last user message with text, and the user and assistant messages before it (system
+    messages and blank ones left out), after the limits /openapi.json states."""
     s = parts.settings
     if len(body.messages) > s.max_chat_messages:
         raise ApiError(
@@ -137,9 +146,15 @@ def question_of(body: ChatRequest, parts: Components) -> str:
     for n, message in enumerate(body.messages):
         if len(message.text()) > s.max_question_chars:
             check_question(message.text(), parts, f"messages[{n}]")
-    for message in reversed(body.messages):
+    for at in range(len(body.messages) - 1, -1, -1):
+        message = body.messages[at]
         if message.role == "user" and not is_blank(message.text()):
-            return valid_unicode(message.text())
+            history = [
+                Turn("user" if m.role == "user" else "assistant", valid_unicode(m.text()))
+                for m in body.messages[:at]
+                if m.role in ("user", "assistant") and not is_blank(m.text())
+            ]
+            return valid_unicode(message.text()), history
     raise ApiError(422, "invalid_request", "messages hold no user message with text")
 
 
@@ -171,14 +186,16 @@ async def models() -> dict[str, Any]:
     },
 )
 async def chat_completions(body: ChatRequest, parts: Shared, request: Request) -> Any:
-    question = question_of(body, parts)
+    question, history = conversation_of(body, parts)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     slots = parts.generation_slots
     if not body.stream:
         with slots.held():
             try:
-                answer = await until_disconnected(request, lambda: parts.answerer.ask(question))
+                answer = await until_disconnected(
+                    request, lambda: parts.answerer.ask(question, history=history)
+                )
             except LLMUnavailableError:
                 parts.metrics.llm_errors.inc()
                 raise
@@ -198,10 +215,11 @@ async def chat_completions(body: ChatRequest, parts: Shared, request: Request) -
             "usage": usage(answer),
             "sources": sources(answer),
             "abstained": answer.abstained,
+            "question": answer.question,
         }
     slots.take()
     try:
-        stream = await started(parts.answerer.stream(question))
+        stream = await started(parts.answerer.stream(question, history=history))
     except BaseException as exc:
         slots.give_back()
         if isinstance(exc, LLMUnavailableError):
@@ -235,7 +253,10 @@ def sources(answer: Answer) -> list[dict[str, Any]]:
 
 
 async def chat_events(
-    parts: Components, stream: AsyncIterator[str | Answer], completion_id: str, created: int
+    parts: Components,
+    stream: AsyncIterator[str | Rewrite | Answer],
+    completion_id: str,
+    created: int,
 ) -> AsyncIterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return event(
@@ -257,6 +278,8 @@ async def chat_events(
                 streamed += item
                 yield chunk({"content": item})
                 continue
+            if isinstance(item, Rewrite):  # named in the last chunk, with the sources
+                continue
             observe(parts, item)
             tail = footnote(item)
             if streamed.strip() != item.answer.strip():  # withdrawn, or citations repaired
@@ -268,6 +291,7 @@ async def chat_events(
                 usage=usage(item),
                 sources=sources(item),
                 abstained=item.abstained,
+                question=item.question,
             )
     except Exception as exc:
         known = as_api_error(exc)

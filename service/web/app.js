@@ -1,26 +1,103 @@
-// Shiori's page: ask, watch the answer stream in, follow its citations to the passages.
+// Shiori's page: a conversation with your notes. Each turn streams its answer in and keeps its
+// own citations, evidence and feedback; a follow-up is sent with the turns before it, and the
+// service answers the standalone question it stands for (shown under the message). The
+// conversation lives in the tab (sessionStorage) until "New conversation".
 // Plain script, no build step. Every piece of note or answer text is inserted as text
-// (textContent), never as markup, and the page's CSP allows only this script.
+// (textContent), never as markup, and the page's CSP allows only this script and i18n.js.
 "use strict";
 
 const KEY_STORAGE = "shiori.apiKey";
+const CONVERSATION_STORAGE = "shiori.conversation";
+const LANGUAGE_STORAGE = "shiori.language";
 const ASK_TIMEOUT_MS = 300_000; // a CPU model can take a while; beyond this, say so
 const CALL_TIMEOUT_MS = 30_000;
+const HISTORY_TURNS = 4; // earlier question–answer pairs sent with a follow-up
 const MARKER = /\[(\d{1,3})\]/g;
 const JAPANESE = /[\u3040-\u30ff\u3400-\u9fff]/;
 
 const $ = (id) => document.getElementById(id);
 
+// --- language ------------------------------------------------------------------------------
+
+/** Japanese when the browser lists Japanese before English; the person's own choice wins. */
+function preferredLanguage() {
+  const chosen = localStorage.getItem(LANGUAGE_STORAGE);
+  if (chosen && MESSAGES[chosen]) return chosen;
+  for (const tag of navigator.languages || [navigator.language || "en"]) {
+    const base = String(tag).toLowerCase().split("-")[0];
+    if (base === "ja" || base === "en") return base;
+  }
+  return "en";
+}
+
+let language = "en";
+
+/** The message `key` in the page's language, with {name} filled from `params`. */
+function t(key, params = {}) {
+  const entry = MESSAGES[language][key] ?? MESSAGES.en[key];
+  if (entry === undefined) throw new Error(`no message ${key}`);
+  if (typeof entry === "function") return entry(params);
+  return entry.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+}
+
+function applyLanguage() {
+  document.documentElement.lang = language;
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of document.querySelectorAll("[data-i18n-placeholder]")) {
+    node.placeholder = t(node.dataset.i18nPlaceholder);
+  }
+  for (const node of document.querySelectorAll("[data-i18n-aria-label]")) {
+    node.setAttribute("aria-label", t(node.dataset.i18nAriaLabel));
+  }
+  $("question-label").textContent = t(conversation.length ? "followUpLabel" : "questionLabel");
+  renderConversation();
+  refreshMessages();
+}
+
+function switchLanguage() {
+  language = language === "ja" ? "en" : "ja";
+  localStorage.setItem(LANGUAGE_STORAGE, language);
+  applyLanguage();
+  loadNotes();
+}
+
+// What the status line, the notice and the ingest line say, kept as message keys so that a
+// switch of language re-says them.
+const said = { status: null, notice: null, ingest: null };
+
+function say(slot, key, params = {}) {
+  said[slot] = key ? { key, params } : null;
+  refreshMessages();
+}
+
+function refreshMessages() {
+  $("status").textContent = said.status ? t(said.status.key, said.status.params) : "";
+  const box = $("notice");
+  box.hidden = !said.notice;
+  box.className = `notice ${said.notice ? said.notice.params.kind || "error" : ""}`;
+  box.textContent = said.notice ? t(said.notice.key, said.notice.params) : "";
+  $("ingest-status").textContent = said.ingest ? t(said.ingest.key, said.ingest.params) : "";
+}
+
+const status = (key, params) => say("status", key, params);
+const notice = (key, params) => say("notice", key, params);
+
+// --- talking to the API ------------------------------------------------------------------
+
 class AuthNeeded extends Error {}
 class ApiFailure extends Error {
-  constructor(type, message, status) {
+  constructor(type, message, status, key = null, params = {}) {
     super(message);
     this.type = type;
     this.status = status;
+    this.key = key; // a message of the page's own, when the service said nothing
+    this.params = params;
+  }
+
+  text() {
+    return this.key ? t(this.key, this.params) : this.message;
   }
 }
-
-// --- talking to the API ------------------------------------------------------------------
 
 function headers(extra = {}) {
   const key = sessionStorage.getItem(KEY_STORAGE);
@@ -40,7 +117,7 @@ async function failure(response) {
     /* not JSON: keep the status line */
   }
   if (response.status === 401) {
-    showKeyPanel(sessionStorage.getItem(KEY_STORAGE) ? "That key was not accepted." : "");
+    showKeyPanel(sessionStorage.getItem(KEY_STORAGE) ? "keyRejected" : null);
     return new AuthNeeded(message);
   }
   return new ApiFailure(type, message, response.status);
@@ -60,24 +137,17 @@ async function call(path, options = {}, timeoutMs = CALL_TIMEOUT_MS) {
 
 function unreachable(err, timeoutMs) {
   if (err && (err.name === "TimeoutError" || err.name === "AbortError")) {
-    return new ApiFailure(
-      "timeout",
-      `Shiori did not finish within ${Math.round(timeoutMs / 1000)} s. ` +
-        "The model may be busy; try again in a moment.",
-    );
+    return new ApiFailure("timeout", "timeout", 0, "timeout", { s: Math.round(timeoutMs / 1000) });
   }
-  return new ApiFailure(
-    "unreachable",
-    "Shiori is not reachable. Is `shiori serve` (or `make run`) still running?",
-  );
+  return new ApiFailure("unreachable", "unreachable", 0, "unreachable");
 }
 
 // --- the API key ---------------------------------------------------------------------------
 
-function showKeyPanel(message) {
+function showKeyPanel(messageKey) {
   $("key-panel").hidden = false;
-  $("key-error").hidden = !message;
-  $("key-error").textContent = message;
+  $("key-error").hidden = !messageKey;
+  $("key-error").textContent = messageKey ? t(messageKey) : "";
   $("key-input").focus();
 }
 
@@ -96,7 +166,54 @@ function useKey(event) {
 function forgetKey() {
   sessionStorage.removeItem(KEY_STORAGE);
   $("forget-key").hidden = true;
-  showKeyPanel("");
+  showKeyPanel(null);
+}
+
+// --- the conversation ----------------------------------------------------------------------
+//
+// A turn: {id, message, result (the /v1/ask body, once final), question (what is being
+// answered), stopped, searchOnly ({results, titleKey}), feedback ({rating, id})}.
+
+let conversation = [];
+let nextTurnId = 1;
+
+function loadConversation() {
+  try {
+    const stored = JSON.parse(sessionStorage.getItem(CONVERSATION_STORAGE) || "[]");
+    conversation = Array.isArray(stored) ? stored.filter((turn) => turn && turn.message) : [];
+  } catch (_) {
+    conversation = [];
+  }
+  nextTurnId = Math.max(0, ...conversation.map((turn) => turn.id || 0)) + 1;
+}
+
+function saveConversation() {
+  const kept = conversation.filter((turn) => turn.result || turn.searchOnly || turn.stopped);
+  try {
+    sessionStorage.setItem(CONVERSATION_STORAGE, JSON.stringify(kept));
+  } catch (_) {
+    /* storage full: the conversation stays on the page, unsaved */
+  }
+}
+
+/** The earlier turns that were answered, as the API's history: user and assistant messages. */
+function historyBefore(turn) {
+  const earlier = conversation.filter((other) => other.id < turn.id && other.result);
+  return earlier.slice(-HISTORY_TURNS).flatMap((other) => [
+    { role: "user", content: other.message },
+    { role: "assistant", content: other.result.answer },
+  ]);
+}
+
+function newConversation() {
+  if (running) running.abort();
+  conversation = [];
+  saveConversation();
+  renderConversation();
+  $("question-label").textContent = t("questionLabel");
+  status(null);
+  notice(null);
+  $("question").focus();
 }
 
 // --- rendering -----------------------------------------------------------------------------
@@ -112,43 +229,38 @@ function languageOf(text) {
   return JAPANESE.test(text) ? "ja" : "en";
 }
 
-/** Answer text with each [n] marker as a link to passage n (when that passage is shown). */
-function renderAnswer(text, linkable) {
-  const answer = $("answer");
-  answer.replaceChildren();
-  answer.lang = languageOf(text);
+function lineRange(lines) {
+  return lines[0] === lines[1] ? t("line", { a: lines[0] }) : t("lines", { a: lines[0], b: lines[1] });
+}
+
+/** Answer text with each [n] marker as a link to passage n of this turn (when shown). */
+function answerNodes(turn, text, linkable) {
+  const nodes = [];
   let last = 0;
   for (const match of text.matchAll(MARKER)) {
     const n = Number(match[1]);
-    answer.append(text.slice(last, match.index));
+    nodes.push(text.slice(last, match.index));
     if (linkable.has(n)) {
       const link = el("a", {
-        href: `#src-${n}`,
+        href: `#t${turn.id}-src-${n}`,
         className: "cite",
         textContent: `[${n}]`,
-        title: `Show passage ${n}`,
+        title: t("showPassage", { n }),
       });
       link.dataset.n = String(n);
-      link.setAttribute("aria-label", `citation ${n}: show its passage`);
+      link.setAttribute("aria-label", t("citationLabel", { n }));
       link.addEventListener("click", (event) => {
         event.preventDefault();
-        highlight(n);
+        highlight(turn, n);
       });
-      answer.append(link);
+      nodes.push(link);
     } else {
-      answer.append(el("span", { className: "marker", textContent: match[0] }));
+      nodes.push(el("span", { className: "marker", textContent: match[0] }));
     }
     last = match.index + match[0].length;
   }
-  answer.append(text.slice(last));
-}
-
-const INSTRUCTION_WARNING =
-  "This passage holds text addressed to an AI model (marked below). Shiori treats it as " +
-  "note text: it is never followed, and not used as a source of facts.";
-
-function lineRange(lines) {
-  return lines[0] === lines[1] ? `line ${lines[0]}` : `lines ${lines[0]}–${lines[1]}`;
+  nodes.push(text.slice(last));
+  return nodes;
 }
 
 /** UTF-16 offset of each code point offset of `text` (the server counts code points). */
@@ -169,7 +281,7 @@ function markedPassage(src, evidence) {
       start: at16[s.start],
       end: at16[s.end],
       className: "instruction",
-      title: `addressed to an AI model (${s.reason}); not followed`,
+      title: t("instructionMark", { reason: s.reason }),
     });
   }
   for (const e of evidence) {
@@ -191,19 +303,19 @@ function markedPassage(src, evidence) {
   return parts;
 }
 
-function sourceItem(src, label, evidence = []) {
+function sourceItem(turn, src, evidence = []) {
   const lines = lineRange(src.lines);
-  let where = src.page ? `page ${src.page}, ${lines}` : lines;
+  let where = src.page ? t("pageLines", { page: src.page, lines }) : lines;
   if (evidence.length) {
-    where += ` · evidence: ${evidence.map((e) => lineRange(e.lines)).join(", ")}`;
+    where += ` · ${t("evidence", { lines: evidence.map((e) => lineRange(e.lines)).join(", ") })}`;
   }
   const item = el(
     "li",
-    { id: `src-${src.n}`, className: "source", tabIndex: -1 },
+    { id: `t${turn.id}-src-${src.n}`, className: "source", tabIndex: -1 },
     el(
       "div",
       { className: "source-head" },
-      el("span", { className: "badge", textContent: label }),
+      el("span", { className: "badge", textContent: `[${src.n}]` }),
       el("span", { className: "note", textContent: src.source }),
     ),
     el("div", { className: "heading", textContent: src.heading || src.title }),
@@ -217,7 +329,7 @@ function sourceItem(src, label, evidence = []) {
   if (src.instruction_spans && src.instruction_spans.length) {
     item.classList.add("flagged");
     item.insertBefore(
-      el("div", { className: "instruction-warning", role: "note", textContent: INSTRUCTION_WARNING }),
+      el("div", { className: "instruction-warning", role: "note", textContent: t("instructionWarning") }),
       item.querySelector(".passage"),
     );
   }
@@ -225,86 +337,245 @@ function sourceItem(src, label, evidence = []) {
   return item;
 }
 
-function highlight(n) {
+function highlight(turn, n) {
+  const box = $(`turn-${turn.id}`);
   for (const node of document.querySelectorAll(".source.highlight")) {
     node.classList.remove("highlight");
     node.removeAttribute("aria-current");
   }
   for (const node of document.querySelectorAll(".cite.active")) node.classList.remove("active");
-  const target = $(`src-${n}`);
-  if (!target) return;
+  const target = $(`t${turn.id}-src-${n}`);
+  if (!target || !box) return;
   const details = target.closest("details");
   if (details) details.open = true;
   target.classList.add("highlight");
   target.setAttribute("aria-current", "true");
-  for (const link of document.querySelectorAll(`.cite[data-n="${n}"]`)) link.classList.add("active");
+  for (const link of box.querySelectorAll(`.cite[data-n="${n}"]`)) link.classList.add("active");
   target.scrollIntoView({ block: "nearest", behavior: "smooth" });
   target.focus({ preventScroll: true });
 }
 
-function showSources(title, primary, others, evidence = new Map()) {
-  $("sources-title").textContent = title;
-  $("sources").replaceChildren(
-    ...primary.map((s) => sourceItem(s, `[${s.n}]`, evidence.get(s.n) || [])),
+function sourcesPanel(turn, titleKey, primary, others, evidence = new Map()) {
+  const panel = el(
+    "aside",
+    { className: "panel sources-panel" },
+    el("h3", { className: "sources-title", textContent: t(titleKey) }),
+    el("ol", { className: "sources" }, ...primary.map((s) => sourceItem(turn, s, evidence.get(s.n) || []))),
   );
-  $("other-sources").replaceChildren(...others.map((s) => sourceItem(s, `[${s.n}]`)));
-  $("more-sources").hidden = others.length === 0;
-  $("more-sources").open = false;
-  $("sources-panel").hidden = primary.length + others.length === 0;
-}
-
-function notice(message, kind = "error") {
-  const box = $("notice");
-  box.hidden = !message;
-  box.className = `notice ${kind}`;
-  box.textContent = message || "";
-}
-
-function status(message) {
-  $("status").textContent = message || "";
-}
-
-function resetAnswer() {
-  notice("");
-  $("answer-panel").hidden = true;
-  $("abstained").hidden = true;
-  $("answer").replaceChildren();
-  $("answer-meta").textContent = "";
-  showSources("Sources", [], []);
-}
-
-function showFinal(result) {
-  $("answer-panel").hidden = false;
-  const contexts = result.contexts || [];
-  if (result.abstained) {
-    $("abstained").hidden = false;
-    renderAnswer(result.answer, new Set());
-    showSources("Closest passages", contexts, []);
-  } else {
-    const cited = new Set(result.citations.map((c) => c.n));
-    const evidence = new Map();
-    for (const sentence of result.sentences || []) {
-      if (!sentence.supported) continue;
-      for (const e of sentence.evidence || []) {
-        if (!evidence.has(e.n)) evidence.set(e.n, []);
-        evidence.get(e.n).push(e);
-      }
-    }
-    renderAnswer(result.answer, cited);
-    showSources(
-      "Sources",
-      result.citations,
-      contexts.filter((c) => !cited.has(c.n)),
-      evidence,
+  if (others.length) {
+    panel.append(
+      el(
+        "details",
+        { className: "more-sources" },
+        el("summary", { textContent: t("otherPassages") }),
+        el("ol", { className: "sources other-sources" }, ...others.map((s) => sourceItem(turn, s))),
+      ),
     );
   }
-  const seconds = (result.timings.total_ms || 0) / 1000;
-  const parts = [`${result.model}`, `${seconds.toFixed(1)} s`];
-  if (result.unsupported && result.unsupported.length && !result.abstained) {
-    parts.push(`${result.unsupported.length} sentence(s) not supported by their sources`);
+  panel.hidden = primary.length + others.length === 0;
+  return panel;
+}
+
+function evidenceBySource(result) {
+  const evidence = new Map();
+  for (const sentence of result.sentences || []) {
+    if (!sentence.supported) continue;
+    for (const e of sentence.evidence || []) {
+      if (!evidence.has(e.n)) evidence.set(e.n, []);
+      evidence.get(e.n).push(e);
+    }
   }
-  $("answer-meta").textContent = parts.join(" · ");
-  status(result.abstained ? "Not in your notes." : "Answered from your notes.");
+  return evidence;
+}
+
+/** One turn: the message, the question it was answered as, the answer, its sources. */
+function turnNode(turn, streamed = "") {
+  const result = turn.result;
+  const node = el("li", { id: `turn-${turn.id}`, className: "turn" });
+  node.dataset.turn = String(turn.id);
+  node.append(
+    el(
+      "div",
+      { className: "asked" },
+      el("span", { className: "who", textContent: t("you") }),
+      el("p", { className: "message", lang: languageOf(turn.message), textContent: turn.message }),
+    ),
+  );
+  const question = turn.question || (result && result.question);
+  if (question && question !== turn.message) {
+    node.append(
+      el(
+        "p",
+        { className: "standalone" },
+        `${t("answeredAs")} `,
+        el("q", { lang: languageOf(question), textContent: question }),
+      ),
+    );
+  }
+  const answerPanel = el("section", { className: "panel answer-panel" });
+  answerPanel.setAttribute("aria-label", t("answerLabel"));
+  const answer = el("div", { className: "answer" });
+  const results = el("div", { className: "results" }, answerPanel);
+  node.append(results);
+  if (result) {
+    const contexts = result.contexts || [];
+    answer.lang = languageOf(result.answer);
+    if (result.abstained) {
+      answerPanel.append(el("p", { className: "abstained", textContent: t("notInNotes") }));
+      answer.append(...answerNodes(turn, result.answer, new Set()));
+      results.append(sourcesPanel(turn, "closestPassages", contexts, []));
+    } else {
+      const cited = new Set(result.citations.map((c) => c.n));
+      answer.append(...answerNodes(turn, result.answer, cited));
+      results.append(
+        sourcesPanel(
+          turn,
+          "sources",
+          result.citations,
+          contexts.filter((c) => !cited.has(c.n)),
+          evidenceBySource(result),
+        ),
+      );
+    }
+    answerPanel.append(answer, el("p", { className: "meta", textContent: answerMeta(result) }));
+    answerPanel.append(feedbackNode(turn));
+  } else {
+    answer.lang = languageOf(streamed);
+    answer.append(...answerNodes(turn, streamed, new Set()));
+    answerPanel.append(answer);
+    if (turn.stopped) answerPanel.append(el("p", { className: "meta", textContent: t("stopped") }));
+    if (turn.searchOnly) {
+      results.append(sourcesPanel(turn, turn.searchOnly.titleKey, turn.searchOnly.results, []));
+    }
+    answerPanel.hidden = !streamed && !turn.stopped;
+  }
+  return node;
+}
+
+function answerMeta(result) {
+  const seconds = (result.timings.total_ms || 0) / 1000;
+  const parts = [`${result.model}`, t("seconds", { s: seconds.toFixed(1) })];
+  if (result.unsupported && result.unsupported.length && !result.abstained) {
+    parts.push(t("unsupported", { n: result.unsupported.length }));
+  }
+  return parts.join(" · ");
+}
+
+function renderConversation() {
+  $("turns").replaceChildren(...conversation.map((turn) => turnNode(turn, turn.streamed || "")));
+  $("conversation-empty").hidden = conversation.length > 0;
+  $("new-conversation").hidden = conversation.length === 0;
+}
+
+function renderTurn(turn) {
+  const old = $(`turn-${turn.id}`);
+  const fresh = turnNode(turn, turn.streamed || "");
+  if (old) old.replaceWith(fresh);
+  else $("turns").append(fresh);
+  $("conversation-empty").hidden = true;
+  $("new-conversation").hidden = false;
+  return fresh;
+}
+
+/** While streaming, only the answer text changes: the rest of the turn stays as it is. */
+function renderStreamed(turn) {
+  const box = $(`turn-${turn.id}`);
+  const panel = box.querySelector(".answer-panel");
+  const answer = box.querySelector(".answer");
+  panel.hidden = false;
+  answer.lang = languageOf(turn.streamed);
+  answer.replaceChildren(...answerNodes(turn, turn.streamed, new Set()));
+}
+
+// --- feedback ------------------------------------------------------------------------------
+
+function feedbackNode(turn) {
+  const box = el("div", { className: "feedback" });
+  if (turn.feedback) {
+    box.append(el("p", { className: "meta feedback-saved", textContent: t("feedbackSaved", { id: turn.feedback.id }) }));
+    return box;
+  }
+  // ✓ and ✗ are in every common font (emoji are not, on many Linux desktops)
+  const up = el("button", { type: "button", className: "quiet thumb up", textContent: `✓ ${t("feedbackRight")}` });
+  const down = el("button", { type: "button", className: "quiet thumb down", textContent: `✗ ${t("feedbackWrong")}` });
+  const error = el("p", { className: "error feedback-error", role: "alert", hidden: true });
+  up.addEventListener("click", () => sendFeedback(turn, { rating: "up" }, error));
+  down.addEventListener("click", () => {
+    form.hidden = false;
+    form.querySelector("textarea").focus();
+  });
+  const form = correctionForm(turn, error);
+  box.append(el("div", { className: "thumbs" }, up, down), form, error);
+  return box;
+}
+
+function correctionForm(turn, error) {
+  const id = `t${turn.id}-correction`;
+  const textarea = el("textarea", { id, rows: 2, maxLength: 2000 });
+  const form = el(
+    "form",
+    { className: "correction", hidden: true },
+    el("p", { className: "meta", textContent: t("feedbackPrompt") }),
+    el("label", { htmlFor: id, textContent: t("correctionLabel") }),
+    textarea,
+  );
+  let notInNotes = null;
+  if (!turn.result.abstained) {
+    notInNotes = el("input", { type: "checkbox", id: `${id}-none` });
+    form.append(
+      el("label", { className: "check", htmlFor: notInNotes.id }, notInNotes, ` ${t("notInNotesOption")}`),
+    );
+  }
+  const cancel = el("button", { type: "button", className: "quiet", textContent: t("cancel") });
+  cancel.addEventListener("click", () => {
+    form.hidden = true;
+    error.hidden = true;
+  });
+  form.append(el("div", { className: "row" }, el("button", { type: "submit", textContent: t("send") }), cancel));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const correction = textarea.value.trim();
+    const none = Boolean(notInNotes && notInNotes.checked);
+    if (!correction && !none) {
+      error.hidden = false;
+      error.textContent = t("feedbackNeedsWhat");
+      return;
+    }
+    sendFeedback(turn, { rating: "down", correction: correction || null, not_in_notes: none }, error);
+  });
+  return form;
+}
+
+async function sendFeedback(turn, judgement, error) {
+  const result = turn.result;
+  const body = {
+    ...judgement,
+    question: result.question || turn.message,
+    message: turn.message,
+    history: historyBefore(turn),
+    answer: result.answer,
+    abstained: result.abstained,
+    sources: (result.abstained ? [] : result.citations).map((c) => ({
+      source: c.source,
+      lines: c.lines,
+      heading: c.heading,
+    })),
+    model: result.model,
+  };
+  try {
+    const saved = await call("/v1/feedback", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    turn.feedback = { rating: judgement.rating, id: saved.id };
+    saveConversation();
+    renderTurn(turn);
+  } catch (err) {
+    if (err instanceof AuthNeeded) return;
+    error.hidden = false;
+    error.textContent = t("feedbackFailed", { error: err.text ? err.text() : err.message });
+  }
 }
 
 // --- asking --------------------------------------------------------------------------------
@@ -334,37 +605,42 @@ async function* serverEvents(response) {
   }
 }
 
-async function ask(question) {
-  resetAnswer();
+async function ask(message) {
+  notice(null);
+  const turn = { id: nextTurnId++, message, streamed: "" };
+  const history = historyBefore(turn);
+  conversation.push(turn);
+  renderTurn(turn).scrollIntoView({ block: "nearest" });
+  $("question-label").textContent = t("followUpLabel");
   const controller = new AbortController();
   running = controller;
   const timer = setTimeout(() => controller.abort(new DOMException("timeout", "TimeoutError")), ASK_TIMEOUT_MS);
   setBusy(true);
-  status("Searching your notes…");
-  let streamed = "";
-  let final = null;
+  status(history.length ? "statusReading" : "statusSearching");
   try {
     let response;
     try {
       response = await fetch("/v1/ask", {
         method: "POST",
         headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
-        body: JSON.stringify({ question, stream: true }),
+        body: JSON.stringify({ question: message, history, stream: true }),
         signal: controller.signal,
       });
     } catch (err) {
       throw unreachable(controller.signal.reason || err, ASK_TIMEOUT_MS);
     }
     if (!response.ok) throw await failure(response);
-    status("Answering…");
+    status("statusAnswering");
     try {
       for await (const { event, data } of serverEvents(response)) {
-        if (event === "delta") {
-          streamed += data.text;
-          $("answer-panel").hidden = false;
-          renderAnswer(streamed, new Set());
+        if (event === "question") {
+          turn.question = data.question;
+          renderTurn(turn);
+        } else if (event === "delta") {
+          turn.streamed += data.text;
+          renderStreamed(turn);
         } else if (event === "final") {
-          final = data;
+          turn.result = data;
         } else if (event === "error") {
           throw new ApiFailure(data.error.type, data.error.message);
         }
@@ -373,51 +649,63 @@ async function ask(question) {
       if (err instanceof ApiFailure) throw err;
       throw unreachable(controller.signal.reason || err, ASK_TIMEOUT_MS);
     }
-    if (!final) throw new ApiFailure("incomplete", "The answer stopped before it was complete.");
-    showFinal(final);
+    if (!turn.result) throw new ApiFailure("incomplete", "incomplete", 0, "incomplete");
+    delete turn.streamed;
+    renderTurn(turn);
+    status(turn.result.abstained ? "statusNotInNotes" : "statusAnswered");
   } catch (err) {
     if (err instanceof AuthNeeded) {
-      status("");
-    } else if (controller.signal.reason && controller.signal.reason.name === "AbortError" && !final) {
-      status("Stopped.");
+      status(null);
+      dropTurn(turn);
+    } else if (controller.signal.reason && controller.signal.reason.name === "AbortError" && !turn.result) {
+      turn.stopped = true;
+      renderTurn(turn);
+      status("statusStopped");
     } else {
-      await explainFailure(err, question);
+      await explainFailure(err, turn);
     }
   } finally {
     clearTimeout(timer);
     running = null;
+    saveConversation();
     setBusy(false);
   }
 }
 
+/** A turn that got nothing to show leaves the conversation; its message goes back to the box. */
+function dropTurn(turn) {
+  conversation = conversation.filter((other) => other !== turn);
+  renderConversation();
+  if (!$("question").value) $("question").value = turn.message;
+}
+
 /** Say what went wrong in words; when only the model is missing, show the passages anyway. */
-async function explainFailure(err, question) {
+async function explainFailure(err, turn) {
   const type = err.type || "error";
   if (type === "llm_unavailable" || type === "timeout" || type === "incomplete") {
-    let what = "No complete answer came back.";
-    if (type === "llm_unavailable") {
-      what = /timed out/.test(err.message)
-        ? "The answer model took too long, so there is no answer."
-        : "The answer model is not reachable, so there is no answer.";
-    }
-    notice(`${what} ${err.message} The passages that match your question are shown instead.`);
-    status("Searching only…");
+    let what = t("noCompleteAnswer");
+    if (type === "llm_unavailable") what = t(/timed out/.test(err.message) ? "modelSlow" : "modelDown");
+    const why = err.text();
+    notice("showingPassages", { what, why });
+    status("searchingOnly");
     try {
       const found = await call("/v1/search", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ question }),
+        body: JSON.stringify({ question: turn.question || turn.message }),
       });
-      showSources("Passages that match (no answer)", found.results, []);
-      status(`${found.results.length} passage(s) found; no answer generated.`);
+      turn.searchOnly = { results: found.results, titleKey: "passagesNoAnswer" };
+      renderTurn(turn);
+      status("searchFound", { n: found.results.length });
     } catch (inner) {
-      status("");
-      notice(`${what} ${err.message} Searching failed too: ${inner.message}`);
+      status(null);
+      notice("searchFailed", { what, why, error: inner.text ? inner.text() : inner.message });
     }
     return;
   }
-  status("");
-  notice(err.message || String(err));
+  status(null);
+  dropTurn(turn);
+  notice(err.key || "plain", { ...err.params, text: err.message });
 }
 
 function setBusy(busy) {
@@ -428,9 +716,10 @@ function setBusy(busy) {
 
 function submitQuestion(event) {
   event.preventDefault();
-  const question = $("question").value.trim();
-  if (!question || running) return;
-  ask(question);
+  const message = $("question").value.trim();
+  if (!message || running) return;
+  $("question").value = "";
+  ask(message);
 }
 
 function questionKeys(event) {
@@ -453,54 +742,57 @@ async function loadNotes() {
         el("span", { className: "note", textContent: note.source }),
         el("span", {
           className: "count",
-          textContent: ` ${note.title ? `— ${note.title} ` : ""}· ${note.chunks} passage${note.chunks === 1 ? "" : "s"}`,
+          textContent: ` ${note.title ? `— ${note.title} ` : ""}${t("noteChunks", { n: note.chunks })}`,
         }),
       ),
     );
     $("notes-list").replaceChildren(...items);
     if (listing.notes.length === 0) {
-      $("library-summary").textContent =
-        "No notes ingested yet. Add a folder or upload files below, or run `shiori ingest notes/`.";
+      $("library-summary").textContent = t("noNotes");
       $("add-notes").open = true;
-      notice("No notes ingested yet: answers need notes to come from.", "info");
+      notice("noNotesNotice", { kind: "info" });
     } else {
-      $("library-summary").textContent =
-        `${listing.notes.length} note${listing.notes.length === 1 ? "" : "s"}, ` +
-        `${listing.chunks} passages in “${listing.collection}”.`;
-      if ($("notice").classList.contains("info")) notice("");
+      $("library-summary").textContent = t("notesSummary", {
+        notes: listing.notes.length,
+        chunks: listing.chunks,
+        collection: listing.collection,
+      });
+      if (said.notice && said.notice.key === "noNotesNotice") notice(null);
     }
   } catch (err) {
-    if (!(err instanceof AuthNeeded)) $("library-summary").textContent = `Could not list the notes: ${err.message}`;
+    if (!(err instanceof AuthNeeded)) {
+      $("library-summary").textContent = t("notesFailed", { error: err.text ? err.text() : err.message });
+    }
   }
 }
 
 function ingestSummary(report) {
   const parts = [
-    `${report.files_new} new`,
-    `${report.files_updated} updated`,
-    `${report.files_unchanged} unchanged`,
+    t("filesNew", { n: report.files_new }),
+    t("filesUpdated", { n: report.files_updated }),
+    t("filesUnchanged", { n: report.files_unchanged }),
   ];
   if (report.files_failed) {
     const why = report.failures.map((f) => `${f.path}: ${f.error}`).join("; ");
-    parts.push(`${report.files_failed} failed (${why})`);
+    parts.push(t("filesFailed", { n: report.files_failed, why }));
   }
-  if (report.files_unsupported) parts.push(`${report.files_unsupported} not a note type`);
+  if (report.files_unsupported) parts.push(t("filesUnsupported", { n: report.files_unsupported }));
   if (report.flagged && report.flagged.length) {
     const notes = report.flagged.map((f) => f.path).join(", ");
-    parts.push(`${report.flagged.length} with text addressed to an AI model, flagged and never followed (${notes})`);
+    parts.push(t("filesFlagged", { n: report.flagged.length, notes }));
   }
-  return `Ingested: ${parts.join(", ")}; ${report.chunks_written} passages written.`;
+  return { parts: parts.join(language === "ja" ? "、" : ", "), chunks: report.chunks_written };
 }
 
 async function ingest(body, headersIn, formToReset) {
-  $("ingest-status").textContent = "Ingesting… (embedding takes a moment per note)";
+  say("ingest", "ingesting");
   try {
     const report = await call("/v1/ingest", { method: "POST", headers: headersIn, body }, 1_800_000);
-    $("ingest-status").textContent = ingestSummary(report);
+    say("ingest", "ingested", ingestSummary(report));
     formToReset.reset();
     await loadNotes();
   } catch (err) {
-    if (!(err instanceof AuthNeeded)) $("ingest-status").textContent = `Not ingested: ${err.message}`;
+    if (!(err instanceof AuthNeeded)) say("ingest", "notIngested", { error: err.text ? err.text() : err.message });
   }
 }
 
@@ -526,9 +818,14 @@ function upload(event) {
 // --- start ---------------------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", () => {
+  language = preferredLanguage();
+  loadConversation();
+  applyLanguage();
   $("ask-form").addEventListener("submit", submitQuestion);
   $("question").addEventListener("keydown", questionKeys);
   $("stop-button").addEventListener("click", () => running && running.abort());
+  $("new-conversation").addEventListener("click", newConversation);
+  $("lang-switch").addEventListener("click", switchLanguage);
   $("key-form").addEventListener("submit", useKey);
   $("forget-key").addEventListener("click", forgetKey);
   $("ingest-path-form").addEventListener("submit", ingestPath);

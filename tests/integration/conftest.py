@@ -123,6 +123,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, llm_settings: Settings) -> 
         "SHIORI_QDRANT": str(root / "store"),
         "SHIORI_NOTES_DIR": str(notes),
         "SHIORI_UPLOADS_DIR": str(root / "uploads"),
+        # schemathesis posts feedback: into this run's folder, not the user's own regression set
+        "SHIORI_FEEDBACK_PATH": str(root / "feedback.jsonl"),
         "SHIORI_LLM_URL": llm_settings.llm_url,
         "SHIORI_LLM_API_KEY": LLM_KEY,
         "SHIORI_LLM_MAX_TOKENS": "24",

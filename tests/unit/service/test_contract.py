@@ -5,6 +5,7 @@ against the real service in tests/integration/test_contract.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,16 @@ def test_the_schema_carries_the_configured_limits() -> None:
         assert {"type": "integer", "minimum": 1, "maximum": 7} in props["top_k"]["anyOf"]
         assert models[name]["additionalProperties"] is False
     assert models["ChatRequest"]["properties"]["messages"]["maxItems"] == 3
+    assert models["AskRequest"]["properties"]["history"]["maxItems"] == 3
+    assert models["HistoryTurn"]["properties"]["content"]["maxLength"] == 123
+    assert models["HistoryTurn"]["additionalProperties"] is False
+    feedback = models["FeedbackRequest"]
+    assert (
+        feedback["additionalProperties"] is False
+        and "pattern" in feedback["properties"]["question"]
+    )
+    assert models["CitedSource"]["additionalProperties"] is False
+    assert set(schema["paths"]["/v1/feedback"]["post"]["responses"]) >= {"401", "413", "422"}
     roles = models["ChatMessage"]["properties"]["role"]["enum"]
     assert set(roles) == {"system", "developer", "user", "assistant", "tool", "function"}
     content = models["ChatMessage"]["properties"]["content"]["anyOf"]
@@ -73,13 +84,40 @@ def test_api_keys_appear_as_security_schemes() -> None:
         {"question": "\u3000 \t"},  # blank
         {"question": "LoRA", "unknown": 1},
         {"question": "LoRA", "filters": {"sources": "notes/a.md"}},
+        {"question": "LoRA", "history": [{"role": "user", "content": "a" * 124}]},
+        {"question": "LoRA", "history": [{"role": "user", "content": "a"}] * 4},  # above 3
+        {"question": "LoRA", "history": [{"role": "system", "content": "a"}]},
+        {"question": "LoRA", "history": [{"role": "user", "content": "a", "name": "x"}]},
+        {"question": "LoRA", "history": {"role": "user", "content": "a"}},
     ],
 )
 def test_requests_outside_the_schema_get_422(body: dict[str, Any]) -> None:
     answerer = EndlessAnswerer()
-    app = app_with(answerer, max_question_chars=123, max_top_k=7)
+    app = app_with(answerer, max_question_chars=123, max_top_k=7, max_chat_messages=3)
     r = call(app, "POST", "/v1/ask", json=body)
     assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request"
+    assert answerer.started == 0
+
+
+def test_lone_surrogates_are_replaced_or_echoed_never_a_500() -> None:
+    """JSON may escape a lone UTF-16 surrogate (\\ud800), which UTF-8 cannot hold."""
+    answerer = EndlessAnswerer()
+    app = app_with(answerer, max_question_chars=123, max_top_k=7)
+
+    def ask(body: dict[str, Any]) -> httpx.Response:
+        raw = json.dumps(body).encode()  # ensure_ascii: the surrogate travels as \\ud800
+        return call(
+            app, "POST", "/v1/ask", content=raw, headers={"Content-Type": "application/json"}
+        )
+
+    # replaced by U+FFFD, so the question passes the schema: refused for top_k only
+    r = ask(
+        {"question": "Lo\ud800RA", "top_k": 8, "history": [{"role": "user", "content": "\udc00"}]}
+    )
+    assert r.status_code == 422 and "SHIORI_MAX_TOP_K" in r.json()["error"]["message"], r.text
+    # echoed in the details of a refusal, as the client sent it
+    r = ask({"question": "LoRA", "x\ud800": 1})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["input"] == "x\ud800"
     assert answerer.started == 0
 
 

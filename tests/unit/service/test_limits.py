@@ -53,7 +53,7 @@ def app_with(answerer: EndlessAnswerer, **settings: Any) -> Any:
     s = Settings(qdrant=":memory:", **settings)
     parts = Components(
         settings=s, embedder=None, client=None, index=None, retriever=None, llm=None,  # type: ignore[arg-type]
-        answerer=answerer, ingestor=None, metrics=Metrics(),  # type: ignore[arg-type]
+        answerer=answerer, ingestor=None, feedback=None, metrics=Metrics(),  # type: ignore[arg-type]
         generation_slots=GenerationSlots(s.max_generations, s.busy_retry_after_s),
     )  # fmt: skip
     app = create_app(s, parts)
