@@ -29,7 +29,7 @@ Rules:
 # The second reading, after a refusal: the same sources, no way to refuse; the checks decide.
 # Measured on the stored drafts of the bundled set and the JSQuAD near-miss set
 # (bench/prompt_variants.py --variants answer, judged with the checks of issue 12): asked again
-# only where the model said NOT_FOUND, coverage rose 0.617 → 0.717 (bundled, no new wrong answer)
+# only where the model said NOT_FOUND, coverage rose 0.583 → 0.683 (bundled, no new wrong answer)
 # and 0.750 → 0.867 (near-miss, hallucination 0.100 → 0.125). docs/benchmarks.md has the table.
 RETRY_RULES = """You answer questions about the user's study notes using ONLY the numbered sources.
 Rules:
