@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     )
     llm_timeout_s: float = Field(default=120, gt=0)
     llm_max_tokens: int = Field(default=256, ge=16)
+    retry_refusals: bool = Field(
+        default=True,
+        description="when the model replies NOT_FOUND, ask once more with rules that do not "
+        "offer it; the answer's checks then decide (docs/benchmarks.md: coverage and "
+        "hallucination with and without)",
+    )
 
     # --- answering ------------------------------------------------------------------------------
     top_k: int = Field(default=6, ge=1, le=50)

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
 import httpx
 from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI
 
-from service.rag.abstain import AbstentionPolicy, abstention_text, missing_terms, weak_evidence
+from service.rag.abstain import (
+    AbstentionPolicy,
+    abstention_text,
+    missing_terms,
+    model_refused,
+    weak_evidence,
+)
 from service.rag.conversation import Condenser, Rewrite, Turn
 from service.rag.packing import pack
 from service.rag.prompt import NOT_FOUND, PromptStyle, build_messages, language_of
@@ -51,6 +57,13 @@ class Answer:
     subject: SubjectCheck | None = None  # is the evidence about what was asked
     rewrite: Rewrite | None = None  # a follow-up message made standalone (None: no history)
 
+    def _citations(self) -> list[dict[str, Any]]:
+        evidence: dict[int, list[str]] = {n: [] for n in self.cited}
+        for check in self.checks:
+            for e in check.evidence:
+                evidence.setdefault(e.source, []).append(e.text)
+        return [citation_json(n, self.passages[n - 1], evidence[n]) for n in self.cited]
+
     def to_json(self) -> dict[str, Any]:
         """The answer as plain JSON data: the body of `/v1/ask` (whose schema,
         `service.api.schemas.AskResponse`, documents each field), of `shiori ask --json` and of
@@ -73,7 +86,7 @@ class Answer:
             "answer": self.answer,
             "abstained": self.abstained,
             "reason": self.reason,
-            "citations": [] if self.abstained else [contexts[n - 1] for n in self.cited],
+            "citations": [] if self.abstained else self._citations(),
             "contexts": contexts,
             "sentences": [sentence_json(c, self.passages) for c in self.checks],
             "subject": subject,
@@ -104,6 +117,17 @@ def source_json(n: int, p: Passage) -> dict[str, Any]:
         "score": round(p.score, 4),
         "similarity": round(p.similarity, 4),
     }
+
+
+def citation_json(n: int, p: Passage, evidence: Sequence[str]) -> dict[str, Any]:
+    """What the answer cites of passage [n]: of a passage joined from adjacent chunks
+    (`packing.merge_adjacent`), the one stored chunk that holds all of ``evidence`` (the texts
+    of the evidence sentences the answer rests on there), so that a citation is as narrow as
+    the note's chunking allows; else the whole passage."""
+    holding = [c for c in p.parts if evidence and all(e in c.text for e in evidence)]
+    if not holding:
+        return source_json(n, p)
+    return source_json(n, replace(p, chunk=holding[0], parts=()))
 
 
 def sentence_json(c: SentenceCheck, passages: Sequence[Passage]) -> dict[str, Any]:
@@ -147,6 +171,8 @@ class Draft:
     missing: list[str] = field(default_factory=list)
     searched: float | None = None  # when retrieval began (None: at ``began``)
     rewrite: Rewrite | None = None
+    # the messages of the second reading, sent when the model refuses (`prompt.RETRY_RULES`)
+    retry: list[dict[str, str]] | None = None
 
 
 class Answerer:
@@ -230,15 +256,28 @@ class Answerer:
             self.retriever.embedder.count_tokens,
             self.settings.min_relative_score,
         )
-        messages = build_messages(question, [p.chunk for p in passages], self.style, language)
+        chunks = [p.chunk for p in passages]
+        messages = build_messages(question, chunks, self.style, language)
+        retry = (
+            build_messages(question, chunks, self.style, language, may_refuse=False)
+            if self.settings.retry_refusals
+            else None
+        )
         return Draft(
-            question, language, passages, messages, began, time.perf_counter(), searched=searched
+            question,
+            language,
+            passages,
+            messages,
+            began,
+            time.perf_counter(),
+            searched=searched,
+            retry=retry,
         )
 
-    def _request(self, draft: Draft) -> dict[str, Any]:
+    def _request(self, draft: Draft, retry: bool = False) -> dict[str, Any]:
         return {
             "model": self.settings.llm_model,
-            "messages": draft.messages,
+            "messages": draft.retry if retry else draft.messages,
             "temperature": 0,
             "max_tokens": self.settings.llm_max_tokens,
         }
@@ -253,9 +292,14 @@ class Answerer:
         return LLMUnavailableError(f"LLM at {self.settings.llm_url} {why}")
 
     async def finish(
-        self, draft: Draft, raw: str | None, usage: tuple[int, int] = (0, 0)
+        self,
+        draft: Draft,
+        raw: str | None,
+        usage: tuple[int, int] = (0, 0),
+        retried: bool = False,
     ) -> Answer:
-        """Judge the model's text (None: it was never asked) into the final answer."""
+        """Judge the model's text (None: it was never asked) into the final answer;
+        ``retried``: the text is the second reading's, after the model refused."""
         generated = time.perf_counter()
         result = Answer(
             draft.question,
@@ -276,6 +320,8 @@ class Answerer:
             result.draft = raw
             await anyio.to_thread.run_sync(self._judge, result, raw, draft.language)
         result.signals = signals(result, draft.missing)
+        if raw is not None:
+            result.signals["retried"] = float(retried)
         done = time.perf_counter()
         searched = draft.began if draft.searched is None else draft.searched
         result.timings = {
@@ -321,13 +367,21 @@ class Answerer:
         draft = await self._draft(question, top_k, filters, history)
         if draft.messages is None:
             return await self.finish(draft, None)
+        text, tokens = await self._complete(draft)
+        retried = model_refused(text) and draft.retry is not None
+        if retried:
+            text, more = await self._complete(draft, retry=True)
+            tokens = (tokens[0] + more[0], tokens[1] + more[1])
+        return await self.finish(draft, text, tokens, retried)
+
+    async def _complete(self, draft: Draft, retry: bool = False) -> tuple[str, tuple[int, int]]:
         try:
-            completion = await self.llm.chat.completions.create(**self._request(draft))
+            completion = await self.llm.chat.completions.create(**self._request(draft, retry))
         except (APIConnectionError, APITimeoutError, APIStatusError) as exc:
             raise self._unavailable(exc) from exc
         usage = completion.usage
         tokens = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
-        return await self.finish(draft, completion.choices[0].message.content or "", tokens)
+        return completion.choices[0].message.content or "", tokens
 
     async def stream(
         self,
@@ -341,7 +395,8 @@ class Answerer:
 
         The final answer is authoritative: it may differ from the streamed text (markers
         repaired, or withdrawn as unsupported). A refusal ("NOT_FOUND") is held back rather than
-        streamed; when nothing was streamed, the final answer text is sent as one delta."""
+        streamed, and the second reading (`Draft.retry`) streamed in its place; when nothing was
+        streamed, the final answer text is sent as one delta."""
         draft = await self._draft(question, top_k, filters, history)
         if draft.rewrite is not None:
             yield draft.rewrite
@@ -350,35 +405,47 @@ class Answerer:
             yield final.answer
             yield final
             return
-        parts: list[str] = []
-        sent = 0
         first_token: float | None = None
         tokens = (0, 0)
-        try:
-            response = await self.llm.chat.completions.create(
-                **self._request(draft), stream=True, stream_options={"include_usage": True}
-            )
-            async for event in response:
-                if event.usage:
-                    tokens = (event.usage.prompt_tokens, event.usage.completion_tokens)
-                if not event.choices or not event.choices[0].delta.content:
+        retried = False
+        while True:
+            parts: list[str] = []
+            sent = 0
+            async for event in self._events(draft, retried):
+                if isinstance(event, tuple):
+                    tokens = (tokens[0] + event[0], tokens[1] + event[1])
                     continue
                 first_token = first_token or time.perf_counter()
-                parts.append(event.choices[0].delta.content)
+                parts.append(event)
                 text = "".join(parts)
                 if (sent == 0 and NOT_FOUND.startswith(text.strip())) or NOT_FOUND in text:
                     continue  # may be (or is) a refusal: hold it back
                 yield text[sent:]
                 sent = len(text)
-        # mid-stream, the SDK lets httpx's own errors through (a read timeout, a dropped peer)
-        except (APIConnectionError, APITimeoutError, APIStatusError, httpx.TransportError) as exc:
-            raise self._unavailable(exc) from exc
-        final = await self.finish(draft, "".join(parts), tokens)
+            if retried or sent or draft.retry is None or not model_refused("".join(parts)):
+                break
+            retried = True  # nothing of a refusal was streamed: read again, streaming that
+        final = await self.finish(draft, "".join(parts), tokens, retried)
         if first_token is not None:
             final.timings["first_token_ms"] = _ms(first_token - draft.began)
         if sent == 0:
             yield final.answer
         yield final
+
+    async def _events(self, draft: Draft, retry: bool) -> AsyncIterator[str | tuple[int, int]]:
+        """One streamed generation: text deltas, and the usage (prompt, completion tokens)."""
+        try:
+            response = await self.llm.chat.completions.create(
+                **self._request(draft, retry), stream=True, stream_options={"include_usage": True}
+            )
+            async for event in response:
+                if event.usage:
+                    yield (event.usage.prompt_tokens, event.usage.completion_tokens)
+                if event.choices and event.choices[0].delta.content:
+                    yield event.choices[0].delta.content
+        # mid-stream, the SDK lets httpx's own errors through (a read timeout, a dropped peer)
+        except (APIConnectionError, APITimeoutError, APIStatusError, httpx.TransportError) as exc:
+            raise self._unavailable(exc) from exc
 
     def _judge(self, result: Answer, raw: str, language: str) -> None:
         verdict = self.verifier.judge(result.question, raw, result.passages, language)

@@ -64,9 +64,7 @@ def source_sentences(passages: Sequence[Passage]) -> list[SourceSentence]:
         text = passage.chunk.text
         spans = sentence_spans(text, 0, len(text))
         for i, span in enumerate(spans):
-            # (a split table's passage starts with its header rows: Chunk.line_of knows them)
-            first = passage.chunk.line_of(span.start)
-            last = first + text.count("\n", span.start, span.end)
+            first, last = _lines(passage, span.start, span.end)
             lead: list[str] = []
             if text[span.start] == "|":  # a table row: its header row says what its cells are
                 header = table_header(text, span.start)
@@ -91,6 +89,21 @@ def source_sentences(passages: Sequence[Passage]) -> list[SourceSentence]:
                 )
             )
     return out
+
+
+def _lines(passage: Passage, start: int, end: int) -> tuple[int, int]:
+    """The note's first and last line of ``passage.chunk.text[start:end]``. A split table's
+    passage starts with its header rows (`Chunk.line_of` knows them); a passage joined from
+    adjacent chunks counts lines in the stored chunk that holds the sentence, since the chunks
+    of one section need not be contiguous lines (hidden HTML between them, or a page break)."""
+    text = passage.chunk.text[start:end]
+    for part in passage.parts:
+        at = part.text.find(text)
+        if at >= 0:
+            first = part.line_of(at)
+            return first, first + text.count("\n")
+    first = passage.chunk.line_of(start)
+    return first, first + text.count("\n")
 
 
 def table_header(text: str, offset: int) -> str:

@@ -71,6 +71,7 @@ def merge_adjacent(passages: Sequence[Passage]) -> list[Passage]:
                 merged[i] = replace(
                     kept,
                     chunk=chunk,
+                    parts=(*(lo.parts or (lo.chunk,)), *(hi.parts or (hi.chunk,))),
                     similarity=max(kept.similarity, passage.similarity),
                     term_overlap=max(kept.term_overlap, passage.term_overlap),
                 )

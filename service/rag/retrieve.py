@@ -27,6 +27,9 @@ class Passage:
     similarity: float  # cosine(question, chunk) from the dense vectors
     term_overlap: float  # share of the question's distinct sparse terms found in the chunk
     vector: tuple[float, ...] = ()  # the chunk's dense vector (for semantic checks)
+    # the stored chunks this passage was joined from (`packing.merge_adjacent`), in note order;
+    # empty when it is one chunk
+    parts: tuple[Chunk, ...] = ()
 
 
 class Retriever:

@@ -33,8 +33,19 @@ def items() -> list[GoldenItem]:
 
 
 @pytest.fixture(scope="module")
+def loop() -> Iterator[asyncio.Runner]:
+    # one event loop for the module, as in a server: the shared LLM client's pooled
+    # connections belong to the loop that opened them ("Event loop is closed" otherwise)
+    with asyncio.Runner() as runner:
+        yield runner
+
+
+@pytest.fixture(scope="module")
 def parts(
-    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, llm_settings: Settings
+    tmp_path_factory: pytest.TempPathFactory,
+    embedder: Embedder,
+    llm_settings: Settings,
+    loop: asyncio.Runner,
 ) -> Iterator[Components]:
     store = Settings(qdrant=str(tmp_path_factory.mktemp("grounding")), collection="notes")
     index = NoteIndex(open_client(store), store, embedder.dimension)
@@ -42,14 +53,13 @@ def parts(
     Ingestor(store, index, embedder).run([CASES / "notes"])
     parts = Components.assemble(settings_for(index, llm_settings), embedder, index)
     yield parts
-    asyncio.run(parts.llm.close())
-    index.client.close()
+    loop.run(parts.aclose())
 
 
 @pytest.mark.skipif(not CASES.is_dir(), reason=f"{CASES} is not on this machine")
 @pytest.mark.parametrize("item", items(), ids=lambda i: f"{i.id}-{i.category}")
-def test_grounding_case(parts: Components, item: GoldenItem) -> None:
-    answer = asyncio.run(parts.answerer.ask(item.question))
+def test_grounding_case(parts: Components, loop: asyncio.Runner, item: GoldenItem) -> None:
+    answer = loop.run(parts.answerer.ask(item.question))
     shown = answer.to_json()
     if not item.answerable:
         assert answer.abstained, f"answered a question the notes cannot answer: {shown}"

@@ -412,7 +412,10 @@ def test_answers_07_cite_one_copy_once(
         assert [c for c in copies if c["lines"] == [5, 6]]
         citations = [c["text"] for c in body["citations"]]
         assert len(citations) == len(set(citations))
-        assert "0" in body["answer"] and "勾配" in body["answer"]
+        # the mechanism (gradient 0 for negative inputs) or its effect (the neuron stops
+        # learning): the CPU model's second reading states the effect in its own words
+        assert "0" in body["answer"]
+        assert "勾配" in body["answer"] or "学習しなく" in body["answer"], body["answer"]
 
 
 def test_answers_12_cite_a_sentence_not_the_paragraph(

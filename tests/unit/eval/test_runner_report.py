@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from eval import report
+from eval.cli import THRESHOLDS
 from eval.dataset import DatasetError, GoldenItem, load
 from eval.runner import evaluate, summarise
 
@@ -89,6 +90,11 @@ def test_a_run_scores_resumes_and_reports(tmp_path: Path) -> None:
     assert any("hallucination.rate" in f for f in failures)
     assert any("not measured" in f and "faithfulness" in f for f in failures)
     assert not any("hit_at_5" in f for f in failures)  # 1.0 ≥ 0.9
+
+    # every key of the bundled gate names a metric the summary has (a renamed one would be
+    # "not measured" and fail CI for the wrong reason)
+    bundled = report.check(s, report.load_thresholds(THRESHOLDS))
+    assert not [f for f in bundled if "not measured" in f], bundled
 
     report.write(tmp_path / "out", s, again, failures)
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")

@@ -16,8 +16,10 @@ import pytest
 from openai import AsyncOpenAI
 
 from service.api.sse import event
-from service.rag.answer import Answer, Answerer, LLMUnavailableError
+from service.rag.answer import Answer, Answerer, LLMUnavailableError, citation_json
+from service.rag.evidence import source_sentences
 from service.rag.packing import merge_adjacent, pack
+from service.rag.prompt import NOT_FOUND
 from service.rag.retrieve import Passage, Retriever
 from shiori.client import parse_sse
 from shiori.config import Settings
@@ -69,22 +71,25 @@ class FakeRetriever:
         return [passage(NOTE)]
 
 
-def fake_llm(reply: str, status: int = 200) -> AsyncOpenAI:
-    """An OpenAI-compatible endpoint that always says ``reply`` (streamed in 3-char pieces)."""
+def fake_llm(reply: str, status: int = 200, shy: bool = False) -> AsyncOpenAI:
+    """An OpenAI-compatible endpoint that always says ``reply`` (streamed in 3-char pieces);
+    ``shy``: it says NOT_FOUND whenever its rules offer that."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         if status != 200:
             return httpx.Response(status, json={"error": {"message": "boom"}})
         body = json.loads(request.content)
+        offered = NOT_FOUND in body["messages"][0]["content"]
+        reply_now = NOT_FOUND if shy and offered else reply
         usage = {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59}
         if not body.get("stream"):
             return httpx.Response(200, json={
                 "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
                 "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": reply}}],
+                             "message": {"role": "assistant", "content": reply_now}}],
                 "usage": usage,
             })  # fmt: skip
-        pieces = [reply[i : i + 3] for i in range(0, len(reply), 3)]
+        pieces = [reply_now[i : i + 3] for i in range(0, len(reply_now), 3)]
         chunks = [
             {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
              "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
@@ -100,8 +105,9 @@ def fake_llm(reply: str, status: int = 200) -> AsyncOpenAI:
     )
 
 
-def answerer(reply: str, status: int = 200) -> Answerer:
-    return Answerer(Settings(), FakeRetriever(), fake_llm(reply, status))  # type: ignore[arg-type]
+def answerer(reply: str, status: int = 200, shy: bool = False, **settings: Any) -> Answerer:
+    llm = fake_llm(reply, status, shy)
+    return Answerer(Settings(**settings), FakeRetriever(), llm)  # type: ignore[arg-type]
 
 
 async def collect(a: Answerer, question: str) -> tuple[list[str], Answer]:
@@ -130,6 +136,23 @@ def test_a_refusal_is_never_streamed_as_is() -> None:
     deltas, final = asyncio.run(collect(answerer("NOT_FOUND"), "Gemma のライセンスは？"))
     assert final.abstained and final.reason == "model_refused"
     assert deltas == [final.answer] and "NOT_FOUND" not in "".join(deltas)
+
+
+def test_a_refusal_is_read_again_without_the_refusal_rule_and_the_checks_decide() -> None:
+    reply = "Gemma は2024年2月21日に公開された。[1]"
+    question = "Gemma はいつ公開された？"
+    plain = asyncio.run(answerer(reply, shy=True).ask(question))
+    deltas, streamed = asyncio.run(collect(answerer(reply, shy=True), question))
+    for final in (plain, streamed):
+        assert not final.abstained and final.answer == reply
+        assert final.signals["retried"] == 1.0
+        assert (final.prompt_tokens, final.completion_tokens) == (100, 18)  # both readings
+    assert "".join(deltas) == reply  # nothing of the refusal went out
+    off = asyncio.run(answerer(reply, shy=True, retry_refusals=False).ask(question))
+    assert off.abstained and off.reason == "model_refused" and off.signals["retried"] == 0.0
+    # a second reading the checks do not back is withdrawn like any answer
+    wrong = asyncio.run(answerer("Gemma は1999年に公開された。[1]", shy=True).ask(question))
+    assert wrong.abstained and wrong.reason == "unsupported" and wrong.signals["retried"] == 1.0
 
 
 def test_a_named_thing_no_source_mentions_is_refused_without_asking_the_model() -> None:
@@ -227,3 +250,18 @@ def test_the_same_passage_from_two_copies_of_a_note_is_packed_once() -> None:
     other = passage("別の節。", 5, (9, 9))
     packed = pack([here, there, other], 10_000, FakeEmbedder().count_tokens)
     assert [p.chunk.source for p in packed] == ["n/gemma.md", other.chunk.source]
+
+
+def test_a_joined_passage_is_cited_by_the_chunk_that_holds_the_evidence() -> None:
+    # two chunks of one section with lines between them that are not in the index (hidden HTML)
+    first = passage("GELU は滑らかな関数である。", 0, (9, 9))
+    second = passage("GELU は BERT で使われている。", 1, (13, 13))
+    (joined,) = merge_adjacent([first, second])
+    assert [c.line_start for c in joined.parts] == [9, 13]
+    smooth, bert = first.chunk.text, second.chunk.text
+    lines = {s.text: (s.line_start, s.line_end) for s in source_sentences([joined])}
+    assert lines == {smooth: (9, 9), bert: (13, 13)}
+    shown = citation_json(1, joined, [bert])
+    assert shown["lines"] == [13, 13] and shown["text"] == bert
+    both = citation_json(1, joined, [smooth, bert])
+    assert both["lines"] == [9, 13] and both["text"] == joined.chunk.text
