@@ -57,10 +57,11 @@ test: models browser  ## every test, the slow real-model ones included (what CI 
 test-fast: setup  ## only the fast tests (no model loads)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-lint: setup  ## ruff (lint + format check) and mypy
+lint: setup  ## ruff (lint + format check), mypy, and the import layers (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

@@ -34,9 +34,9 @@ from eval.dataset import load
 from eval.metrics import fold
 from eval.runner import answer_check
 from ingest.pipeline import Ingestor
+from rag.conversation import RewriteStatus, Turn, stands_alone
+from runtime.llm import vllm_cpu
 from service.components import Components
-from service.llm import vllm_cpu
-from service.rag.conversation import RewriteStatus, Turn, stands_alone
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client

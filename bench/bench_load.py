@@ -36,8 +36,8 @@ import httpx
 import psutil
 from blocks import write_block  # bench/ is on sys.path when run as a script
 
-from service.llm import vllm_cpu
-from service.llm.guard import session_members
+from runtime.llm import vllm_cpu
+from runtime.llm.guard import session_members
 from shiori.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -33,10 +33,10 @@ import numpy as np
 from blocks import write_block  # bench/ is on sys.path when run as a script
 
 from ingest.pipeline import Ingestor
+from runtime.llm import vllm_cpu
 from service.components import Components
-from service.llm import vllm_cpu
 from shiori.chunk import Chunk
-from shiori.config import Settings
+from shiori.config import Settings, reveal
 from shiori.embedding import Embedder
 from shiori.index import FileRecord, NoteIndex, Vectors, open_client
 from shiori.sparse import SparseEncoder
@@ -175,7 +175,7 @@ async def ttft_shiori(url: str, question: str) -> float:
 async def ttft_vllm(settings: Settings, messages: list[dict[str, str]]) -> float:
     from openai import AsyncOpenAI
 
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "none"
+    key = reveal(settings.llm_api_key) or "none"
     async with AsyncOpenAI(base_url=settings.llm_url, api_key=key) as llm:
         t0 = time.perf_counter()
         stream = await llm.chat.completions.create(

@@ -4,7 +4,7 @@ sentences or alignment after generation").
 
 Each stored record of an earlier evaluation run (its question and the passages its model saw)
 is asked again under every variant, with the same model and greedy decoding; the output goes
-through the product's own verification (`service.rag.verdict.Verifier`) and is scored with the
+through the product's own verification (`rag.verdict.Verifier`) and is scored with the
 golden set's checks. Questions refused before generation (weak evidence, a missing term) are
 asked too and reported both ways: with the gate (as the product does) and without it.
 
@@ -40,11 +40,11 @@ from eval import metrics as m
 from eval.dataset import GoldenItem
 from eval.replay import GATES, passages_of
 from eval.runner import read_results, record_of, score_item
-from service.rag.answer import Answer, signals
-from service.rag.evidence import source_sentences
-from service.rag.prompt import NOT_FOUND, build_messages, language_of, source_label
-from service.rag.retrieve import Passage
-from service.rag.verdict import Verifier
+from rag.answer import Answer, signals
+from rag.evidence import source_sentences
+from rag.prompt import NOT_FOUND, build_messages, language_of, source_label
+from rag.retrieve import Passage
+from rag.verdict import Verifier
 from shiori.config import Settings
 from shiori.embedding import Embedder
 

@@ -18,9 +18,9 @@ from typing import Any
 from blocks import write_block  # bench/ is on sys.path when run as a script
 
 from ingest.pipeline import Ingestor
-from service.rag.packing import pack
-from service.rag.prompt import build_messages
-from service.rag.retrieve import Passage
+from rag.packing import pack
+from rag.prompt import build_messages
+from rag.retrieve import Passage
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client

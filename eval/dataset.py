@@ -62,6 +62,8 @@ from pydantic import (
 
 # a non-empty check string that still says something after folding (not only spaces)
 Needle = Annotated[str, StringConstraints(min_length=1, pattern=r"\S")]
+# the golden set of the bundled sample notes (notes/)
+BUNDLED = Path(__file__).resolve().parent / "datasets" / "notes.jsonl"
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 
 

@@ -1,7 +1,7 @@
 """Judge a run's stored model outputs again with today's checks, without asking the model.
 
 Every record of a run keeps the model's own text (``draft``) and the passages it was given
-(``contexts``), so the post-generation decision (`service.rag.verdict.Verifier`) can be
+(``contexts``), so the post-generation decision (`rag.verdict.Verifier`) can be
 replayed on them: a change to a check or a threshold is measured on a whole golden set in
 seconds. Questions refused before generation (weak evidence, a missing term) have no draft
 and stay as they were; retrieval is not replayed.
@@ -14,10 +14,10 @@ from typing import Any
 
 from eval.dataset import GoldenItem
 from eval.runner import record_of, score_item
-from service.rag.answer import Answer, signals
-from service.rag.prompt import language_of
-from service.rag.retrieve import Passage
-from service.rag.verdict import Verifier
+from rag.answer import Answer, signals
+from rag.prompt import language_of
+from rag.retrieve import Passage
+from rag.verdict import Verifier
 from shiori.chunk import Chunk
 
 GATES = ("weak_evidence", "missing_term")  # decided before the model was asked

@@ -81,6 +81,9 @@ def _svg_bars(rows: Sequence[tuple[str, float]], width: int = 420) -> str:
     return "".join(parts) + "</svg>"
 
 
+# the gates CI applies to the bundled golden set (`make eval`)
+THRESHOLDS = Path(__file__).resolve().parent / "thresholds.toml"
+
 OUTCOME_LABELS = {
     "correct": "correct",
     "wrong": "wrong (answerable, answered wrongly)",

@@ -12,11 +12,14 @@ import json
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eval import metrics as m
 from eval.dataset import GoldenItem
 from eval.judge import Judge
+
+if TYPE_CHECKING:
+    from runtime import Runtime
 
 RETRIEVAL_K = 10
 # what a retrieval-only run records in place of an answer (it is left out of answer metrics)
@@ -35,9 +38,9 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Shiori in this process: `Components` built from settings (opens the store)."""
+    """Shiori in this process, on a `runtime.Runtime` (the store opened, the models loaded)."""
 
-    def __init__(self, parts: Any) -> None:
+    def __init__(self, parts: Runtime) -> None:
         self.parts = parts
         self.model = parts.settings.llm_model
 
@@ -48,7 +51,7 @@ class LocalBackend:
     async def search(self, question: str, top_k: int) -> list[dict[str, Any]]:
         import anyio
 
-        from service.rag.answer import source_json
+        from rag.answer import source_json
 
         found = await anyio.to_thread.run_sync(self.parts.retriever.search, question, top_k)
         return [source_json(n, p) for n, p in enumerate(found, 1)]
@@ -85,7 +88,7 @@ def record_of(
     item: GoldenItem, body: dict[str, Any], retrieved: list[str], model: str
 ) -> dict[str, Any]:
     """One question's stored result: the golden item, the answer body (the JSON of
-    `service.rag.answer.Answer.to_json`, or `/v1/ask`'s), and what retrieval ranked."""
+    `rag.answer.Answer.to_json`, or `/v1/ask`'s), and what retrieval ranked."""
     return {
         **item.model_dump(),
         "answer": body["answer"],

@@ -17,7 +17,7 @@ A thumbs down alone says that the answer is wrong but not what is right, which n
 can check; it is refused (422) with what to add. The question stored is the question answered:
 for a follow-up, the standalone question it was rewritten into (the message as written and its
 conversation are kept in ``feedback``), so the line can be asked on its own. "Specific content"
-is what the answer checks verify against the evidence (`service.rag.terms.content_terms`).
+is what the answer checks verify against the evidence (`rag.terms.content_terms`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eval.dataset import GoldenItem, to_line
 from eval.metrics import fold, strip_markers
+from rag.terms import content_terms
 from service.api.schemas import NOT_BLANK, is_blank, unicode_in
-from service.rag.terms import content_terms
 
 MAX_CHECKS = 6  # must_contain / must_not_contain entries taken from one text
 

@@ -42,6 +42,11 @@ def default_feedback_path() -> Path:
     return Path(user_data_dir("shiori")) / "feedback.jsonl"
 
 
+def reveal(secret: SecretStr | None) -> str | None:
+    """The value of an optional secret setting (an API key), None when it is not set."""
+    return secret.get_secret_value() if secret is not None else None
+
+
 def _split_commas(value: Any) -> Any:
     """Lists from the environment are comma-separated: SHIORI_API_KEYS=key1,key2."""
     if isinstance(value, str):

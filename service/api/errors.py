@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.rag.answer import LLMUnavailableError
+from rag.answer import LLMUnavailableError
 from shiori.index import StoreUnavailableError
 
 log = logging.getLogger("shiori.service")

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.rag.answer import Answer, source_json
-from service.rag.conversation import Turn
-from service.rag.retrieve import Filters, Passage
+from rag.answer import Answer, source_json
+from rag.conversation import Turn
+from rag.retrieve import Filters, Passage
 from shiori.chunk import Chunk
 
 # Whitespace as JSON Schema's (ECMA-262) \s knows it, spelled out so that the schema's pattern,

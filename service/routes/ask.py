@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Sequence
 import anyio
 from fastapi import APIRouter, Depends, Request
 
+from rag.answer import Answer, LLMUnavailableError
+from rag.conversation import Rewrite, Turn
 from service.api import errors
-from service.api.deps import Shared, require_api_key
 from service.api.errors import ApiError, as_api_error, error_body
 from service.api.limits import EventStream, until_disconnected
 from service.api.schemas import (
@@ -23,8 +24,7 @@ from service.api.schemas import (
 )
 from service.api.sse import event, started
 from service.components import Components
-from service.rag.answer import Answer, LLMUnavailableError
-from service.rag.conversation import Rewrite, Turn
+from service.deps import Shared, require_api_key
 
 router = APIRouter(prefix="/v1", tags=["ask"], dependencies=[Depends(require_api_key)])
 

@@ -2,7 +2,7 @@
 
 `POST /v1/chat/completions` answers the last user message with RAG over the notes. The earlier
 user and assistant messages are its conversation: a follow-up that leans on them ("and when was
-it published?") is first rewritten into a standalone question (`service.rag.conversation`),
+it published?") is first rewritten into a standalone question (`rag.conversation`),
 which retrieval, the checks and the citations use, and which the response names (``question``,
 and in the text when it differs from the message). The sources are appended to the message
 text, for UIs, and given in a ``sources`` field, for programs. `GET /v1/models` lists the one model,
@@ -19,15 +19,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.answer import Answer, LLMUnavailableError
+from rag.conversation import Rewrite, Turn
 from service.api import errors
-from service.api.deps import Shared, require_api_key
 from service.api.errors import ApiError, as_api_error, error_body
 from service.api.limits import EventStream, until_disconnected
 from service.api.schemas import NOT_BLANK, SourceOut, is_blank, valid_unicode
 from service.api.sse import event, started
 from service.components import Components
-from service.rag.answer import Answer, LLMUnavailableError
-from service.rag.conversation import Rewrite, Turn
+from service.deps import Shared, require_api_key
 from service.routes.ask import check_question, observe
 
 MODEL_ID = "shiori"

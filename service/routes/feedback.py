@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from service.api import errors
-from service.api.deps import Shared, require_api_key
 from service.api.errors import ApiError
+from service.deps import Shared, require_api_key
 from service.feedback import FeedbackError, FeedbackRequest, golden_item
 
 router = APIRouter(prefix="/v1", tags=["feedback"], dependencies=[Depends(require_api_key)])

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from service.api import errors
-from service.api.deps import Shared, require_api_key
 from service.components import Components
+from service.deps import Shared, require_api_key
 
 router = APIRouter(tags=["health"])
 READY_TIMEOUT_S = 3.0

@@ -28,10 +28,10 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from service.api import errors
-from service.api.deps import Shared, require_api_key
 from service.api.errors import ApiError
 from service.api.schemas import MAX_PATH_CHARS, IngestPathsRequest
 from service.components import Components
+from service.deps import Shared, require_api_key
 from shiori.config import Settings
 
 router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(require_api_key)])

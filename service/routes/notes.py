@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from ingest.remove import remove_notes
 from service.api import errors
-from service.api.deps import Shared, require_api_key
 from service.api.errors import ApiError
+from service.deps import Shared, require_api_key
 from shiori.index import FileRecord
 
 router = APIRouter(prefix="/v1", tags=["notes"], dependencies=[Depends(require_api_key)])

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from ingest.pipeline import Ingestor
-from service.llm import vllm_cpu
-from service.llm.guard import session_members
+from runtime.llm import vllm_cpu
+from runtime.llm.guard import session_members
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client

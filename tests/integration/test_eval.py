@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from eval import report
-from eval.cli import BUNDLED, THRESHOLDS
-from eval.dataset import load
+from eval.dataset import BUNDLED, load
 from eval.judge import METRICS, Judge
+from eval.report import THRESHOLDS
 from eval.runner import LocalBackend, evaluate, summarise
 from service.components import Components
 from shiori.config import Settings

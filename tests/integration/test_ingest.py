@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ingest.pipeline import Ingestor, IngestReport
-from service.rag.retrieve import Filters, Retriever
+from rag.retrieve import Filters, Retriever
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client

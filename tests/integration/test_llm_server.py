@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from service.llm import vllm_cpu
+from runtime.llm import vllm_cpu
 from shiori.config import Settings
 from tests.integration.conftest import LLM_KEY
 

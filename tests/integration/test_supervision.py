@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.llm.guard import session_members
+from runtime.llm.guard import session_members
 from tests.conftest import REPO
 from tests.integration.conftest import LLM_KEY, free_port
 

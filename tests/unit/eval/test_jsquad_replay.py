@@ -13,9 +13,9 @@ from eval.jsquad import NotEnoughQuestionsError, build_near_miss, write_distract
 from eval.metrics import fold
 from eval.replay import replay
 from eval.runner import record_of, score_item
-from service.rag.abstain import AbstentionPolicy
-from service.rag.verdict import Verifier
-from service.rag.verify import Thresholds
+from rag.abstain import AbstentionPolicy
+from rag.verdict import Verifier
+from rag.verify import Thresholds
 
 
 def squad(tmp_path: Path, articles: int = 3, paragraphs: int = 6) -> Path:

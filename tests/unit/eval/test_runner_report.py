@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from eval import report
-from eval.cli import THRESHOLDS
 from eval.dataset import DatasetError, GoldenItem, load
+from eval.report import THRESHOLDS
 from eval.runner import evaluate, summarise
 
 ITEMS = [

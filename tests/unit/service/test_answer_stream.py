@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
+from rag.answer import Answer, Answerer, LLMUnavailableError, citation_json
+from rag.evidence import source_sentences
+from rag.packing import merge_adjacent, pack
+from rag.prompt import NOT_FOUND
+from rag.retrieve import Passage, Retriever
 from service.api.sse import event
-from service.rag.answer import Answer, Answerer, LLMUnavailableError, citation_json
-from service.rag.evidence import source_sentences
-from service.rag.packing import merge_adjacent, pack
-from service.rag.prompt import NOT_FOUND
-from service.rag.retrieve import Passage, Retriever
 from shiori.client import parse_sse
 from shiori.config import Settings
 from shiori.index import Chunk

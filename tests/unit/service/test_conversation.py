@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from openai import AsyncOpenAI
 
 from eval.dataset import load
-from service.rag.answer import Answer, Answerer, LLMUnavailableError
-from service.rag.conversation import (
+from rag.answer import Answer, Answerer, LLMUnavailableError
+from rag.conversation import (
     Condenser,
     Rewrite,
     RewriteError,

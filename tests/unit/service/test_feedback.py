@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from eval.dataset import load
 from eval.runner import answer_check
+from rag.answer import Answerer
 from service.api.limits import GenerationSlots
 from service.app import create_app
 from service.feedback import FeedbackError, FeedbackRequest, FeedbackStore, golden_item
 from service.metrics import Metrics
-from service.rag.answer import Answerer
 from shiori.client import parse_sse
 from shiori.config import Settings
 from tests.unit.service.test_conversation import (

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from service.llm import vllm_cpu
-from service.llm.guard import session_members
-from service.llm.supervisor import LLMSupervisor
+from runtime.llm import vllm_cpu
+from runtime.llm.guard import session_members
+from runtime.llm.supervisor import LLMSupervisor
 from shiori.config import Settings
 from tests.integration.conftest import free_port
 
@@ -106,7 +106,7 @@ def test_the_server_goes_when_its_starter_is_killed(
     settings, cmd = fake
     starter = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from service.llm import vllm_cpu; "
+         "import sys, time; from runtime.llm import vllm_cpu; "
          f"g = vllm_cpu.spawn({cmd!r}, grace=1); print(g.pid, flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[3],
     )  # fmt: skip

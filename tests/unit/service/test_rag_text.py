@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from service.rag.markers import parse_answer, strip_invalid_markers
-from service.rag.prompt import NOT_FOUND, PromptStyle, build_messages, language_of
-from service.rag.retrieve import Passage
-from service.rag.verify import check, check_subject, support
+from rag.markers import parse_answer, strip_invalid_markers
+from rag.prompt import NOT_FOUND, PromptStyle, build_messages, language_of
+from rag.retrieve import Passage
+from rag.verify import check, check_subject, support
 from shiori.index import Chunk
 
 
@@ -173,7 +173,7 @@ def test_across_languages_names_and_numbers_carry_and_meaning_decides() -> None:
 
 
 def test_refusals_are_recognised_loosely_and_answers_are_not() -> None:
-    from service.rag.abstain import model_refused
+    from rag.abstain import model_refused
 
     for text in [
         "NOT_FOUND",
@@ -190,9 +190,9 @@ def test_refusals_are_recognised_loosely_and_answers_are_not() -> None:
 
 
 def test_evidence_and_support_rules() -> None:
-    from service.rag.abstain import AbstentionPolicy, unsupported_answer, weak_evidence
-    from service.rag.retrieve import Passage
-    from service.rag.verify import SentenceCheck
+    from rag.abstain import AbstentionPolicy, unsupported_answer, weak_evidence
+    from rag.retrieve import Passage
+    from rag.verify import SentenceCheck
 
     policy = AbstentionPolicy(min_similarity=0.45, min_term_overlap=0.5, min_supported_share=0.5)
     far = Passage(chunk("x"), 0.1, similarity=0.30, term_overlap=0.2)
@@ -224,15 +224,15 @@ def test_evidence_and_support_rules() -> None:
     ],
 )
 def test_specific_terms(question: str, terms: list[str]) -> None:
-    from service.rag.terms import specific_terms
+    from rag.terms import specific_terms
 
     assert specific_terms(question) == terms
 
 
 def test_a_question_about_a_thing_no_passage_mentions_is_refused_before_generation() -> None:
-    from service.rag.abstain import abstention_text
-    from service.rag.retrieve import Passage
-    from service.rag.terms import missing_terms
+    from rag.abstain import abstention_text
+    from rag.retrieve import Passage
+    from rag.terms import missing_terms
 
     gemma = Passage(chunk("Gemma 2 は2024年6月に公開された。9B と 27B がある。"), 1.0, 0.8, 0.9)
     prompt = Passage(
@@ -249,7 +249,7 @@ def test_a_question_about_a_thing_no_passage_mentions_is_refused_before_generati
 
 
 def test_joining_adjacent_table_chunks_keeps_one_header() -> None:
-    from service.rag.packing import merge_adjacent
+    from rag.packing import merge_adjacent
 
     header = "| k | v |\n|---|---|"
     lo = replace(chunk(f"{header}\n| a | 1 |\n| b | 2 |", 0), lead_chars=len(header), lead_line=3)

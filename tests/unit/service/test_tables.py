@@ -1,4 +1,4 @@
-"""service.rag.tables: a long table is shown to the model as its header and the rows the
+"""rag.tables: a long table is shown to the model as its header and the rows the
 question names; everything else passes through unchanged."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.rag.tables import MIN_ROWS, focus_tables
+from rag.tables import MIN_ROWS, focus_tables
 
 HEADER = "| 週 | 学習時間(分) | 小テスト(点) |\n|---|---|---|"
 

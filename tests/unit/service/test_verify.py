@@ -11,19 +11,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.rag.abstain import AbstentionPolicy
-from service.rag.evidence import source_sentences, table_header
-from service.rag.markers import parse_answer
-from service.rag.retrieve import Passage
-from service.rag.terms import (
+from rag.abstain import AbstentionPolicy
+from rag.evidence import source_sentences, table_header
+from rag.markers import parse_answer
+from rag.retrieve import Passage
+from rag.terms import (
     asks_for_name,
     asks_for_number,
     new_numbers,
     question_terms,
     with_arabic_numerals,
 )
-from service.rag.verdict import Verifier
-from service.rag.verify import Thresholds, check
+from rag.verdict import Verifier
+from rag.verify import Thresholds, check
 from shiori.index import Chunk
 
 

@@ -15,10 +15,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.rag.prompt import NOT_FOUND
-from service.rag.retrieve import Passage
-from service.rag.terms import missing_terms as missing_terms
-from service.rag.verify import SentenceCheck
+from rag.prompt import NOT_FOUND
+from rag.retrieve import Passage
+from rag.terms import missing_terms as missing_terms
+from rag.verify import SentenceCheck
 from shiori.config import Settings
 
 # Loose on purpose: the model's refusal wording drifts ("資料には…", "データには…").

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ingest.chunking import sentence_spans
-from service.rag.retrieve import Passage
-from service.rag.terms import Haystack, Term, occurs
+from rag.retrieve import Passage
+from rag.terms import Haystack, Term, occurs
 
 MAX_EVIDENCE = 3  # sentences one answer sentence may rest on
 MIN_GAIN = 0.1  # lexical support another evidence sentence must add to be taken

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from service.rag.retrieve import Passage
+    from rag.passage import Passage
 
 _SPECIFIC = (
     re.compile(r"(?<![\w.])[A-Z][A-Za-z]+[ -]?\d+(?:\.\d+)?[BMK]?(?![\w.])"),

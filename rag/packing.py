@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from service.rag.retrieve import Passage
+from rag.retrieve import Passage
 from shiori.chunk import Chunk
 
 

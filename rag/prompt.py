@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 
-from service.rag.tables import focus_tables
+from rag.tables import focus_tables
 from shiori.index import Chunk
 
 NOT_FOUND = "NOT_FOUND"

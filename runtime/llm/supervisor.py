@@ -15,10 +15,12 @@ import logging
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from service.llm import vllm_cpu
+from runtime.llm import vllm_cpu
 from shiori.config import Settings
 
 log = logging.getLogger("shiori.llm")
@@ -188,3 +190,26 @@ class LLMSupervisor:
                     failed = self._proc
                 if failed is not None:
                     code, pid = failed.returncode, failed.pid
+
+
+@contextmanager
+def local_llm(
+    settings: Settings, log_file: Path | None, report: vllm_cpu.Report = print
+) -> Iterator[LLMSupervisor | None]:
+    """An LLM for the length of the block: the one that already answers at SHIORI_LLM_URL, or
+    else vLLM's CPU build started here, supervised, and stopped when the block ends (even by
+    Ctrl-C). Yields the supervisor, or None when an LLM already answered. Raises
+    `vllm_cpu.LLMServerError` (and `shiori.models.ModelError`) when it cannot be started."""
+    if vllm_cpu.models_endpoint_ready(settings):
+        report(f"using the LLM already at {settings.llm_url}")
+        yield None
+        return
+    where = f"; log: {log_file}" if log_file else ""
+    report(f"starting vLLM (first start takes a few minutes{where})…")
+    supervisor = LLMSupervisor(settings, log_file, report)
+    supervisor.start()
+    try:
+        yield supervisor
+    finally:
+        report("stopping vLLM…")
+        supervisor.stop()

@@ -1,4 +1,4 @@
-"""`shiori eval …`: run a golden set, adapt JSQuAD, compare two runs."""
+"""`shiori eval …`: run a golden set, adapt JSQuAD, replay a run, compare two runs."""
 
 from __future__ import annotations
 
@@ -12,28 +12,17 @@ from tempfile import TemporaryDirectory
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from eval.dataset import DatasetError, GoldenItem, load, save, select
-from shiori.config import Settings
-
-BUNDLED = Path(__file__).resolve().parent / "datasets" / "notes.jsonl"
-THRESHOLDS = Path(__file__).resolve().parent / "thresholds.toml"
+from eval.dataset import BUNDLED, DatasetError, GoldenItem, load, save, select
+from shiori import models as model_registry
+from shiori.cli.common import ExitStatus, err, fail, load_settings, out, progress_bar, say
+from shiori.config import Settings, reveal
 
 app = typer.Typer(
     help="Measure grounding: retrieval, answers, abstention, hallucination, citations, ragas.",
     no_args_is_help=True,
 )
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
-
-def _settings() -> Settings:
-    from shiori.cli import load_settings
-
-    return load_settings()
 
 
 def _default_report() -> Path:
@@ -61,19 +50,20 @@ async def _run(
     parts = None
     embedder = None
     if server:
-        key = settings.api_key.get_secret_value() if settings.api_key else None
-        backend = HttpBackend(server, key)
+        backend = HttpBackend(server, reveal(settings.api_key))
     else:
-        from service.components import Components
+        from runtime import Runtime
 
         with err.status("loading the embedding model and the index…"):
-            parts = Components.build(settings)
+            parts = Runtime.build(settings)
         embedder = parts.embedder
         if ingest:
             with err.status(f"ingesting {', '.join(map(str, ingest))}…"):
                 done = parts.ingestor.run(ingest)
-            err.print(f"ingest: {done.files_new} new, {done.files_updated} updated, "
-                      f"{done.files_unchanged} unchanged")  # fmt: skip
+            err.print(
+                f"ingest: {done.files_new} new, {done.files_updated} updated, "
+                f"{done.files_unchanged} unchanged"
+            )
         backend = LocalBackend(parts)
     judge = None
     judge_ids: set[str] = set()
@@ -83,14 +73,13 @@ async def _run(
         judge = Judge(
             settings.judge_url or settings.llm_url,
             settings.judge_model or settings.llm_model,
-            secret.get_secret_value() if secret else None,
+            reveal(secret),
             embedder,
             settings.judge_timeout_s,
         )
         judge_ids = {i.id for i in items[:judge_n]}
         err.print(f"ragas on {len(judge_ids)} question(s): {judge.label}", highlight=False)
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=err, transient=True)  # fmt: skip
+    progress = progress_bar(transient=True)
     task = progress.add_task("evaluating", total=len(items))
     try:
         with progress:
@@ -142,15 +131,21 @@ def _finish(
     if failures:
         for f in failures:
             err.print(f"[red]below threshold:[/red] {f}")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitStatus.FAILED)
 
 
-Report = Annotated[Path | None, typer.Option(help="Output folder (default reports/<time>); "
-                                             "an existing one is resumed.")]  # fmt: skip
+Report = Annotated[
+    Path | None,
+    typer.Option(help="Output folder (default reports/<time>); an existing one is resumed."),
+]
 Limit = Annotated[int | None, typer.Option(help="Only the first N questions (after --sample).")]
 Sample = Annotated[int | None, typer.Option(help="A random sample of N questions (seeded).")]
-Judge = Annotated[int, typer.Option(help="Score the first N questions with ragas (slow: ~9 judge "
-                                    "calls each); 0 = no judge.")]  # fmt: skip
+Judge = Annotated[
+    int,
+    typer.Option(
+        help="Score the first N questions with ragas (slow: ~9 judge calls each); 0 = no judge."
+    ),
+]
 
 
 StartLLM = Annotated[
@@ -203,7 +198,7 @@ def run(
       shiori eval run --dataset ../shared/cases/grounding/questions.jsonl \\
           --ingest ../shared/cases/grounding/notes --report reports/grounding
     """
-    settings = _settings()
+    settings = load_settings()
     try:
         items = select(load(dataset), limit, sample, seed)
     except DatasetError as exc:
@@ -228,15 +223,15 @@ def run(
             scratch = stack.enter_context(TemporaryDirectory(prefix="shiori-eval-"))
             settings = settings.model_copy(update={"qdrant": scratch})
         stack.enter_context(_llm_running(settings, start_llm and not retrieval_only))
-        records = asyncio.run(_run(settings, items, report, server, judge, sources,
-                                   not retrieval_only))  # fmt: skip
+        records = asyncio.run(
+            _run(settings, items, report, server, judge, sources, answers=not retrieval_only)
+        )
     label = _judge_label(settings) if judge and not retrieval_only else None
     _finish(records, report, thresholds, label)
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(2)
+    fail(message, ExitStatus.USAGE)
 
 
 def _cache(settings: Settings) -> Path:
@@ -246,22 +241,19 @@ def _cache(settings: Settings) -> Path:
 
 @contextmanager
 def _llm_running(settings: Settings, start: bool) -> Iterator[None]:
-    """vLLM for the length of a run, when asked to and none answers yet."""
-    from service.llm import vllm_cpu
+    """vLLM for the length of a run, when asked to and none answers yet (`local_llm`)."""
+    from runtime.llm import vllm_cpu
+    from runtime.llm.supervisor import local_llm
 
-    if not start or vllm_cpu.models_endpoint_ready(settings):
+    if not start:
         yield
         return
-    err.print("starting vLLM (CPU) for this run…")
-    try:
-        proc = vllm_cpu.start(settings, lambda m: err.print(m, highlight=False), Path("vllm.log"))
-    except vllm_cpu.LLMServerError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    try:
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(local_llm(settings, Path("vllm.log"), say))
+        except (vllm_cpu.LLMServerError, model_registry.ModelError) as exc:
+            fail(exc)
         yield
-    finally:
-        vllm_cpu.stop(proc)
 
 
 def _judge_label(settings: Settings) -> str:
@@ -312,7 +304,7 @@ def jsquad(
 
     if not path.is_file():
         _fail(f"{path}: no such file")
-    settings = _settings()
+    settings = load_settings()
     cache = _cache(settings)
     report = report or _default_report()
     if near_miss:
@@ -330,11 +322,15 @@ def jsquad(
         items = build(path, corpus)
     save(items, report / "dataset.jsonl")
     chosen = select(items, limit, sample, seed)
-    err.print(f"{len(items)} questions over {len(list(corpus.iterdir()))} paragraphs; "
-              f"evaluating {len(chosen)}", highlight=False)  # fmt: skip
+    err.print(
+        f"{len(items)} questions over {len(list(corpus.iterdir()))} paragraphs; "
+        f"evaluating {len(chosen)}",
+        highlight=False,
+    )
     with _llm_running(settings, start_llm and not retrieval_only):
-        records = asyncio.run(_run(settings, chosen, report, None, judge, [corpus],
-                                   not retrieval_only))  # fmt: skip
+        records = asyncio.run(
+            _run(settings, chosen, report, None, judge, [corpus], answers=not retrieval_only)
+        )
     _finish(records, report, thresholds, _judge_label(settings) if judge else None)
 
 
@@ -355,7 +351,7 @@ def replay(
     Example: `shiori eval replay reports/notes --out reports/notes-replay`"""
     from eval.replay import replay as rejudge
     from eval.runner import read_results
-    from service.rag.verdict import Verifier
+    from rag.verdict import Verifier
     from shiori.embedding import Embedder
 
     records = read_results(report / "results.jsonl")
@@ -367,7 +363,7 @@ def replay(
             items = {i.id: i for i in load(dataset)}
         except DatasetError as exc:
             _fail(str(exc))
-    settings = _settings()
+    settings = load_settings()
     with err.status("loading the embedding model…"):
         verifier = Verifier.from_settings(settings, Embedder(settings))
     replayed = rejudge(records, items, verifier)
@@ -389,8 +385,7 @@ def compare(
     def summary(p: Path) -> dict[str, Any]:
         f = p / "summary.json" if p.is_dir() else p
         if not f.is_file():
-            err.print(f"[red]error:[/red] {f}: no summary.json")
-            raise typer.Exit(2)
+            fail(f"{f}: no summary.json", ExitStatus.USAGE)
         data: dict[str, Any] = json.loads(f.read_text(encoding="utf-8"))
         return data
 

@@ -4,7 +4,7 @@ No NLI model or cross-encoder is obtainable offline here, so the checks are expl
 one's score is kept in the result (the evaluation draws risk–coverage curves from them):
 
 1. **Evidence.** Every answer sentence is aligned to the source sentence(s) that state it
-   (`service.rag.evidence`): within the passages it cites, or — when it cites none, or they do
+   (`rag.evidence`): within the passages it cites, or — when it cites none, or they do
    not back it while another passage does — in the passage that does (``attributed``).
 2. **Content.** Its specific content (numbers, dates, names, quoted terms; `content_terms`)
    must occur in those evidence sentences, not merely somewhere in the chunk: a passage that
@@ -26,10 +26,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from service.rag.evidence import Alignment, SourceSentence, align, source_sentences
-from service.rag.markers import ParsedAnswer
-from service.rag.retrieve import Passage
-from service.rag.terms import (
+from rag.evidence import Alignment, SourceSentence, align, source_sentences
+from rag.markers import ParsedAnswer
+from rag.retrieve import Passage
+from rag.terms import (
     Haystack,
     Term,
     content_terms,

@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from service.rag.abstain import AbstentionPolicy, abstention_text, model_refused
-from service.rag.markers import parse_answer
-from service.rag.retrieve import Passage
-from service.rag.terms import (
+from rag.abstain import AbstentionPolicy, abstention_text, model_refused
+from rag.markers import parse_answer
+from rag.retrieve import Passage
+from rag.terms import (
     asks_for_name,
     asks_for_number,
     content_terms,
     new_numbers,
     script_of,
 )
-from service.rag.verify import (
+from rag.verify import (
     SentenceCheck,
     Similarity,
     SubjectCheck,

@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 from openai import AsyncOpenAI
 
-from service.rag.prompt import language_of
-from service.rag.terms import _EN_STOP, question_terms
+from rag.prompt import language_of
+from rag.terms import _EN_STOP, question_terms
 
 Role = Literal["user", "assistant"]
 

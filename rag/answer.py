@@ -9,7 +9,7 @@ show or measure it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,20 +17,20 @@ import anyio
 import httpx
 from openai import APIConnectionError, APIStatusError, APITimeoutError, AsyncOpenAI
 
-from service.rag.abstain import (
+from rag.abstain import (
     AbstentionPolicy,
     abstention_text,
     missing_terms,
     model_refused,
     weak_evidence,
 )
-from service.rag.conversation import Condenser, Rewrite, Turn
-from service.rag.packing import pack
-from service.rag.prompt import NOT_FOUND, PromptStyle, build_messages, language_of
-from service.rag.retrieve import Filters, Passage, Retriever
-from service.rag.verdict import Verifier
-from service.rag.verify import SentenceCheck, SubjectCheck
-from shiori.config import Settings
+from rag.conversation import Condenser, Rewrite, Turn
+from rag.packing import pack
+from rag.prompt import NOT_FOUND, PromptStyle, build_messages, language_of
+from rag.retrieve import Filters, Passage, Retriever
+from rag.verdict import Verifier
+from rag.verify import SentenceCheck, SubjectCheck
+from shiori.config import Settings, reveal
 
 
 class LLMUnavailableError(RuntimeError):
@@ -119,6 +119,28 @@ def source_json(n: int, p: Passage) -> dict[str, Any]:
     }
 
 
+def shown_passages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The passages to show with an answer body (`Answer.to_json`): its citations, or for an
+    abstention the closest passages (``contexts``)."""
+    shown: list[dict[str, Any]] = body["contexts"] if body["abstained"] else body["citations"]
+    return shown
+
+
+def supported_evidence(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The evidence sentences (``n``, ``source``, ``lines``, ``text``) of an answer body's
+    supported sentences, in answer order; none for an abstention."""
+    if body["abstained"]:
+        return []
+    return [
+        e for s in body.get("sentences", []) if s.get("supported") for e in s.get("evidence", [])
+    ]
+
+
+def line_span(start: int, end: int) -> str:
+    """Lines as an editor shows them: ``12`` for one line, ``12-15`` for a range."""
+    return f"{start}" if start == end else f"{start}-{end}"
+
+
 def citation_json(n: int, p: Passage, evidence: Sequence[str]) -> dict[str, Any]:
     """What the answer cites of passage [n]: of a passage joined from adjacent chunks
     (`packing.merge_adjacent`), the one stored chunk that holds all of ``evidence`` (the texts
@@ -194,7 +216,7 @@ class Answerer:
 
     @classmethod
     def client_for(cls, settings: Settings) -> AsyncOpenAI:
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "none"
+        key = reveal(settings.llm_api_key) or "none"
         return AsyncOpenAI(
             base_url=settings.llm_url, api_key=key, timeout=settings.llm_timeout_s, max_retries=0
         )
@@ -202,7 +224,7 @@ class Answerer:
     # --- the three steps ---------------------------------------------------------------------
     async def condense(self, message: str, history: Sequence[Turn]) -> Rewrite:
         """The standalone question for a message of a conversation (see
-        `service.rag.conversation`); raises `LLMUnavailableError` when the model is needed and
+        `rag.conversation`); raises `LLMUnavailableError` when the model is needed and
         does not answer."""
         try:
             return await self.condenser.condense(message, history)

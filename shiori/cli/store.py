@@ -8,15 +8,14 @@ from typing import Annotated
 
 import typer
 from pydantic import SecretStr
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from shiori.cli.common import ExitStatus, err, fail, load_settings, open_store_or_exit, progress_bar
 
 app = typer.Typer(
     help="Check the index and repair it; move it between Qdrant deployments (an embedded store "
     "to a server or cluster).",
     no_args_is_help=True,
 )
-err = Console(stderr=True, soft_wrap=True)
 
 
 @app.command("migrate")
@@ -60,16 +59,13 @@ def migrate(
 
     Example: `SHIORI_SHARD_NUMBER=6 SHIORI_REPLICATION_FACTOR=2 SHIORI_MIGRATE_API_KEY=…
     shiori store migrate --to https://qdrant.example:6333`, then point SHIORI_QDRANT there."""
-    from shiori.cli import load_settings, open_store_or_exit
     from shiori.store import MigrationError, collection_names, migrate_store, point_counts
 
     settings = load_settings()
     if to == settings.qdrant:
-        err.print(f"[red]error:[/red] --to is the source itself ({to})")
-        raise typer.Exit(2)
+        fail(f"--to is the source itself ({to})", ExitStatus.USAGE)
     if to == ":memory:":
-        err.print("[red]error:[/red] --to :memory: would be lost when the command ends")
-        raise typer.Exit(2)
+        fail("--to :memory: would be lost when the command ends", ExitStatus.USAGE)
     dest_settings = settings.model_copy(
         update={"qdrant": to, "qdrant_api_key": SecretStr(api_key) if api_key else None}
     )
@@ -84,14 +80,7 @@ def migrate(
     started = time.monotonic()
     try:
         totals = point_counts(source, [n for n in names if source.collection_exists(n)])
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            disable=as_json or not err.is_terminal,
-        )
+        progress = progress_bar(disable=as_json or not err.is_terminal)
         tasks = {n: progress.add_task(n, total=totals.get(n)) for n in names}
         layout = dest_settings.cluster_layout() if dest_settings.is_remote else {}
         if not as_json and len(totals) == len(names):
@@ -111,11 +100,9 @@ def migrate(
                 progress=lambda name, n: progress.advance(tasks[name], n),
             )
     except MigrationError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        fail(exc)
     except Exception as exc:  # the server went away, auth, a full disk ...
-        err.print(f"[red]error:[/red] migration failed: {type(exc).__name__}: {exc}")
-        raise typer.Exit(3) from exc
+        fail(f"migration failed: {type(exc).__name__}: {exc}", ExitStatus.UNAVAILABLE)
     finally:
         source.close()
         dest.close()
@@ -153,7 +140,6 @@ def check(
     invisible chunks that --repair would delete.
 
     Example: `shiori store check` · `shiori store check --repair --json`"""
-    from shiori.cli import load_settings, open_store_or_exit
     from shiori.index import NoteIndex
     from shiori.integrity import check as check_store
     from shiori.integrity import model_dimension
@@ -163,7 +149,7 @@ def check(
     try:
         if not client.collection_exists(settings.collection):
             err.print(f"collection '{settings.collection}' does not exist yet: run `shiori ingest`")
-            raise typer.Exit(1)
+            raise typer.Exit(ExitStatus.FAILED)
         size = client.get_collection(settings.collection).config.params.vectors
         dimension = model_dimension(settings) or (
             size["dense"].size if isinstance(size, dict) and "dense" in size else 0
@@ -196,4 +182,4 @@ def check(
         else:
             err.print(f"{len(found.problems)} problem(s); `shiori store check --repair` fixes them")
     if not after.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitStatus.FAILED)

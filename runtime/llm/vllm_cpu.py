@@ -9,11 +9,11 @@ once). Production runs the CUDA `vllm` image instead and never touches this modu
 
 Processes: vLLM's API server starts an EngineCore process (and on CPU its workers), which go
 on running, each at full CPU, when the API server dies unless someone stops them. So the server
-runs under a guard (`service.llm.guard`) that leads a session of its own (Linux: ``setsid``):
+runs under a guard (`runtime.llm.guard`) that leads a session of its own (Linux: ``setsid``):
 when the server exits the guard ends the rest of the session, and when the Shiori process that
 started it dies, even by SIGKILL, the kernel tells the guard to do the same. `stop` ends the
 whole session: SIGTERM to the process group, SIGKILL after a grace period, then SIGKILL to
-anything still in the session (found in /proc). `service.llm.supervisor` restarts a server
+anything still in the session (found in /proc). `runtime.llm.supervisor` restarts a server
 that died.
 """
 
@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from service.llm.guard import session_members
+from runtime.llm.guard import session_members
 from shiori.config import Settings
 from shiori.models import REGISTRY, ModelError, resolve
 
@@ -159,7 +159,7 @@ STOP_GRACE_S = 20.0  # vLLM's graceful shutdown takes a few seconds on CPU
 def spawn(
     cmd: list[str], log: Path | None = None, grace: float = STOP_GRACE_S
 ) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` under its guard (service/llm/guard.py), as the leader of a new session:
+    """Start ``cmd`` under its guard (runtime/llm/guard.py), as the leader of a new session:
     whatever ``cmd`` starts ends with it, and all of it ends if this process dies (what is
     asked to stop gets ``grace`` seconds before SIGKILL). Output goes to ``log`` (appended) or
     nowhere. The returned process is the guard; its exit status is the server's.

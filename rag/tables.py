@@ -17,7 +17,7 @@ from functools import cache
 
 from markdown_it import MarkdownIt
 
-from service.rag.terms import Haystack, Term, occurs, question_terms
+from rag.terms import Haystack, Term, occurs, question_terms
 
 MIN_ROWS = 8  # a table with fewer data rows is shown whole
 MAX_SHARE = 0.5  # rows named by the question: at most this share of the table, else all

@@ -8,28 +8,15 @@ fused rank says which chunk is best, not whether any chunk is good enough.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
-from service.rag.terms import mentions
+from rag.passage import Filters, Passage
+from rag.terms import mentions
 from shiori.embedding import Embedder
-from shiori.index import Chunk, ChunkFilter, NoteIndex
+from shiori.index import NoteIndex
 from shiori.sparse import SparseEncoder, term_id, tokens
-
-Filters = ChunkFilter  # sources, path prefix, title
-
-
-@dataclass(frozen=True)
-class Passage:
-    chunk: Chunk
-    score: float  # the fused score (rank-based for RRF)
-    similarity: float  # cosine(question, chunk) from the dense vectors
-    term_overlap: float  # share of the question's distinct sparse terms found in the chunk
-    vector: tuple[float, ...] = ()  # the chunk's dense vector (for semantic checks)
-    # the stored chunks this passage was joined from (`packing.merge_adjacent`), in note order;
-    # empty when it is one chunk
-    parts: tuple[Chunk, ...] = ()
 
 
 class Retriever:

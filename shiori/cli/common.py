@@ -1,0 +1,69 @@
+"""What every command shares: the consoles, exit statuses, the one error helper, settings,
+the store, and the one progress bar."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from shiori.config import Settings
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+err = Console(stderr=True, soft_wrap=True)  # messages stay whole lines in logs
+out = Console(soft_wrap=True)
+
+
+class ExitStatus(IntEnum):
+    """The `shiori` command's exit statuses (0: success)."""
+
+    FAILED = 1  # the work ran and did not succeed (unreadable notes, thresholds not met …)
+    USAGE = 2  # bad arguments or configuration
+    UNAVAILABLE = 3  # a store, model or service it needs cannot be reached or opened
+
+
+def fail(message: object, status: ExitStatus = ExitStatus.FAILED) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``status``."""
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(status)
+
+
+def say(message: str) -> None:
+    """A progress line on stderr (not highlighted)."""
+    err.print(message, highlight=False)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic ValidationError, bad TOML, missing SHIORI_CONFIG file
+        fail(f"invalid configuration: {exc}", ExitStatus.USAGE)
+
+
+def open_store_or_exit(settings: Settings) -> QdrantClient:
+    """The store's client, or exit 3 saying why not (locked by another process, unreachable)."""
+    from shiori.index import StoreLockedError, StoreUnavailableError, open_client
+
+    try:
+        return open_client(settings)
+    except (StoreLockedError, StoreUnavailableError) as exc:
+        fail(exc, ExitStatus.UNAVAILABLE)
+
+
+def progress_bar(*, transient: bool = False, disable: bool = False) -> Progress:
+    """The progress bar of long work (ingest, migration, evaluation), on stderr: description,
+    bar, done/total, time left."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=transient,
+        disable=disable,
+    )
