@@ -137,10 +137,20 @@ def run_worker(kind: str, corpus: Path) -> dict[str, Any]:
     store = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
     try:
         done = subprocess.run(
-            [sys.executable, __file__, "--worker", kind, "--corpus", str(corpus),
-             "--store", str(store)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                kind,
+                "--corpus",
+                str(corpus),
+                "--store",
+                str(store),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"{kind} worker failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])

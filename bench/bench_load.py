@@ -243,9 +243,13 @@ def report(phases: list[dict[str, Any]], command: str, settings: Settings) -> st
             f"{statuses} | {p['server_errors']} | {fmt(p['p50_ms'])} | {fmt(p['p95_ms'])} | "
             f"{p['per_s']:.2f} |"
         )
-    lines += ["", "Memory (RSS, MB; growth = slope over the phase's second half):", "",
-              "| phase | API start | API end | API peak | API growth | vLLM start / end / peak |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "Memory (RSS, MB; growth = slope over the phase's second half):",
+        "",
+        "| phase | API start | API end | API peak | API growth | vLLM start / end / peak |",
+        "|---|---|---|---|---|---|",
+    ]
     for p in phases:
         a, v = p["api_rss_mb"], p["vllm_rss_mb"]
         vllm = f"{v['start']:.0f} / {v['end']:.0f} / {v['peak']:.0f}" if v["start"] else "—"

@@ -29,16 +29,30 @@ def main(n: int) -> None:
     rng = random.Random(0)
     for start in range(0, n, 1000):
         chunks = [
-            Chunk(path=f"/notes/{i // 10}.md", source=f"{i // 10}.md", title="t", headings=["t"],
-                  line_start=i, line_end=i + 5, char_start=0, char_end=500, text="x" * 500,
-                  chunk_index=i % 10, content_hash=f"h{i}", file_hash="f", generation="g")
+            Chunk(
+                path=f"/notes/{i // 10}.md",
+                source=f"{i // 10}.md",
+                title="t",
+                headings=["t"],
+                line_start=i,
+                line_end=i + 5,
+                char_start=0,
+                char_end=500,
+                text="x" * 500,
+                chunk_index=i % 10,
+                content_hash=f"h{i}",
+                file_hash="f",
+                generation="g",
+            )
             for i in range(start, min(start + 1000, n))
-        ]  # fmt: skip
+        ]
         vectors = [
-            Vectors([rng.random() for _ in range(768)],
-                    SparseVector(sorted(rng.sample(range(50_000), 200)), [1.0] * 200))
+            Vectors(
+                [rng.random() for _ in range(768)],
+                SparseVector(sorted(rng.sample(range(50_000), 200)), [1.0] * 200),
+            )
             for _ in chunks
-        ]  # fmt: skip
+        ]
         index.write_chunks(chunks, vectors)
     index.client.close()
     env = dict(os.environ, SHIORI_QDRANT=str(root / "src"), SHIORI_COLLECTION="bench")
@@ -46,8 +60,11 @@ def main(n: int) -> None:
     started = time.monotonic()
     done = subprocess.run(
         [str(shiori), "store", "migrate", "--to", str(root / "dst"), "--json"],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     print(done.stdout.strip() or done.stderr[-2000:])
     print(f"wall {time.monotonic() - started:.1f} s (store in {root})")
 

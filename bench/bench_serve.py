@@ -90,8 +90,22 @@ def index_latency(size: int, dim: int, work: Path) -> dict[str, Any]:
             for i in range(per_file):
                 n = f * per_file + i
                 text = " ".join(sentences[(n * k) % len(sentences)] for k in (1, 7, 13))
-                chunks.append(Chunk(path, path[1:], "t", ["h"], i + 1, i + 1, 0, 1, text, i,
-                                    str(n), generation="g"))  # fmt: skip
+                chunks.append(
+                    Chunk(
+                        path,
+                        path[1:],
+                        "t",
+                        ["h"],
+                        i + 1,
+                        i + 1,
+                        0,
+                        1,
+                        text,
+                        i,
+                        str(n),
+                        generation="g",
+                    )
+                )
                 vec = rng.standard_normal(dim).astype(np.float32)
                 vectors.append(
                     Vectors((vec / np.linalg.norm(vec)).tolist(), sparse.encode_document(text))
@@ -205,8 +219,13 @@ def serve_bench(embedder: Embedder, work: Path) -> dict[str, Any]:
     shutil.copytree(store, work / "notes-copy")
     (work / "notes-copy" / ".lock").unlink(missing_ok=True)
     port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "SHIORI_QDRANT": str(store), "SHIORI_COLLECTION": "notes",
-           "SHIORI_PORT": str(port), "SHIORI_API_KEYS": ""}  # fmt: skip
+    env = {
+        **os.environ,
+        "SHIORI_QDRANT": str(store),
+        "SHIORI_COLLECTION": "notes",
+        "SHIORI_PORT": str(port),
+        "SHIORI_API_KEYS": "",
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "shiori.cli", "serve", "--log-level", "warning"],
         env=env,
@@ -253,8 +272,13 @@ def serve_bench(embedder: Embedder, work: Path) -> dict[str, Any]:
             theirs.append(b)
             ratios.append(a / b)
         parts.client.close()
-        out["ttft"] = (statistics.median(ours), statistics.median(theirs),
-                       statistics.median(ratios), max(ratios), len(ratios))  # fmt: skip
+        out["ttft"] = (
+            statistics.median(ours),
+            statistics.median(theirs),
+            statistics.median(ratios),
+            max(ratios),
+            len(ratios),
+        )
         return out
     finally:
         server.terminate()
@@ -263,8 +287,9 @@ def serve_bench(embedder: Embedder, work: Path) -> dict[str, Any]:
             vllm_cpu.stop(llm_proc)
 
 
-def report(index_rows: list[dict[str, Any]], embed: tuple[float, float], http: dict[str, Any],
-           command: str) -> str:  # fmt: skip
+def report(
+    index_rows: list[dict[str, Any]], embed: tuple[float, float], http: dict[str, Any], command: str
+) -> str:
     lines = [
         MARK_BEGIN,
         f"Command: `{command}` — {time.strftime('%Y-%m-%d')}, this 2-core machine, "
@@ -277,8 +302,10 @@ def report(index_rows: list[dict[str, Any]], embed: tuple[float, float], http: d
     ]
     for r in index_rows:
         theirs = f"{r['qdrant_p50']:.0f} / {r['qdrant_p95']:.0f} ms" if "qdrant_p50" in r else "—"
-        lines.append(f"| {r['chunks']:,} | {r['p50']:.1f} ms | {r['p95']:.1f} ms | {theirs} "
-                     f"| {r['warm_s']:.1f} s |")  # fmt: skip
+        lines.append(
+            f"| {r['chunks']:,} | {r['p50']:.1f} ms | {r['p95']:.1f} ms | {theirs} "
+            f"| {r['warm_s']:.1f} s |"
+        )
     s1, s4, a1, a4 = http["search_c1"], http["search_c4"], http["ask_c1"], http["ask_c4"]
     ours, theirs, ratio, worst, n = http["ttft"]
     lines += [

@@ -60,9 +60,12 @@ def run(tree: Path, corpus: Path) -> dict[str, Any]:
     try:
         done = subprocess.run(
             [sys.executable, __file__, "--worker", "--corpus", str(corpus), "--store", str(store)],
-            capture_output=True, text=True, check=False, cwd=tree,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tree,
             env={**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{Path(__file__).parent}"},
-        )  # fmt: skip
+        )
         if done.returncode != 0:
             raise RuntimeError(f"worker in {tree} failed:\n{done.stderr[-3000:]}")
         row = dict(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -166,18 +166,40 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             text, extra = as_markers(variant, raw)
             verdict = verifier.judge(item.question, text, passages, language_of(item.question))
-            answer = Answer(item.question, verdict.answer, verdict.abstained, verdict.reason,
-                            passages, verdict.cited, verdict.checks, verdict.invalid_markers,
-                            args.model, draft=text, subject=verdict.subject)  # fmt: skip
+            answer = Answer(
+                question=item.question,
+                answer=verdict.answer,
+                abstained=verdict.abstained,
+                reason=verdict.reason,
+                passages=passages,
+                cited=verdict.cited,
+                checks=verdict.checks,
+                invalid_markers=verdict.invalid_markers,
+                model=args.model,
+                draft=text,
+                subject=verdict.subject,
+            )
             answer.signals = signals(answer)
             new = record_of(item, answer.to_json(), record.get("retrieved", []), args.model)
             new["metrics"] = score_item(item, new)
             gated = record["reason"] in GATES
-            rows.append({"id": item.id, "outcome_no_gate": new["metrics"]["outcome"],
-                         "outcome": "false_abstention" if gated and item.answerable
-                         else "right_abstention" if gated else new["metrics"]["outcome"],
-                         "reason": new["reason"], "gated": gated, "raw": raw,
-                         "seconds": seconds, "tokens": tokens, **extra})  # fmt: skip
+            rows.append(
+                {
+                    "id": item.id,
+                    "outcome_no_gate": new["metrics"]["outcome"],
+                    "outcome": "false_abstention"
+                    if gated and item.answerable
+                    else "right_abstention"
+                    if gated
+                    else new["metrics"]["outcome"],
+                    "reason": new["reason"],
+                    "gated": gated,
+                    "raw": raw,
+                    "seconds": seconds,
+                    "tokens": tokens,
+                    **extra,
+                }
+            )
             print(variant, item.id, rows[-1]["outcome"], repr(raw[:80]), file=sys.stderr)
         out["variants"][variant] = {"summary": summarise(rows), "rows": rows}
         print(variant, json.dumps(out["variants"][variant]["summary"]), file=sys.stderr)
@@ -218,8 +240,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("reports", nargs="+")
-    parser.add_argument("--variants", type=lambda s: s.split(","),
-                        default=["markers", "relaxed", "quote", "sentences"])  # fmt: skip
+    parser.add_argument(
+        "--variants",
+        type=lambda s: s.split(","),
+        default=["markers", "relaxed", "quote", "sentences"],
+    )
     parser.add_argument("--llm-url", default="http://127.0.0.1:8001/v1")
     parser.add_argument("--model", default=Settings().llm_model)
     parser.add_argument("--out", type=Path, default=Path("reports/prompt-variants.json"))

@@ -128,8 +128,9 @@ def load(path: Path) -> list[GoldenItem]:
             problems.append(f"line {number}: not JSON ({exc.msg})")
             continue
         except ValidationError as exc:
-            why = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'item'}: {e['msg']}"
-                            for e in exc.errors())  # fmt: skip
+            why = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'item'}: {e['msg']}" for e in exc.errors()
+            )
             problems.append(f"line {number}: {why}")
             continue
         if item.id in seen:

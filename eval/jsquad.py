@@ -195,20 +195,32 @@ def build_near_miss(
     items = []
     for para, qa in answerable:
         gold = _answers(qa)
-        items.append(GoldenItem(
-            id=str(qa["id"]), question=qa["question"], reference_answer=gold[0],
-            reference_sources=[display_path((corpus / para.name).resolve())],
-            answerable=True, category="answerable", must_contain_any=gold,
-        ))  # fmt: skip
+        items.append(
+            GoldenItem(
+                id=str(qa["id"]),
+                question=qa["question"],
+                reference_answer=gold[0],
+                reference_sources=[display_path((corpus / para.name).resolve())],
+                answerable=True,
+                category="answerable",
+                must_contain_any=gold,
+            )
+        )
     for _, qa in unanswerable:
-        items.append(GoldenItem(id=str(qa["id"]), question=qa["question"], answerable=False,
-                                category="near-miss"))  # fmt: skip
+        items.append(
+            GoldenItem(
+                id=str(qa["id"]), question=qa["question"], answerable=False, category="near-miss"
+            )
+        )
     rng.shuffle(items)
     counts = {
-        "articles": articles, "paragraphs": len(chosen), "notes": len(kept),
-        "answerable": len(answerable), "unanswerable": len(unanswerable),
+        "articles": articles,
+        "paragraphs": len(chosen),
+        "notes": len(kept),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
         "rejected_answer_elsewhere": rejected,
-    }  # fmt: skip
+    }
     return corpus, items, counts
 
 

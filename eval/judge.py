@@ -1,6 +1,6 @@
 """ragas (0.4, `ragas.metrics.collections`) as an LLM judge behind an OpenAI-compatible URL.
 
-Offline traps handled here (RESEARCH 4): analytics off before ragas is imported (only the
+Offline traps of ragas 0.4.3 handled here: analytics off before ragas is imported (only the
 string "true" works); both the judge LLM and embeddings are always passed (else ragas quietly
 builds an OpenAI client); an async client; JSON-schema constrained output (instructor's
 JSON_SCHEMA mode sends `response_format: json_schema`, which vLLM enforces while decoding).
@@ -86,22 +86,35 @@ class Judge:
         }
 
     async def score(
-        self, question: str, answer: str, contexts: list[str], reference: str | None,
+        self,
+        question: str,
+        answer: str,
+        contexts: list[str],
+        reference: str | None,
         abstained: bool,
-    ) -> JudgeScores:  # fmt: skip
+    ) -> JudgeScores:
         result = JudgeScores()
         calls: dict[str, dict[str, Any]] = {}
         if abstained:
             result.skipped["faithfulness"] = result.skipped["answer_relevancy"] = "abstained"
         else:
-            calls["faithfulness"] = {"user_input": question, "response": answer,
-                                     "retrieved_contexts": contexts}  # fmt: skip
+            calls["faithfulness"] = {
+                "user_input": question,
+                "response": answer,
+                "retrieved_contexts": contexts,
+            }
             calls["answer_relevancy"] = {"user_input": question, "response": answer}
         if reference and contexts:
-            calls["context_precision"] = {"user_input": question, "reference": reference,
-                                          "retrieved_contexts": contexts}  # fmt: skip
-            calls["context_recall"] = {"user_input": question, "reference": reference,
-                                       "retrieved_contexts": contexts}  # fmt: skip
+            calls["context_precision"] = {
+                "user_input": question,
+                "reference": reference,
+                "retrieved_contexts": contexts,
+            }
+            calls["context_recall"] = {
+                "user_input": question,
+                "reference": reference,
+                "retrieved_contexts": contexts,
+            }
         else:
             why = "no reference answer" if not reference else "no contexts"
             result.skipped["context_precision"] = result.skipped["context_recall"] = why

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.metrics import percent
+from rag.body import shown_passages
 
 # summary path → (label, direction): thresholds.toml names the same paths
 HEADLINES: dict[str, tuple[str, str]] = {
@@ -104,18 +105,22 @@ def _outcome_table(summary: dict[str, Any]) -> str:
     for key, label in OUTCOME_LABELS.items():
         cells = "".join(f"<td>{v.get('outcomes', {}).get(key, 0)}</td>" for v in cats.values())
         rows.append(f"<tr><td>{label}</td><td><b>{selective['counts'][key]}</b></td>{cells}</tr>")
-    hall = "".join(f"<td>{percent(v.get('hallucination', float('nan')))}</td>"
-                   for v in cats.values())  # fmt: skip
-    rows.append(f"<tr><td>hallucination rate</td><td><b>{percent(summary['hallucination']['rate'])}"
-                f"</b></td>{hall}</tr>")  # fmt: skip
+    hall = "".join(
+        f"<td>{percent(v.get('hallucination', float('nan')))}</td>" for v in cats.values()
+    )
+    rows.append(
+        f"<tr><td>hallucination rate</td><td><b>{percent(summary['hallucination']['rate'])}"
+        f"</b></td>{hall}</tr>"
+    )
     return (
         "<h2>Outcomes</h2><table><tr><th>outcome</th><th>all</th>"
         f"{head}</tr>{''.join(rows)}</table>"
     )
 
 
-def _svg_curves(curves: dict[str, dict[str, Any]], point: dict[str, float],
-                width: int = 460, height: int = 260) -> str:  # fmt: skip
+def _svg_curves(
+    curves: dict[str, dict[str, Any]], point: dict[str, float], width: int = 460, height: int = 260
+) -> str:
     """Risk (y, 0..max) against coverage (x, 0..1), one polyline per signal, the run as a dot."""
     colours = ["#4a7bb7", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#00798c", "#30343f"]
     top = max([r for c in curves.values() for _, r, _ in c["points"]] + [point["risk"], 0.05])
@@ -125,18 +130,21 @@ def _svg_curves(curves: dict[str, dict[str, Any]], point: dict[str, float],
     def xy(cov: float, risk: float) -> str:
         return f"{x0 + w * cov:.1f},{y0 + h - h * (risk / top):.1f}"
 
-    parts = [f'<svg width="{width + 240}" height="{height}" role="img">',
-             f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#999"/>',
-             f'<text x="{x0}" y="{height - 5}" font-size="11">coverage (answered / all '
-             f'questions) 0 → 1</text>',
-             f'<text x="0" y="{y0 + 10}" font-size="11">{top:.2f}</text>',
-             f'<text x="0" y="{y0 + h}" font-size="11">0</text>']  # fmt: skip
+    parts = [
+        f'<svg width="{width + 240}" height="{height}" role="img">',
+        f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#999"/>',
+        f'<text x="{x0}" y="{height - 5}" font-size="11">coverage (answered / all '
+        f"questions) 0 → 1</text>",
+        f'<text x="0" y="{y0 + 10}" font-size="11">{top:.2f}</text>',
+        f'<text x="0" y="{y0 + h}" font-size="11">0</text>',
+    ]
     for i, (name, curve) in enumerate(sorted(curves.items())):
         colour = colours[i % len(colours)]
         pts = " ".join(xy(c, r) for c, r, _ in curve["points"])
         if pts:
-            parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" '
-                         f'stroke-width="1.5"/>')  # fmt: skip
+            parts.append(
+                f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
+            )
         parts.append(
             f'<text x="{width - 10}" y="{y0 + 14 + 16 * i}" font-size="11" fill="{colour}">'
             f"{html.escape(name)} (AURC {curve['aurc']:.3f})</text>"
@@ -237,12 +245,13 @@ def render_html(
     ]
     if faith:
         parts += ["<p>ragas faithfulness</p>", _svg_histogram(faith)]
-    parts.append("<h2>Worst answers</h2><table><tr><th>question</th><th>answer</th><th>sources"
-                 "</th></tr>")  # fmt: skip
+    parts.append(
+        "<h2>Worst answers</h2><table><tr><th>question</th><th>answer</th><th>sources</th></tr>"
+    )
     for r in worst(records, 15):
         sources = "<br>".join(
             f"[{c['n']}] {esc(c['source'])}:{c['lines'][0]}-{c['lines'][1]} {esc(c['heading'])}"
-            for c in (r["contexts"] if r["abstained"] else r["citations"])
+            for c in shown_passages(r)
         )
         expected = r["reference_answer"] or "(unanswerable)"
         check = r["metrics"].get("check") or {}
@@ -274,12 +283,19 @@ def worst(records: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
     return sorted((r for r in answered if badness(r) > 0), key=badness, reverse=True)[:n]
 
 
-def write(report_dir: Path, summary: dict[str, Any], records: Sequence[dict[str, Any]],
-          failures: list[str]) -> None:  # fmt: skip
+def write(
+    report_dir: Path,
+    summary: dict[str, Any],
+    records: Sequence[dict[str, Any]],
+    failures: list[str],
+) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "summary.json").write_text(
-        json.dumps({**summary, "threshold_failures": failures}, ensure_ascii=False, indent=2,
-                   default=str), encoding="utf-8")  # fmt: skip
+        json.dumps(
+            {**summary, "threshold_failures": failures}, ensure_ascii=False, indent=2, default=str
+        ),
+        encoding="utf-8",
+    )
     (report_dir / "report.html").write_text(render_html(summary, records, failures), "utf-8")
 
 

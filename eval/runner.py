@@ -24,8 +24,12 @@ if TYPE_CHECKING:
 RETRIEVAL_K = 10
 # what a retrieval-only run records in place of an answer (it is left out of answer metrics)
 RETRIEVAL_ONLY: dict[str, Any] = {
-    "answer": None, "abstained": False, "reason": "not asked", "citations": [], "contexts": [],
-}  # fmt: skip
+    "answer": None,
+    "abstained": False,
+    "reason": "not asked",
+    "citations": [],
+    "contexts": [],
+}
 UNFAITHFUL_BELOW = 0.5  # a judged faithfulness under this makes an answer unfaithful
 
 
@@ -166,8 +170,10 @@ def score_item(item: GoldenItem, record: dict[str, Any]) -> dict[str, Any]:
         scores["context_hit"] = float(bool(set(item.reference_sources) & contexts))
         if answered:
             scores["correct"] = verdict.passed
-            scores["check"] = {"missing": list(verdict.missing),
-                               "forbidden": list(verdict.forbidden)}  # fmt: skip
+            scores["check"] = {
+                "missing": list(verdict.missing),
+                "forbidden": list(verdict.forbidden),
+            }
         if item.reference_answer:
             ref = item.reference_answer
             scores.update(
@@ -258,8 +264,9 @@ def summarise(records: Sequence[dict[str, Any]], judge_label: str | None) -> dic
     def outcome_of(r: dict[str, Any]) -> m.ItemOutcome:
         faith = judge_of(r, "faithfulness")
         unfaithful = None if faith is None else faith < UNFAITHFUL_BELOW
-        return m.ItemOutcome(r["answerable"], r["abstained"], unfaithful,
-                             r["metrics"].get("correct"))  # fmt: skip
+        return m.ItemOutcome(
+            r["answerable"], r["abstained"], unfaithful, r["metrics"].get("correct")
+        )
 
     outcomes = [outcome_of(r) for r in records]
     judged = [r for r in records if r.get("judge") is not None]
@@ -269,10 +276,12 @@ def summarise(records: Sequence[dict[str, Any]], judge_label: str | None) -> dic
         errors = [r["id"] for r in judged if name in (r["judge"].get("errors") or {})]
         skipped = sum(name in (r["judge"].get("skipped") or {}) for r in judged)
         judge_summary[name] = {
-            "mean": m.mean(values), "scored": len(values), "parse_failures": len(errors),
+            "mean": m.mean(values),
+            "scored": len(values),
+            "parse_failures": len(errors),
             "skipped": skipped,  # not applicable: an abstention, or no reference answer
             "failed_ids": errors,
-        }  # fmt: skip
+        }
     totals = [r["timings"].get("total_ms", 0.0) for r in records if r.get("timings")]
 
     def breakdown(key: str) -> dict[str, Any]:

@@ -197,10 +197,38 @@ _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 # Elements that start a new line of text. Text is grouped by its nearest such ancestor, so text
 # written straight into a <div> or <body> is kept, and nested blocks are not repeated.
 _BLOCKS = _HEADINGS | {
-    "p", "li", "pre", "blockquote", "td", "th", "dt", "dd", "figcaption", "caption", "div",
-    "section", "article", "main", "header", "footer", "aside", "nav", "body", "html", "ul",
-    "ol", "dl", "table", "tr", "form", "fieldset", "details", "summary", "address", "br",
-}  # fmt: skip
+    "p",
+    "li",
+    "pre",
+    "blockquote",
+    "td",
+    "th",
+    "dt",
+    "dd",
+    "figcaption",
+    "caption",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "aside",
+    "nav",
+    "body",
+    "html",
+    "ul",
+    "ol",
+    "dl",
+    "table",
+    "tr",
+    "form",
+    "fieldset",
+    "details",
+    "summary",
+    "address",
+    "br",
+}
 # Never rendered as text: code, styles, templates, the head.
 _SKIP = {"script", "style", "noscript", "template", "head", "svg", "math"}
 

@@ -1,12 +1,13 @@
 """When to say "not in your notes": retrieval evidence first, the model's own refusal second,
 and the verification of what it wrote last.
 
-The CPU model invents answers when the sources lack them (RESEARCH 2b), so its word alone is
-not enough: a question whose best passage is neither semantically close nor shares its key
-terms is refused before generation, and so is one that names a specific thing (a model and its
-version, an acronym, a hyphenated technical term) that no retrieved passage mentions: asked
-about "Gemma 3" with passages on Gemma and Gemma 2 only, the model answers with their facts.
-An answer none of whose sentences is supported by the sources is withdrawn after generation.
+The CPU model invents answers when the sources lack them (and words its refusals differently
+each time), so its word alone is not enough: a question whose best passage is neither
+semantically close nor shares its key terms is refused before generation, and so is one that
+names a specific thing (a model and its version, an acronym, a hyphenated technical term) that
+no retrieved passage mentions: asked about "Gemma 3" with passages on Gemma and Gemma 2 only,
+the model answers with their facts. An answer none of whose sentences is supported by the
+sources is withdrawn after generation.
 """
 
 from __future__ import annotations

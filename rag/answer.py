@@ -9,7 +9,7 @@ show or measure it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,7 +37,7 @@ class LLMUnavailableError(RuntimeError):
     """The generation server did not answer (down, timing out, or refusing us)."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Answer:
     question: str
     answer: str
@@ -119,28 +119,6 @@ def source_json(n: int, p: Passage) -> dict[str, Any]:
     }
 
 
-def shown_passages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The passages to show with an answer body (`Answer.to_json`): its citations, or for an
-    abstention the closest passages (``contexts``)."""
-    shown: list[dict[str, Any]] = body["contexts"] if body["abstained"] else body["citations"]
-    return shown
-
-
-def supported_evidence(body: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The evidence sentences (``n``, ``source``, ``lines``, ``text``) of an answer body's
-    supported sentences, in answer order; none for an abstention."""
-    if body["abstained"]:
-        return []
-    return [
-        e for s in body.get("sentences", []) if s.get("supported") for e in s.get("evidence", [])
-    ]
-
-
-def line_span(start: int, end: int) -> str:
-    """Lines as an editor shows them: ``12`` for one line, ``12-15`` for a range."""
-    return f"{start}" if start == end else f"{start}-{end}"
-
-
 def citation_json(n: int, p: Passage, evidence: Sequence[str]) -> dict[str, Any]:
     """What the answer cites of passage [n]: of a passage joined from adjacent chunks
     (`packing.merge_adjacent`), the one stored chunk that holds all of ``evidence`` (the texts
@@ -178,7 +156,7 @@ def sentence_json(c: SentenceCheck, passages: Sequence[Passage]) -> dict[str, An
     }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Draft:
     """A question made ready for the model: its packed passages and messages (None when the
     retrieval evidence is too weak to ask the model at all: `gate` says why)."""
@@ -251,7 +229,13 @@ class Answerer:
         language = language or language_of(question)
         if weak_evidence(found, self.policy):
             return Draft(
-                question, language, found, None, began, time.perf_counter(), searched=searched
+                question=question,
+                language=language,
+                passages=found,
+                messages=None,
+                began=began,
+                retrieved=time.perf_counter(),
+                searched=searched,
             )
         missing = missing_terms(question, found) if self.policy.require_specific_terms else []
         if missing:  # look for the named thing itself before concluding the notes lack it
@@ -262,15 +246,15 @@ class Answerer:
             missing = missing_terms(question, found)
         if missing:
             return Draft(
-                question,
-                language,
-                found,
-                None,
-                began,
-                time.perf_counter(),
-                "missing_term",
-                missing,
-                searched,
+                question=question,
+                language=language,
+                passages=found,
+                messages=None,
+                began=began,
+                retrieved=time.perf_counter(),
+                gate="missing_term",
+                missing=missing,
+                searched=searched,
             )
         passages = pack(
             found,
@@ -286,12 +270,12 @@ class Answerer:
             else None
         )
         return Draft(
-            question,
-            language,
-            passages,
-            messages,
-            began,
-            time.perf_counter(),
+            question=question,
+            language=language,
+            passages=passages,
+            messages=messages,
+            began=began,
+            retrieved=time.perf_counter(),
             searched=searched,
             retry=retry,
         )
@@ -324,16 +308,17 @@ class Answerer:
         ``retried``: the text is the second reading's, after the model refused."""
         generated = time.perf_counter()
         result = Answer(
-            draft.question,
-            "",
-            True,
-            draft.gate,
-            draft.passages,
-            [],
-            [],
-            [],
-            self.settings.llm_model,
-            *usage,
+            question=draft.question,
+            answer="",
+            abstained=True,
+            reason=draft.gate,
+            passages=draft.passages,
+            cited=[],
+            checks=[],
+            invalid_markers=[],
+            model=self.settings.llm_model,
+            prompt_tokens=usage[0],
+            completion_tokens=usage[1],
             rewrite=draft.rewrite,
         )
         if raw is None:

@@ -51,7 +51,7 @@ class RewriteStatus(StrEnum):
     FAILED = "failed"  # the model's reply was unusable: the message is used as it was
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rewrite:
     """What was done with a message: ``question`` is what retrieval and the checks get."""
 
@@ -340,28 +340,31 @@ class Condenser:
             "max_tokens": self.max_tokens,
             "response_format": {
                 "type": "json_schema",
-                "json_schema": {"name": "standalone_question", "schema": REWRITE_SCHEMA,
-                                "strict": True},
+                "json_schema": {
+                    "name": "standalone_question",
+                    "schema": REWRITE_SCHEMA,
+                    "strict": True,
+                },
             },
-        }  # fmt: skip
+        }
 
     async def condense(self, message: str, history: Sequence[Turn]) -> Rewrite:
         """The standalone question for ``message``. Without history, or when the message stands
         alone, the model is not asked. LLM faults (connection, timeout, status) propagate: the
         caller reports them as it does for the answer itself."""
         if not any(t.role == "user" for t in history) or stands_alone(message, history):
-            return Rewrite(message, message, RewriteStatus.STANDALONE)
+            return Rewrite(message=message, question=message, status=RewriteStatus.STANDALONE)
         began = time.perf_counter()
         completion = await self.llm.chat.completions.create(**self.request(history, message))
         ms = round((time.perf_counter() - began) * 1000, 1)
         usage = completion.usage
         spent = Rewrite(
-            message,
-            message,
-            RewriteStatus.UNCHANGED,
-            ms,
-            usage.prompt_tokens if usage else 0,
-            usage.completion_tokens if usage else 0,
+            message=message,
+            question=message,
+            status=RewriteStatus.UNCHANGED,
+            ms=ms,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
         )
         reply = completion.choices[0].message.content or ""
         try:

@@ -171,8 +171,11 @@ def align(
     chosen = [max(range(len(candidates)), key=rank)]
     missing = [t for t in content if not occurs(t, texts[chosen[0]])]
     while missing and len(chosen) < MAX_EVIDENCE:
-        best = max((i for i in range(len(candidates)) if i not in chosen),
-                   key=lambda i: (held(i, missing), lexical[i]), default=None)  # fmt: skip
+        best = max(
+            (i for i in range(len(candidates)) if i not in chosen),
+            key=lambda i: (held(i, missing), lexical[i]),
+            default=None,
+        )
         if best is None or held(best, missing) == 0:
             break
         chosen.append(best)

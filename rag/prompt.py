@@ -1,9 +1,10 @@
 """The grounded prompt: numbered sources, rules, and the question, per model family.
 
-Measured on this project's CPU model (RESEARCH 2b): an English instruction keeps the `[n]`
-markers while a Japanese one loses them, so the rules are in English and only the requested
-answer language changes. Models whose chat template has no system role (Gemma) get the rules
-folded into the first user turn: a per-model option, not a special case elsewhere.
+Measured on this project's CPU models (Qwen2.5 1.5B and 0.5B Instruct on vLLM's CPU build, when
+choosing the default): an English instruction keeps the `[n]` markers while a Japanese one
+loses them, so the rules are in English and only the requested answer language changes. Models
+whose chat template has no system role (Gemma) get the rules folded into the first user turn:
+a per-model option, not a special case elsewhere.
 """
 
 from __future__ import annotations

@@ -24,8 +24,20 @@ _SPECIFIC = (
     re.compile(r"(?<![\w-])[A-Za-z]*[A-Z][a-z]*[A-Z][A-Za-z0-9]*(?!\w)"),
     re.compile(r"(?<![\w-])[A-Za-z]+(?:-[A-Za-z]+)+(?![\w-])"),
 )
-_MONTHS = {"January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"}  # fmt: skip
+_MONTHS = {
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+}
 _UNITS = {"KB", "MB", "GB", "TB", "PB", "GHz", "MHz", "FLOPs", "TFLOPs", "PFLOPs"}
 _FOLD = re.compile(r"[\s\-_・]+")
 

@@ -158,8 +158,11 @@ def check(
     answer_texts = [s.text for s in parsed.sentences]
     semantic: np.ndarray | None = None
     scripts = {script_of(s.text) for s in sentences}
-    if similarity is not None and sentences and any({script_of(t)} != scripts
-                                                    for t in answer_texts):  # fmt: skip
+    if (
+        similarity is not None
+        and sentences
+        and any({script_of(t)} != scripts for t in answer_texts)
+    ):
         semantic = similarity(answer_texts, [s.text for s in sentences])
     # what the question is about, by name: its Latin names, and its katakana words that the
     # notes file a section under (a generic loanword like エンジン anchors nothing)

@@ -84,9 +84,12 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
         app.state.components = parts
         log.info(
             "ready: %d chunks in %s/%s; answers from %s at %s",
-            parts.index.count(), settings.qdrant, settings.collection,
-            settings.llm_model, settings.llm_url,
-        )  # fmt: skip
+            parts.index.count(),
+            settings.qdrant,
+            settings.collection,
+            settings.llm_model,
+            settings.llm_url,
+        )
         watcher = _start_watching(settings, parts)
         try:
             yield

@@ -24,6 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from rag.body import line_span, shown_passages, supported_evidence
 from shiori.client import AsyncShioriClient, ServiceError, ServiceUnreachableError
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
@@ -64,9 +65,7 @@ class NotePassage(BaseModel):
         )
 
     def where(self) -> str:
-        lines = (
-            f"{self.lines[0]}" if self.lines[0] == self.lines[1] else "{}-{}".format(*self.lines)
-        )
+        lines = line_span(*self.lines)
         heading = f" — {self.heading}" if self.heading else ""
         return f"[{self.n}] {self.source}:{lines}{heading}"
 
@@ -128,18 +127,17 @@ class Message(BaseModel):
 def ask_result(body: dict[str, Any]) -> AskResult:
     """The /v1/ask body as the tool's result: cited passages with their evidence sentences."""
     evidence: dict[int, list[Evidence]] = {}
-    for sentence in body.get("sentences", []) if not body["abstained"] else []:
-        for e in sentence["evidence"] if sentence["supported"] else []:
-            found = Evidence(text=e["text"], lines=(e["lines"][0], e["lines"][1]))
-            if found not in evidence.setdefault(e["n"], []):
-                evidence[e["n"]].append(found)
+    for e in supported_evidence(body):
+        found = Evidence(text=e["text"], lines=(e["lines"][0], e["lines"][1]))
+        if found not in evidence.setdefault(e["n"], []):
+            evidence[e["n"]].append(found)
     return AskResult(
         question=body.get("question") or "",
         answer=body["answer"],
         abstained=body["abstained"],
         reason=body["reason"],
         citations=[NotePassage.of(c, evidence.get(c["n"])) for c in body["citations"]],
-        closest=[NotePassage.of(c) for c in body["contexts"]] if body["abstained"] else [],
+        closest=[NotePassage.of(c) for c in shown_passages(body)] if body["abstained"] else [],
     )
 
 

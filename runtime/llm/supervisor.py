@@ -176,8 +176,11 @@ class LLMSupervisor:
                 log.warning(
                     "vLLM (pid %d) exited with status %s; its processes are stopped; "
                     "restart %d in %.0f s",
-                    pid, code, self._restarts + 1, wait,
-                )  # fmt: skip
+                    pid,
+                    code,
+                    self._restarts + 1,
+                    wait,
+                )
                 if self._stopping.wait(wait):
                     return
                 with self._lock:

@@ -114,17 +114,27 @@ def ensure_model(settings: Settings, python: Path, report: Report = print) -> st
 def server_command(settings: Settings, python: Path, model: str) -> list[str]:
     url = urlparse(settings.llm_url)
     cmd = [
-        str(python), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", model,
-        "--served-model-name", settings.llm_model,
-        "--host", url.hostname or "127.0.0.1",
-        "--port", str(url.port or 8001),
-        "--dtype", "bfloat16",
+        str(python),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model,
+        "--served-model-name",
+        settings.llm_model,
+        "--host",
+        url.hostname or "127.0.0.1",
+        "--port",
+        str(url.port or 8001),
+        "--dtype",
+        "bfloat16",
         "--enforce-eager",
-        "--max-model-len", str(settings.llm_max_model_len),
-        "--generation-config", "vllm",
-        "--structured-outputs-config", '{"backend":"xgrammar","disable_any_whitespace":true}',
-    ]  # fmt: skip
+        "--max-model-len",
+        str(settings.llm_max_model_len),
+        "--generation-config",
+        "vllm",
+        "--structured-outputs-config",
+        '{"backend":"xgrammar","disable_any_whitespace":true}',
+    ]
     if settings.llm_api_key:
         cmd += ["--api-key", settings.llm_api_key.get_secret_value()]
     return cmd

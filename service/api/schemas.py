@@ -318,10 +318,14 @@ class IngestPathsRequest(BaseModel):
         "SHIORI_NOTES_DIR and SHIORI_UPLOADS_DIR); a path that is a root itself needs "
         '"all": true',
         json_schema_extra={
-            "items": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_CHARS,
-                      "pattern": "^[^\u0000]*$"}
+            "items": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_PATH_CHARS,
+                "pattern": "^[^\u0000]*$",
+            }
         },
-    )  # fmt: skip
+    )
     all: bool = Field(
         default=False,
         description="ingest whole roots: with no paths, every root; with paths, allows those "

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 import anyio
 from fastapi import APIRouter, Depends, Request
 
-from rag.answer import Answer, LLMUnavailableError
+from rag.answer import Answer
 from rag.conversation import Rewrite, Turn
 from service.api import errors
 from service.api.errors import ApiError, as_api_error, error_body
@@ -37,9 +37,10 @@ def check_limits(body: SearchRequest, parts: Components) -> int:
     top_k = body.top_k or s.top_k
     if top_k > s.max_top_k:
         raise ApiError(
-            422, "invalid_request", f"top_k {top_k} is above the limit {s.max_top_k} "
-            "(SHIORI_MAX_TOP_K)",
-        )  # fmt: skip
+            422,
+            "invalid_request",
+            f"top_k {top_k} is above the limit {s.max_top_k} (SHIORI_MAX_TOP_K)",
+        )
     return top_k
 
 
@@ -126,23 +127,18 @@ async def ask(body: AskRequest, parts: Shared, request: Request) -> AskResponse 
     flt = body.filters.to_filters() if body.filters else None
     slots = parts.generation_slots
     if not body.stream:
-        with slots.held():
-            try:
-                answer = await until_disconnected(
-                    request, lambda: parts.answerer.ask(body.question, top_k, flt, history)
-                )
-            except LLMUnavailableError:
-                parts.metrics.llm_errors.inc()
-                raise
+        with slots.held(), parts.metrics.counting_llm_errors():
+            answer = await until_disconnected(
+                request, lambda: parts.answerer.ask(body.question, top_k, flt, history)
+            )
         observe(parts, answer)
         return AskResponse.of(answer)
     slots.take()
     try:
-        stream = await started(parts.answerer.stream(body.question, top_k, flt, history))
-    except BaseException as exc:
+        with parts.metrics.counting_llm_errors():
+            stream = await started(parts.answerer.stream(body.question, top_k, flt, history))
+    except BaseException:
         slots.give_back()
-        if isinstance(exc, Exception):
-            parts.metrics.llm_errors.inc()
         raise
     return EventStream(ask_events(parts, stream), on_close=slots.give_back)
 

@@ -19,7 +19,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.answer import Answer, LLMUnavailableError
+from rag.answer import Answer
+from rag.body import line_span, shown_passages, supported_evidence
 from rag.conversation import Rewrite, Turn
 from service.api import errors
 from service.api.errors import ApiError, as_api_error, error_body
@@ -114,11 +115,7 @@ def footnote(answer: Answer) -> str:
             for e in check.evidence if check.supported else ():
                 chunk = answer.passages[e.source - 1].chunk
                 heading = f" — {chunk.heading}" if chunk.heading else ""
-                where = (
-                    f"{e.line_start}"
-                    if e.line_start == e.line_end
-                    else (f"{e.line_start}-{e.line_end}")
-                )
+                where = line_span(e.line_start, e.line_end)
                 lines.append(f"[{e.source}] {chunk.source}:{where}{heading}: “{e.text.strip()}”")
         lines = list(dict.fromkeys(lines))
     else:
@@ -191,14 +188,10 @@ async def chat_completions(body: ChatRequest, parts: Shared, request: Request) -
     created = int(time.time())
     slots = parts.generation_slots
     if not body.stream:
-        with slots.held():
-            try:
-                answer = await until_disconnected(
-                    request, lambda: parts.answerer.ask(question, history=history)
-                )
-            except LLMUnavailableError:
-                parts.metrics.llm_errors.inc()
-                raise
+        with slots.held(), parts.metrics.counting_llm_errors():
+            answer = await until_disconnected(
+                request, lambda: parts.answerer.ask(question, history=history)
+            )
         observe(parts, answer)
         return {
             "id": completion_id,
@@ -219,11 +212,10 @@ async def chat_completions(body: ChatRequest, parts: Shared, request: Request) -
         }
     slots.take()
     try:
-        stream = await started(parts.answerer.stream(question, history=history))
-    except BaseException as exc:
+        with parts.metrics.counting_llm_errors():
+            stream = await started(parts.answerer.stream(question, history=history))
+    except BaseException:
         slots.give_back()
-        if isinstance(exc, LLMUnavailableError):
-            parts.metrics.llm_errors.inc()
         raise
     return EventStream(chat_events(parts, stream, completion_id, created), on_close=slots.give_back)
 
@@ -239,17 +231,17 @@ def usage(answer: Answer) -> dict[str, int]:
 def sources(answer: Answer) -> list[dict[str, Any]]:
     """The cited passages (closest ones for an abstention), each with the evidence sentences
     the answer rests on in it (``evidence``: text and lines)."""
-    numbers = answer.cited if not answer.abstained else range(1, len(answer.passages) + 1)
     body = answer.to_json()
     evidence: dict[int, list[dict[str, Any]]] = {}
-    for sentence in body["sentences"] if not answer.abstained else []:
-        for e in sentence["evidence"] if sentence["supported"] else []:
-            evidence.setdefault(e["n"], []).append(e)
+    for e in supported_evidence(body):
+        evidence.setdefault(e["n"], []).append(e)
     return [
-        {**SourceOut.of(n, answer.passages[n - 1]).model_dump(mode="json"),
-         "evidence": evidence.get(n, [])}
-        for n in numbers
-    ]  # fmt: skip
+        {
+            **SourceOut.of(p["n"], answer.passages[p["n"] - 1]).model_dump(mode="json"),
+            "evidence": evidence.get(p["n"], []),
+        }
+        for p in shown_passages(body)
+    ]
 
 
 async def chat_events(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from rag.body import line_span, shown_passages, supported_evidence
 from shiori import models as model_registry
 from shiori.cli.common import ExitStatus, err, fail, load_settings, out
 from shiori.config import Settings, reveal
@@ -113,8 +114,6 @@ async def _ask_local(settings: Settings, question: str, options: dict[str, Any])
 
 
 def _print_sources(body: dict[str, Any]) -> None:
-    from rag.answer import line_span, shown_passages, supported_evidence
-
     listed = shown_passages(body)
     if listed:
         out.print("\n[bold]" + ("Closest passages" if body["abstained"] else "Sources") + "[/bold]")
