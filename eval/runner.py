@@ -19,7 +19,7 @@ from eval.dataset import GoldenItem
 from eval.judge import Judge
 
 if TYPE_CHECKING:
-    from runtime import Runtime
+    from runtime.parts import Runtime
 
 RETRIEVAL_K = 10
 # what a retrieval-only run records in place of an answer (it is left out of answer metrics)
@@ -42,7 +42,7 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Shiori in this process, on a `runtime.Runtime` (the store opened, the models loaded)."""
+    """Shiori in this process, on a `runtime.parts.Runtime` (store opened, models loaded)."""
 
     def __init__(self, parts: Runtime) -> None:
         self.parts = parts

@@ -1,7 +1,4 @@
-"""What the entry points run on: the shared parts built once (settings, embedder, index, LLM
-client, answerer, ingestor) for the HTTP service, the CLI and the evaluation alike, and the
-local vLLM launcher (`runtime.llm`)."""
-
-from runtime.parts import Runtime
-
-__all__ = ["Runtime"]
+"""What the entry points run on: the shared parts built once (`runtime.parts.Runtime`:
+settings, embedder, index, LLM client, answerer, ingestor) for the HTTP service, the CLI and
+the evaluation alike, and the local vLLM launcher (`runtime.llm`). Nothing is imported here, so
+that `runtime.llm` stays light."""

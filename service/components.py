@@ -1,4 +1,4 @@
-"""The parts a running service shares: the runtime's (`runtime.Runtime`) and the service's own
+"""The parts a running service shares: the runtime's (`runtime.parts.Runtime`) and the service's own
 (feedback store, metrics, request limits, `shiori up`'s vLLM supervisor), built once at start-up
 and used by every request."""
 
@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime import Runtime
+from runtime.parts import Runtime
 from service.api.limits import GenerationSlots
 from service.feedback import FeedbackStore
 from service.metrics import Metrics

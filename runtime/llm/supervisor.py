@@ -197,19 +197,24 @@ class LLMSupervisor:
 
 @contextmanager
 def local_llm(
-    settings: Settings, log_file: Path | None, report: vllm_cpu.Report = print
+    settings: Settings,
+    log_file: Path | None,
+    report: vllm_cpu.Report = print,
+    command: list[str] | None = None,
+    grace: float = vllm_cpu.STOP_GRACE_S,
 ) -> Iterator[LLMSupervisor | None]:
     """An LLM for the length of the block: the one that already answers at SHIORI_LLM_URL, or
     else vLLM's CPU build started here, supervised, and stopped when the block ends (even by
     Ctrl-C). Yields the supervisor, or None when an LLM already answered. Raises
-    `vllm_cpu.LLMServerError` (and `shiori.models.ModelError`) when it cannot be started."""
+    `vllm_cpu.LLMServerError` (and `shiori.models.ModelError`) when it cannot be started.
+    ``command``, ``grace``: as for `LLMSupervisor` (default: vLLM's CPU build)."""
     if vllm_cpu.models_endpoint_ready(settings):
         report(f"using the LLM already at {settings.llm_url}")
         yield None
         return
     where = f"; log: {log_file}" if log_file else ""
     report(f"starting vLLM (first start takes a few minutes{where})…")
-    supervisor = LLMSupervisor(settings, log_file, report)
+    supervisor = LLMSupervisor(settings, log_file, report, command, grace)
     supervisor.start()
     try:
         yield supervisor

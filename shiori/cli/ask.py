@@ -94,7 +94,7 @@ def _ask_remote(
 
 async def _ask_local(settings: Settings, question: str, options: dict[str, Any]) -> dict[str, Any]:
     from rag.answer import LLMUnavailableError
-    from runtime import Runtime
+    from runtime.parts import Runtime
     from service.api.schemas import FiltersIn
     from shiori.index import StoreLockedError, StoreUnavailableError
 

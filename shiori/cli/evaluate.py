@@ -52,7 +52,7 @@ async def _run(
     if server:
         backend = HttpBackend(server, reveal(settings.api_key))
     else:
-        from runtime import Runtime
+        from runtime.parts import Runtime
 
         with err.status("loading the embedding model and the index…"):
             parts = Runtime.build(settings)

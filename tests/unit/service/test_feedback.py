@@ -23,7 +23,7 @@ from service.feedback import FeedbackError, FeedbackRequest, FeedbackStore, gold
 from service.metrics import Metrics
 from shiori.client import parse_sse
 from shiori.config import Settings
-from tests.unit.service.test_conversation import (
+from tests.unit.rag.test_conversation import (
     FOLLOW_UP,
     STANDALONE,
     Recorder,

@@ -14,7 +14,7 @@ from mcp import Client
 
 from service.mcp_server import build_server
 from shiori.client import AsyncShioriClient
-from tests.unit.service.test_conversation import FOLLOW_UP, STANDALONE, Recorder
+from tests.unit.rag.test_conversation import FOLLOW_UP, STANDALONE, Recorder
 from tests.unit.service.test_feedback import app_with
 
 NOTES = {

@@ -17,7 +17,7 @@ import pytest
 
 from runtime.llm import vllm_cpu
 from runtime.llm.guard import session_members
-from runtime.llm.supervisor import LLMSupervisor
+from runtime.llm.supervisor import LLMSupervisor, local_llm
 from shiori.config import Settings
 from tests.integration.conftest import free_port
 
@@ -158,3 +158,35 @@ def test_a_first_start_that_fails_is_reported_and_leaves_nothing(tmp_path: Path)
     assert "no model here" in log.read_text()
     supervisor.stop()
     assert supervisor.status()["state"] == "stopped"
+
+
+def test_local_llm_starts_one_only_when_none_answers(fake: tuple[Settings, list[str]]) -> None:
+    """`shiori up` and `shiori eval --start-llm` share this: start (supervised) when nothing
+    answers and stop it after the block; use the one that answers and leave it running."""
+    settings, cmd = fake
+    said: list[str] = []
+    with local_llm(settings, None, said.append, command=cmd, grace=1) as started:
+        assert started is not None and started.status()["state"] == "running"
+        assert vllm_cpu.models_endpoint_ready(settings)
+        pid = started.pid
+        assert pid is not None and len(session_members(pid)) == 3
+        with local_llm(settings, None, said.append, command=cmd, grace=1) as reused:
+            assert reused is None  # the one above answers: not started twice
+    assert session_members(pid) == [] and not vllm_cpu.models_endpoint_ready(settings)
+    assert said[0].startswith("starting vLLM") and said[-1] == "stopping vLLM…"
+    assert f"using the LLM already at {settings.llm_url}" in said
+
+
+def test_local_llm_stops_it_when_the_block_is_interrupted(
+    fake: tuple[Settings, list[str]],
+) -> None:
+    settings, cmd = fake
+    with (
+        pytest.raises(KeyboardInterrupt),
+        local_llm(settings, None, lambda m: None, command=cmd, grace=1) as started,
+    ):
+        assert started is not None
+        pid = started.pid
+        raise KeyboardInterrupt
+    assert pid is not None and session_members(pid) == []
+    assert started.status()["state"] == "stopped"
