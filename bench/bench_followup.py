@@ -35,7 +35,7 @@ from eval.metrics import fold
 from eval.runner import answer_check
 from ingest.pipeline import Ingestor
 from rag.conversation import RewriteStatus, Turn, stands_alone
-from runtime.llm import vllm_cpu
+from runtime.llm.supervisor import local_llm
 from service.components import Components
 from shiori.config import Settings
 from shiori.embedding import Embedder
@@ -194,10 +194,7 @@ def main() -> None:
     embedder = Embedder(base)
     with tempfile.TemporaryDirectory(prefix="shiori-bench-") as tmp:
         work = Path(tmp)
-        llm_proc = None
-        if not vllm_cpu.models_endpoint_ready(base):
-            llm_proc = vllm_cpu.start(base, print, work / "vllm.log")
-        try:
+        with local_llm(base, work / "vllm.log", print):
             settings = base.model_copy(update={"qdrant": str(work / "store")})
             index = NoteIndex(open_client(settings), settings, embedder.dimension)
             index.ensure_collections()
@@ -207,9 +204,6 @@ def main() -> None:
                 result = asyncio.run(measure(parts))
             finally:
                 index.client.close()
-        finally:
-            if llm_proc is not None:
-                vllm_cpu.stop(llm_proc)
     text = report(result, "make bench-followup")
     print(text)
     if args.write:

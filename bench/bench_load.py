@@ -36,8 +36,8 @@ import httpx
 import psutil
 from blocks import write_block  # bench/ is on sys.path when run as a script
 
-from runtime.llm import vllm_cpu
 from runtime.llm.guard import session_members
+from runtime.llm.supervisor import local_llm
 from shiori.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -274,11 +274,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     qs = questions()
-    llm_proc = None
-    if not vllm_cpu.models_endpoint_ready(settings):
-        llm_proc = vllm_cpu.start(
-            settings, print, Path(tempfile.gettempdir()) / "bench-load-vllm.log"
-        )
+    llm = contextlib.ExitStack()
+    supervisor = llm.enter_context(
+        local_llm(settings, Path(tempfile.gettempdir()) / "bench-load-vllm.log", print)
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="shiori-load-") as tmp:
             server, url = serve(Path(tmp), settings)
@@ -289,7 +288,7 @@ def main() -> None:
                     ("/v1/ask", args.ask_clients, args.ask_s),
                 ):
                     phase = Phase(name, clients, seconds)
-                    sid = llm_proc.pid if llm_proc is not None else None
+                    sid = supervisor.pid if supervisor is not None else None
                     with MemoryProbe(server.pid, sid) as probe:
                         asyncio.run(run_phase(url, phase, name, qs))
                     phase.memory = probe.samples
@@ -300,8 +299,7 @@ def main() -> None:
                 server.terminate()
                 server.wait(timeout=60)
     finally:
-        if llm_proc is not None:
-            vllm_cpu.stop(llm_proc)
+        llm.close()
     command = "make bench-load"
     text = report(results, command, settings)
     print(text)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import numpy as np
 from blocks import write_block  # bench/ is on sys.path when run as a script
 
 from ingest.pipeline import Ingestor
-from runtime.llm import vllm_cpu
+from runtime.llm.supervisor import local_llm
 from service.components import Components
 from shiori.chunk import Chunk
 from shiori.config import Settings, reveal
@@ -207,9 +208,8 @@ async def ttft_vllm(settings: Settings, messages: list[dict[str, str]]) -> float
 
 def serve_bench(embedder: Embedder, work: Path) -> dict[str, Any]:
     base = Settings()
-    llm_proc = None
-    if not vllm_cpu.models_endpoint_ready(base):
-        llm_proc = vllm_cpu.start(base, print, work / "vllm.log")
+    llm = ExitStack()
+    llm.enter_context(local_llm(base, work / "vllm.log", print))
     store = work / "notes-store"
     settings = Settings(qdrant=str(store), collection="notes")
     index = NoteIndex(open_client(settings), settings, embedder.dimension)
@@ -283,8 +283,7 @@ def serve_bench(embedder: Embedder, work: Path) -> dict[str, Any]:
     finally:
         server.terminate()
         server.wait(timeout=30)
-        if llm_proc is not None:
-            vllm_cpu.stop(llm_proc)
+        llm.close()
 
 
 def report(
