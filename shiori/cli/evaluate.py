@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -202,19 +202,24 @@ def run(
     try:
         items = select(load(dataset), limit, sample, seed)
     except DatasetError as exc:
-        _fail(str(exc))
+        fail(str(exc), ExitStatus.USAGE)
     sources = list(ingest or [])
     if distractors:
         from eval.jsquad import NotEnoughQuestionsError, write_distractors
 
         if not ingest or server:
-            _fail("--distractors needs --ingest (they go into the run's own temporary store)")
+            fail(
+                "--distractors needs --ingest (they go into the run's own temporary store)",
+                ExitStatus.USAGE,
+            )
         if distractor_data is None or not distractor_data.is_file():
-            _fail("--distractors needs --distractor-data: a SQuAD-format JSON file")
+            fail(
+                "--distractors needs --distractor-data: a SQuAD-format JSON file", ExitStatus.USAGE
+            )
         try:
             sources.append(write_distractors(distractor_data, _cache(settings), distractors, seed))
         except NotEnoughQuestionsError as exc:
-            _fail(str(exc))
+            fail(str(exc), ExitStatus.USAGE)
     report = report or _default_report()
     with ExitStack() as stack:
         if ingest and not server:
@@ -228,10 +233,6 @@ def run(
         )
     label = _judge_label(settings) if judge and not retrieval_only else None
     _finish(records, report, thresholds, label)
-
-
-def _fail(message: str) -> NoReturn:
-    fail(message, ExitStatus.USAGE)
 
 
 def _cache(settings: Settings) -> Path:
@@ -303,7 +304,7 @@ def jsquad(
     from eval.jsquad import NotEnoughQuestionsError, build, build_near_miss, corpus_dir_for
 
     if not path.is_file():
-        _fail(f"{path}: no such file")
+        fail(f"{path}: no such file", ExitStatus.USAGE)
     settings = load_settings()
     cache = _cache(settings)
     report = report or _default_report()
@@ -311,7 +312,7 @@ def jsquad(
         try:
             corpus, items, counts = build_near_miss(path, cache, articles, questions, seed)
         except NotEnoughQuestionsError as exc:
-            _fail(str(exc))
+            fail(str(exc), ExitStatus.USAGE)
         # a store of its own per corpus: resuming (or re-running) embeds nothing again
         store = cache / "eval-stores" / corpus.name
         settings = settings.model_copy(update={"qdrant": str(store), "collection": "notes"})
@@ -356,13 +357,13 @@ def replay(
 
     records = read_results(report / "results.jsonl")
     if not records:
-        _fail(f"{report / 'results.jsonl'}: no results to replay")
+        fail(f"{report / 'results.jsonl'}: no results to replay", ExitStatus.USAGE)
     items: dict[str, GoldenItem] = {}
     if dataset is not None:
         try:
             items = {i.id: i for i in load(dataset)}
         except DatasetError as exc:
-            _fail(str(exc))
+            fail(str(exc), ExitStatus.USAGE)
     settings = load_settings()
     with err.status("loading the embedding model…"):
         verifier = Verifier.from_settings(settings, Embedder(settings))
