@@ -215,8 +215,8 @@ def local_llm(
     where = f"; log: {log_file}" if log_file else ""
     report(f"starting vLLM (first start takes a few minutes{where})…")
     supervisor = LLMSupervisor(settings, log_file, report, command, grace)
-    supervisor.start()
     try:
+        supervisor.start()  # inside: a Ctrl-C while it starts stops it too
         yield supervisor
     finally:
         report("stopping vLLM…")

@@ -190,3 +190,16 @@ def test_local_llm_stops_it_when_the_block_is_interrupted(
         raise KeyboardInterrupt
     assert pid is not None and session_members(pid) == []
     assert started.status()["state"] == "stopped"
+
+
+def test_local_llm_raises_when_the_server_cannot_start(tmp_path: Path) -> None:
+    settings = Settings(llm_url=f"http://127.0.0.1:{free_port()}/v1", llm_start_timeout_s=20)
+    broken = [sys.executable, "-c", "import sys; print('no model here'); sys.exit(3)"]
+    said: list[str] = []
+    with (
+        pytest.raises(vllm_cpu.LLMServerError, match="status 3"),
+        local_llm(settings, tmp_path / "llm.log", said.append, command=broken),
+    ):
+        pytest.fail("the block runs only once an LLM answers")
+    assert said[-1] == "stopping vLLM…"
+    assert not vllm_cpu.models_endpoint_ready(settings)
