@@ -42,7 +42,14 @@ def passages_of(record: dict[str, Any]) -> list[Passage]:
             chunk_index=c["n"],
             content_hash="",
         )
-        out.append(Passage(chunk, c.get("score") or 0.0, c.get("similarity") or 0.0, 0.0))
+        out.append(
+            Passage(
+                chunk=chunk,
+                score=c.get("score") or 0.0,
+                similarity=c.get("similarity") or 0.0,
+                term_overlap=0.0,
+            )
+        )
     return out
 
 

@@ -57,7 +57,15 @@ class Retriever:
             similarity = float(np.dot(query_vec, np.asarray(vector))) if vector else 0.0
             chunk_terms = {term_id(t) for t in tokens(f"{chunk.heading}\n{chunk.text}")}
             overlap = len(query_terms & chunk_terms) / len(query_terms) if query_terms else 0.0
-            passages.append(Passage(chunk, score, similarity, overlap, tuple(vector)))
+            passages.append(
+                Passage(
+                    chunk=chunk,
+                    score=score,
+                    similarity=similarity,
+                    term_overlap=overlap,
+                    vector=tuple(vector),
+                )
+            )
         return passages
 
     def mentioning(
