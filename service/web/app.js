@@ -70,13 +70,23 @@ function say(slot, key, params = {}) {
   refreshMessages();
 }
 
+// A parameter may be a function: worded in the language of the moment (an ingest report's
+// counts), so that a switch of language re-words it too.
+function saying(entry) {
+  if (!entry) return "";
+  const params = Object.fromEntries(
+    Object.entries(entry.params).map(([k, v]) => [k, typeof v === "function" ? v() : v]),
+  );
+  return t(entry.key, params);
+}
+
 function refreshMessages() {
-  $("status").textContent = said.status ? t(said.status.key, said.status.params) : "";
+  $("status").textContent = saying(said.status);
   const box = $("notice");
   box.hidden = !said.notice;
   box.className = `notice ${said.notice ? said.notice.params.kind || "error" : ""}`;
-  box.textContent = said.notice ? t(said.notice.key, said.notice.params) : "";
-  $("ingest-status").textContent = said.ingest ? t(said.ingest.key, said.ingest.params) : "";
+  box.textContent = saying(said.notice);
+  $("ingest-status").textContent = saying(said.ingest);
 }
 
 const status = (key, params) => say("status", key, params);
@@ -788,7 +798,10 @@ async function ingest(body, headersIn, formToReset) {
   say("ingest", "ingesting");
   try {
     const report = await call("/v1/ingest", { method: "POST", headers: headersIn, body }, 1_800_000);
-    say("ingest", "ingested", ingestSummary(report));
+    say("ingest", "ingested", {
+      parts: () => ingestSummary(report).parts,
+      chunks: report.chunks_written,
+    });
     formToReset.reset();
     await loadNotes();
   } catch (err) {

@@ -474,7 +474,7 @@ def test_text_addressed_to_the_model_is_marked_on_the_page(
     index.ensure_collections()
     try:
         with LiveServer(Components.assemble(settings, embedder, index)) as server:
-            page = open_page(browser, server.url)
+            page = open_page(browser, server.url, locale="en-US")
             note = tmp_path / "蒸留.md"
             note.write_text(
                 "# 蒸留\n\n知識蒸留は大きなモデルの出力で小さなモデルを学習させる手法である。\n"
