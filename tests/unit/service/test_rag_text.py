@@ -182,10 +182,16 @@ def test_refusals_are_recognised_loosely_and_answers_are_not() -> None:
         "ソースには答えが含まれていません。",
         "The sources do not contain this information.",
         "I cannot find the answer in the notes.",
+        "The price of Claude 3.5 Sonnet per million tokens is not disclosed in the sources.[2]",
+        "ソースには価格が明記されていません。[1]",
         "",
     ]:
         assert model_refused(text), text
-    for text in ["Gemma は 2024年2月21日に公開された[1]。", "It was released in June 2024 [1]."]:
+    for text in [
+        "Gemma は 2024年2月21日に公開された[1]。",
+        "It was released in June 2024 [1].",
+        "Weights not found in the vocabulary are mapped to UNK [1].",  # a fact, not a refusal
+    ]:
         assert not model_refused(text), text
 
 
