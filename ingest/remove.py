@@ -34,7 +34,10 @@ def matches(record: FileRecord, target: str, cwd: Path | None = None) -> bool:
         return False
     if _under(_nfc(record.source), wanted):
         return True
-    path = Path(wanted).expanduser()
+    try:
+        path = Path(wanted).expanduser()
+    except RuntimeError:  # "~name" of no user on this machine: a name like any other
+        path = Path(wanted)
     absolute = path if path.is_absolute() else (cwd or Path.cwd()) / path
     # resolve() follows links, as ingest did when it recorded the path; a path that no longer
     # exists resolves to itself

@@ -177,7 +177,9 @@ def specific_content(text: str, question: str) -> list[str | list[str]]:
         if fold(term.text) in seen:
             continue
         seen.add(fold(term.text))
-        digits = term.kind == "number" and term.text.isdigit()
+        # ASCII digits of a number one could group (int() refuses 4300+ digits)
+        digits = term.kind == "number" and term.text.isascii() and term.text.isdigit()
+        digits = digits and len(term.text) <= 30
         grouped = f"{int(term.text):,}" if digits else term.text
         year = digits and 1000 <= int(term.text) <= 2100 and grouped not in text
         if grouped != term.text and not year:

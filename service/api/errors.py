@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import httpx
@@ -114,7 +115,21 @@ def as_api_error(exc: BaseException) -> ApiError | None:
     return None
 
 
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 _KINDS = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the documented operations of this request's path answer (GET and DELETE
+    /v1/notes), read from the OpenAPI document: Starlette's 405 names the methods of the
+    first route of the path only, and routers wrap routes differently across versions."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, item in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods |= {m.upper() for m in item if m.lower() in _HTTP_METHODS}
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:
@@ -135,7 +150,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         status = exc.status_code
         if status == 400:  # a body FastAPI or Starlette could not parse (not UTF-8, bad
             # multipart): the same answer as any other malformed request
@@ -146,6 +161,9 @@ def install(app: FastAPI) -> None:
             message = str(exc.detail)
         response = _json(status, kind, message)
         response.headers.update(exc.headers or {})  # 405: Allow
+        allowed = allowed_methods(request) if status == 405 else []
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     async def _fault(_: Request, exc: Exception) -> JSONResponse:

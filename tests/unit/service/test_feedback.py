@@ -20,7 +20,13 @@ from eval.dataset import load
 from eval.runner import answer_check
 from service.api.limits import GenerationSlots
 from service.app import create_app
-from service.feedback import FeedbackError, FeedbackRequest, FeedbackStore, golden_item
+from service.feedback import (
+    FeedbackError,
+    FeedbackRequest,
+    FeedbackStore,
+    golden_item,
+    specific_content,
+)
 from service.metrics import Metrics
 from service.rag.answer import Answerer
 from shiori.client import parse_sse
@@ -147,6 +153,11 @@ def test_every_accepted_feedback_is_a_line_the_evaluation_loads(
     path = tmp_path_factory.mktemp("fb") / "feedback.jsonl"
     asyncio.run(FeedbackStore(path).add(item))
     assert load(path) == [item]
+
+
+def test_a_number_too_long_for_int_is_kept_as_written() -> None:
+    long = "1" * 5000  # int() refuses strings of 4300+ digits
+    assert specific_content(f"{long} と 8192", "q") == [long, ["8192", "8,192"]]
 
 
 def test_lines_are_appended_whole_and_ids_stay_unique(tmp_path: Path) -> None:
