@@ -37,7 +37,11 @@ function t(key, params = {}) {
   const entry = MESSAGES[language][key] ?? MESSAGES.en[key];
   if (entry === undefined) throw new Error(`no message ${key}`);
   if (typeof entry === "function") return entry(params);
-  return entry.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+  // a parameter may be a function: text made of messages itself, made in the language shown
+  return entry.replace(/\{(\w+)\}/g, (_, name) => {
+    const value = typeof params[name] === "function" ? params[name]() : params[name];
+    return String(value ?? "");
+  });
 }
 
 function applyLanguage() {
@@ -70,23 +74,13 @@ function say(slot, key, params = {}) {
   refreshMessages();
 }
 
-// A parameter may be a function: worded in the language of the moment (an ingest report's
-// counts), so that a switch of language re-words it too.
-function saying(entry) {
-  if (!entry) return "";
-  const params = Object.fromEntries(
-    Object.entries(entry.params).map(([k, v]) => [k, typeof v === "function" ? v() : v]),
-  );
-  return t(entry.key, params);
-}
-
 function refreshMessages() {
-  $("status").textContent = saying(said.status);
+  $("status").textContent = said.status ? t(said.status.key, said.status.params) : "";
   const box = $("notice");
   box.hidden = !said.notice;
   box.className = `notice ${said.notice ? said.notice.params.kind || "error" : ""}`;
-  box.textContent = saying(said.notice);
-  $("ingest-status").textContent = saying(said.ingest);
+  box.textContent = said.notice ? t(said.notice.key, said.notice.params) : "";
+  $("ingest-status").textContent = said.ingest ? t(said.ingest.key, said.ingest.params) : "";
 }
 
 const status = (key, params) => say("status", key, params);
@@ -776,7 +770,12 @@ async function loadNotes() {
   }
 }
 
+/** The ingest line's parameters; its parts are said in the language shown at the time. */
 function ingestSummary(report) {
+  return { parts: () => ingestParts(report), chunks: report.chunks_written };
+}
+
+function ingestParts(report) {
   const parts = [
     t("filesNew", { n: report.files_new }),
     t("filesUpdated", { n: report.files_updated }),
@@ -791,17 +790,14 @@ function ingestSummary(report) {
     const notes = report.flagged.map((f) => f.path).join(", ");
     parts.push(t("filesFlagged", { n: report.flagged.length, notes }));
   }
-  return { parts: parts.join(language === "ja" ? "、" : ", "), chunks: report.chunks_written };
+  return parts.join(language === "ja" ? "、" : ", ");
 }
 
 async function ingest(body, headersIn, formToReset) {
   say("ingest", "ingesting");
   try {
     const report = await call("/v1/ingest", { method: "POST", headers: headersIn, body }, 1_800_000);
-    say("ingest", "ingested", {
-      parts: () => ingestSummary(report).parts,
-      chunks: report.chunks_written,
-    });
+    say("ingest", "ingested", ingestSummary(report));
     formToReset.reset();
     await loadNotes();
   } catch (err) {

@@ -101,6 +101,12 @@ def test_matching_is_exact_per_path_segment_and_nfc() -> None:
     assert not matches(record, "") and not matches(record, "/")
 
 
+def test_a_tilde_of_no_user_is_a_name_not_an_error() -> None:
+    record = FileRecord("/srv/n/a.md", "n/a.md", "h", "g", 1, 1, 1)
+    assert not matches(record, "~no-such-user-here/a.md", Path("/srv"))
+    assert matches(record, "n/a.md")
+
+
 def test_removing_an_upload_deletes_its_copy(store: tuple[Ingestor, Path]) -> None:
     ingestor, root = store
     upload = write(root / "uploads" / "メモ.md", "# メモ\n\nアップロードしたノート。\n")
