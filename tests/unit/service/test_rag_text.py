@@ -173,7 +173,7 @@ def test_across_languages_names_and_numbers_carry_and_meaning_decides() -> None:
     # in English: "University" says what kind of name Stanford is; Stanford is checked
     english = parse_answer("GloVe was published by Stanford University in 2014 [1].", 1)
     (checked,) = check(english, note, "Who published GloVe?", similarity=names)
-    assert set(checked.content) == {"Stanford", "2014"} and checked.supported
+    assert set(checked.content) == {"Stanford", "2014"} and checked.content_missing == ()
 
 
 def test_refusals_are_recognised_loosely_and_answers_are_not() -> None:
