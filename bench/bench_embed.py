@@ -199,6 +199,7 @@ def report(
     command: str,
     n_texts: int,
     compile_s: float | None,
+    threads: int,
 ) -> str:
     base = options[0]
     assert base.vectors is not None and base.query_vectors is not None
@@ -208,7 +209,7 @@ def report(
         MARK_BEGIN,
         f"Command: `{command}` — run on {time.strftime('%Y-%m-%d')}, {cpu[0]}, "
         f"{os.cpu_count()} cores (bf16-relevant CPU flags: {', '.join(cpu[1]) or 'none'}), "
-        f"torch threads {base.threads or 'default'}; {n_texts} JSQuAD valid paragraphs, "
+        f"torch threads {threads}; {n_texts} JSQuAD valid paragraphs, "
         f"{tokens:,} tokens with the document prompt (mean {statistics.mean(lengths):.0f}, "
         f"max {max(lengths)}).",
         "",
@@ -320,7 +321,17 @@ def main() -> None:
     command = "make bench-embed" + (f" (--limit {args.limit})" if args.limit != 400 else "")
     square = (square_start + square_end) / 2
     text = report(
-        options, tokens, lengths, char_lengths, limits, square, cpu, command, len(texts), compile_s
+        options,
+        tokens,
+        lengths,
+        char_lengths,
+        limits,
+        square,
+        cpu,
+        command,
+        len(texts),
+        compile_s,
+        threads,
     )
     print(text)
     if args.write:
