@@ -38,7 +38,7 @@ from blocks import write_block  # bench/ is on sys.path when run as a script
 from ingest.pipeline import Ingestor
 from service.components import Components
 from service.llm import vllm_cpu
-from service.rag.answer import Answer
+from service.rag.answer import Answer, Answerer
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client
@@ -160,11 +160,7 @@ def run_config(name: str, parts: Components, asked: list[str], work: Path) -> Ru
     try:
         vllm_cpu.wait_ready(settings, proc, log)
         run.start_s = time.perf_counter() - began
-        # warm-up on an unrelated prompt: a server that has answered before (the system
-        # prompt may then be cached, as in a running service), not the questions themselves
-        asyncio.run(warm_up(parts))
-        instrument(parts, run.generations)
-        asyncio.run(answer_all(parts, asked, run))
+        asyncio.run(session(parts, asked, run))
         run.accepted, run.drafted = spec_metrics(settings)
     finally:
         parts.answerer.__dict__.pop("_events", None)
@@ -172,8 +168,22 @@ def run_config(name: str, parts: Components, asked: list[str], work: Path) -> Ru
     return run
 
 
+async def session(parts: Components, asked: list[str], run: Run) -> None:
+    """One event loop and one fresh client per server (a pooled connection must not outlive
+    its loop or its server)."""
+    parts.answerer.llm = Answerer.client_for(parts.settings)
+    try:
+        # warm-up on an unrelated prompt: a server that has answered before (the system
+        # prompt may then be cached, as in a running service), not the questions themselves
+        await warm_up(parts)
+        instrument(parts, run.generations)
+        await answer_all(parts, asked, run)
+    finally:
+        await parts.answerer.llm.close()
+
+
 async def warm_up(parts: Components) -> None:
-    await parts.llm.chat.completions.create(
+    await parts.answerer.llm.chat.completions.create(
         model=parts.settings.llm_model,
         messages=[{"role": "user", "content": "こんにちは。一言で答えてください。"}],
         temperature=0,
