@@ -9,6 +9,7 @@ the note deletes that copy too (never a file outside SHIORI_UPLOADS_DIR).
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,11 +35,15 @@ def matches(record: FileRecord, target: str, cwd: Path | None = None) -> bool:
         return False
     if _under(_nfc(record.source), wanted):
         return True
-    path = Path(wanted).expanduser()
+    # only the user's own home: "~name" would look up another account (RuntimeError when
+    # there is none), and a name typed into a request is not a request for that
+    path = Path(wanted).expanduser() if wanted == "~" or wanted.startswith("~/") else Path(wanted)
     absolute = path if path.is_absolute() else (cwd or Path.cwd()) / path
+    candidates = {_nfc(absolute.as_posix())}
     # resolve() follows links, as ingest did when it recorded the path; a path that no longer
-    # exists resolves to itself
-    candidates = {_nfc(absolute.as_posix()), _nfc(absolute.resolve().as_posix())}
+    # exists resolves to itself. A NUL byte, a name too long or a link loop names no note.
+    with contextlib.suppress(OSError, ValueError, RuntimeError):
+        candidates.add(_nfc(absolute.resolve().as_posix()))
     return any(_under(_nfc(record.path), c) for c in candidates)
 
 

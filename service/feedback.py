@@ -24,19 +24,28 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from eval.dataset import GoldenItem, to_line
 from eval.metrics import fold, strip_markers
-from service.api.schemas import NOT_BLANK, is_blank, unicode_in
+from service.api.schemas import NOT_BLANK, WHITESPACE, is_blank, unicode_in
 from service.rag.terms import content_terms
 
 MAX_CHECKS = 6  # must_contain / must_not_contain entries taken from one text
+# An answer with nothing but citation markers ("[1]", "［１］", as eval.metrics.strip_markers
+# removes them) and whitespace (JSON Schema's, see service.api.schemas.WHITESPACE): nothing to
+# keep as a reference. The same pattern is in the schema, so the two cannot disagree.
+_S = f"[{WHITESPACE}]*"
+EMPTY_ANSWER = f"^(?:{_S}[\\[［]{_S}[0-9０-９]+{_S}[\\]］])*{_S}$"
+_EMPTY_ANSWER = re.compile(EMPTY_ANSWER)
+_EDGES = re.compile(f"^[{WHITESPACE}]+|[{WHITESPACE}]+$")
+_RUNS = re.compile(f"[{WHITESPACE}]+")
 
 
 class FeedbackError(ValueError):
@@ -70,10 +79,42 @@ class FeedbackTurn(BaseModel):
         return unicode_in(value)
 
 
+def _judgements(schema: dict[str, Any]) -> None:
+    """The judgements that make a golden item (the module's table), stated in the schema: a
+    correction (not with not_in_notes); up on an abstention; up on an answer with text; down on
+    an answer with not_in_notes. A thumbs down alone says nothing checkable."""
+    no_correction = {"correction": {"type": "null"}}
+    schema["anyOf"] = [
+        {
+            "required": ["correction"],
+            "properties": {"correction": {"type": "string"}, "not_in_notes": {"const": False}},
+        },
+        {"properties": {"rating": {"const": "up"}, "abstained": {"const": True}, **no_correction}},
+        {
+            "properties": {
+                "rating": {"const": "up"},
+                "abstained": {"const": False},
+                "not_in_notes": {"const": False},
+                "answer": {"not": {"pattern": EMPTY_ANSWER}},
+                **no_correction,
+            }
+        },
+        {
+            "required": ["not_in_notes"],
+            "properties": {
+                "rating": {"const": "down"},
+                "abstained": {"const": False},
+                "not_in_notes": {"const": True},
+                **no_correction,
+            },
+        },
+    ]
+
+
 class FeedbackRequest(BaseModel):
     """A judgement of one answer, as the page (or any client) sends it."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_judgements)
 
     rating: Literal["up", "down"] = Field(description="up: the answer is right; down: wrong")
     question: str = Field(
@@ -89,7 +130,10 @@ class FeedbackRequest(BaseModel):
         default_factory=list, max_length=50, description="the passages the answer cited"
     )
     correction: str | None = Field(
-        default=None, max_length=8000, description="the right answer, in the user's words"
+        default=None,
+        max_length=8000,
+        description="the right answer, in the user's words; not blank",
+        json_schema_extra={"anyOf": [{"type": "string", "pattern": NOT_BLANK}, {"type": "null"}]},
     )
     not_in_notes: bool = Field(
         default=False, description="down: the notes do not answer this question"
@@ -108,12 +152,18 @@ class FeedbackRequest(BaseModel):
     def _unicode(cls, value: Any) -> Any:
         return unicode_in(value)
 
-    @field_validator("question")
+    @field_validator("question", "correction")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if is_blank(value):
-            raise ValueError("question is blank")
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and is_blank(value):
+            raise ValueError("blank: give some text, or leave it out")
         return value
+
+    @model_validator(mode="after")
+    def _judges(self) -> FeedbackRequest:
+        """What the schema's anyOf states (see `_judgements`); `golden_item` says why."""
+        golden_item(self)
+        return self
 
 
 def specific_content(text: str, question: str) -> list[str | list[str]]:
@@ -127,7 +177,9 @@ def specific_content(text: str, question: str) -> list[str | list[str]]:
         if fold(term.text) in seen:
             continue
         seen.add(fold(term.text))
-        digits = term.kind == "number" and term.text.isdigit()
+        # ASCII digits of a number one could group (int() refuses 4300+ digits)
+        digits = term.kind == "number" and term.text.isascii() and term.text.isdigit()
+        digits = digits and len(term.text) <= 30
         grouped = f"{int(term.text):,}" if digits else term.text
         year = digits and 1000 <= int(term.text) <= 2100 and grouped not in text
         if grouped != term.text and not year:
@@ -145,9 +197,10 @@ def golden_item(feedback: FeedbackRequest, at: datetime | None = None) -> Golden
     """The golden item a piece of feedback makes (see the module's table); `FeedbackError`
     when it cannot make one."""
     at = at or datetime.now(UTC)
-    question = " ".join(feedback.question.split())
-    correction = (feedback.correction or "").strip()
-    answered = strip_markers(feedback.answer).strip() if not feedback.abstained else ""
+    # whitespace as the schema knows it, so that what it calls text stays text here
+    question = _EDGES.sub("", _RUNS.sub(" ", feedback.question))
+    correction = _EDGES.sub("", feedback.correction or "")
+    answered = _EDGES.sub("", strip_markers(feedback.answer)) if not feedback.abstained else ""
     sources = list(dict.fromkeys(s.source for s in feedback.sources))
     fields: dict[str, Any]
     if correction:
@@ -175,7 +228,8 @@ def golden_item(feedback: FeedbackRequest, at: datetime | None = None) -> Golden
             if feedback.abstained
             else {
                 "answerable": True,
-                "reference_answer": answered,
+                # markers stripped; an answer of other marks (a bare "[x]") is kept as it is
+                "reference_answer": answered or _EDGES.sub("", feedback.answer),
                 "reference_sources": sources,
                 "must_contain": specific_content(answered, question),
             }
@@ -196,7 +250,7 @@ def golden_item(feedback: FeedbackRequest, at: datetime | None = None) -> Golden
             "`correction` (the right answer)"
             + ("" if feedback.abstained else ", or `not_in_notes: true`")
         )
-    if fields.get("answerable") and not fields.get("reference_answer"):
+    if not correction and fields.get("answerable") and _EMPTY_ANSWER.match(feedback.answer):
         raise FeedbackError("the answer is empty: add `correction` (the right answer)")
     provenance = {
         "rating": feedback.rating,

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from service.rag.answer import LLMUnavailableError
 from shiori.index import StoreUnavailableError
@@ -84,6 +85,20 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return documented
 
 
+_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def allowed_methods(request: Request) -> str | None:
+    """Every method the OpenAPI document gives the request's path, for a 405's ``Allow``
+    (Starlette names only the first route whose path matched: GET /v1/notes, not DELETE);
+    None for a path the document does not describe."""
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.url.path):
+            methods |= {m.upper() for m in operations if m in _METHODS}
+    return ", ".join(sorted(methods)) or None
+
+
 def error_body(kind: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": {"type": kind, "message": message, **extra}}
 
@@ -135,7 +150,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         status = exc.status_code
         if status == 400:  # a body FastAPI or Starlette could not parse (not UTF-8, bad
             # multipart): the same answer as any other malformed request
@@ -145,7 +160,10 @@ def install(app: FastAPI) -> None:
             kind = _KINDS.get(status, "http_error")
             message = str(exc.detail)
         response = _json(status, kind, message)
-        response.headers.update(exc.headers or {})  # 405: Allow
+        response.headers.update(exc.headers or {})
+        allowed = allowed_methods(request) if status == 405 else None
+        if allowed:
+            response.headers["Allow"] = allowed
         return response
 
     async def _fault(_: Request, exc: Exception) -> JSONResponse:

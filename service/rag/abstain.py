@@ -27,12 +27,17 @@ _REFUSAL = re.compile(
         [
             re.escape(NOT_FOUND),
             r"(見つかり|含まれて(い)?|記載(が|は)|書かれて(い)?|情報(が|は))(ません|ない|ありません)",
+            r"(明記|明示|記載|記述|言及|示)されて(い)?(ません|ない)",
+            r"(分|わ)かりません|不明です",
             r"(資料|ソース|情報源|データ|ノート)(には|に|では).{0,20}(ありません|ない|できません)",
             r"(答え|回答)(られ|でき)ません",
             r"\b(cannot|can't|could not|unable to) (find|answer|determine)",
             r"\b(do|does) not (contain|mention|say|provide|include)",
             r"\bno (information|mention)\b",
-            r"\bnot (mentioned|provided|stated|specified)\b",
+            # the second reading (no NOT_FOUND offered) refuses in words: "… is not disclosed
+            # in the sources"
+            r"\bnot (mentioned|provided|stated|specified|disclosed|given|listed|included|known)\b",
+            r"\bnot (found|available|present) in the (sources?|notes?|text|context|passages?)\b",
         ]
     ),
     re.I,

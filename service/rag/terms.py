@@ -215,6 +215,14 @@ def proper_nouns(texts: Sequence[str]) -> set[str]:
     return found
 
 
+# Words that say what kind of organisation a name is: "Stanford University" is checked by
+# "Stanford" (a note in Japanese writes スタンフォード大学, whose 大学 no transliteration finds).
+_DESIGNATORS = frozenset(
+    "university universities institute laboratory laboratories lab labs inc corporation corp "
+    "company college school department foundation team group".split()
+)
+
+
 def content_terms(sentence: str, question: str = "", proper: set[str] | None = None) -> list[Term]:
     """The specific content an answer sentence asserts — numbers, names (Latin names; any Latin
     word inside a Japanese sentence; katakana words), quoted phrases — minus what it repeats
@@ -247,7 +255,7 @@ def content_terms(sentence: str, question: str = "", proper: set[str] | None = N
             name = japanese or is_name(word, first)
             if not name and first and word[0].isupper():
                 name = word in proper or raw != word
-            if word.lower() not in _EN_STOP and name:
+            if word.lower() not in _EN_STOP and word.lower() not in _DESIGNATORS and name:
                 add(word, "name")
         elif group == "katakana":
             add(word, "katakana")

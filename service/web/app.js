@@ -37,7 +37,11 @@ function t(key, params = {}) {
   const entry = MESSAGES[language][key] ?? MESSAGES.en[key];
   if (entry === undefined) throw new Error(`no message ${key}`);
   if (typeof entry === "function") return entry(params);
-  return entry.replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? ""));
+  // a parameter may be a function: text made of messages itself, made in the language shown
+  return entry.replace(/\{(\w+)\}/g, (_, name) => {
+    const value = typeof params[name] === "function" ? params[name]() : params[name];
+    return String(value ?? "");
+  });
 }
 
 function applyLanguage() {
@@ -766,7 +770,12 @@ async function loadNotes() {
   }
 }
 
+/** The ingest line's parameters; its parts are said in the language shown at the time. */
 function ingestSummary(report) {
+  return { parts: () => ingestParts(report), chunks: report.chunks_written };
+}
+
+function ingestParts(report) {
   const parts = [
     t("filesNew", { n: report.files_new }),
     t("filesUpdated", { n: report.files_updated }),
@@ -781,7 +790,7 @@ function ingestSummary(report) {
     const notes = report.flagged.map((f) => f.path).join(", ");
     parts.push(t("filesFlagged", { n: report.flagged.length, notes }));
   }
-  return { parts: parts.join(language === "ja" ? "、" : ", "), chunks: report.chunks_written };
+  return parts.join(language === "ja" ? "、" : ", ");
 }
 
 async function ingest(body, headersIn, formToReset) {

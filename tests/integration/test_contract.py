@@ -39,9 +39,18 @@ def failures(junit: Path) -> str:
     return "\n".join(lines)
 
 
+# A response-time bound that fits a 1.5B model on two CPU cores: an answer may be read twice
+# (SHIORI_RETRY_REFUSALS), a chat answer rewrites its follow-up first.
+SCHEMATHESIS_TOML = """
+[checks]
+max_response_time = 120.0
+"""
+
+
 def test_schemathesis_all_checks_pass(served: Served, tmp_path: Path) -> None:
     """Every operation, positive and negative data, every check; zero failures."""
     report = tmp_path / "schemathesis"
+    (tmp_path / "schemathesis.toml").write_text(SCHEMATHESIS_TOML, encoding="utf-8")
     run = subprocess.run(
         [
             sys.executable, "-m", "schemathesis.cli", "run", f"{served.url}/openapi.json",
@@ -58,7 +67,9 @@ def test_schemathesis_all_checks_pass(served: Served, tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=1200,
-        cwd=tmp_path,  # schemathesis keeps a cache of failures in its working directory
+        # schemathesis keeps a cache of failures in its working directory, and reads
+        # schemathesis.toml from it
+        cwd=tmp_path,
     )  # fmt: skip
     summary = [line[:300] for line in (run.stdout + run.stderr).splitlines()[-40:]]
     assert run.returncode == 0, "\n".join(
@@ -199,8 +210,10 @@ def test_an_uploaded_note_that_talks_to_the_assistant_is_flagged_in_search(
     spans = result["instruction_spans"]
     text = result["text"]
     pieces = [text[s["start"] : s["end"]] for s in spans]
-    assert any(p.startswith("<!--") and "1850" in p for p in pieces)
-    assert any("AIアシスタントへの指示" in p for p in pieces)
+    # the HTML comment is not note text at all (a CommonMark HTML block, never indexed); the
+    # visible line addressed to the assistant is kept as text and flagged
+    assert "Note to the AI assistant" not in text
+    assert any("AIアシスタントへの指示" in p and "1850" in p for p in pieces)
     assert not any("少ないビット数" in p for p in pieces)
     assert {s["reason"] for s in spans} <= {"override", "addressed_to_model", "hidden_address",
                                             "answer_directive"}  # fmt: skip

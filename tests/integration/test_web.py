@@ -484,13 +484,17 @@ def test_text_addressed_to_the_model_is_marked_on_the_page(
             page.set_input_files("#upload-files", str(note))
             page.click("#upload-form button")
             page.wait_for_selector("#notes-list li", timeout=120_000)
-            assert "addressed to an AI model" in page.inner_text("#ingest-status")
+            flagged = says(page, "filesFlagged", n=1, notes="uploads/蒸留.md")
+            assert flagged in page.inner_text("#ingest-status")
             page.fill("#question", "知識蒸留とは何ですか？")
             page.press("#question", "Enter")
-            page.wait_for_selector("#sources .source", timeout=120_000)
-            warning = page.inner_text("#sources .source .instruction-warning")
-            assert "never followed" in warning
-            marked = page.inner_text("#sources .source mark.instruction")
+            page.wait_for_selector(f"{LAST} .sources .source", timeout=120_000)
+            warning = page.inner_text(f"{LAST} .sources .source .instruction-warning")
+            assert warning == says(page, "instructionWarning")
+            mark = page.locator(f"{LAST} .sources .source mark.instruction").first
+            said = says(page, "instructionMark", reason="\x00").split("\x00")[0]
+            assert mark.get_attribute("title").startswith(said)
+            marked = mark.inner_text()
             assert marked.startswith("AIアシスタントへの指示") and "1990" in marked
             assert "小さなモデルを学習" not in marked
             SHOTS.mkdir(parents=True, exist_ok=True)

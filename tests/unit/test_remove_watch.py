@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest.pipeline import Ingestor
 from ingest.remove import RemoveReport, matches, remove_notes
@@ -97,6 +99,12 @@ def test_matching_is_exact_per_path_segment_and_nfc() -> None:
     assert matches(record, "n/データ") and matches(record, nfd) and matches(record, "/srv/n")
     assert not matches(record, "n/デー") and not matches(record, "/srv/n/デ")
     assert not matches(record, "") and not matches(record, "/")
+
+
+def test_a_tilde_of_no_user_is_a_name_not_an_error() -> None:
+    record = FileRecord("/srv/n/a.md", "n/a.md", "h", "g", 1, 1, 1)
+    assert not matches(record, "~no-such-user-here/a.md", Path("/srv"))
+    assert matches(record, "n/a.md")
 
 
 def test_removing_an_upload_deletes_its_copy(store: tuple[Ingestor, Path]) -> None:
@@ -261,3 +269,12 @@ def test_a_watched_folder_that_does_not_exist_stops_the_start(tmp_path: Path) ->
         TestClient(app),
     ):
         pass
+
+
+@given(target=st.text(max_size=300))
+def test_any_name_a_request_may_carry_is_matched_without_an_error(target: str) -> None:
+    """Names from `DELETE /v1/notes` are arbitrary text: "~user", NUL bytes, control
+    characters, names longer than the file system allows all answer "no such note"."""
+    record = FileRecord("/home/u/notes/a.md", "notes/a.md", "h", "g", 1, 0, 1)
+    assert matches(record, target, Path("/home/u")) in (True, False)
+    assert not matches(record, "~" + target.lstrip("/~"), Path("/nowhere"))

@@ -125,7 +125,12 @@ def test_405_says_which_methods_and_unparsable_bodies_are_422() -> None:
     app = app_with(EndlessAnswerer())
     r = call(app, "DELETE", "/v1/ask")
     assert r.status_code == 405 and r.headers["allow"] == "POST"
+    r = call(app, "OPTIONS", "/v1/notes")  # two routes on one path: both methods named
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET"
     assert r.json()["error"]["type"] == "method_not_allowed"
+    # a path two routes share: both methods, not the first route's alone
+    r = call(app, "OPTIONS", "/v1/notes")
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET"
     for raw in (b"{not json", b"\xff\xfe not utf-8"):
         r = call(app, "POST", "/v1/ask", content=raw, headers={"Content-Type": "application/json"})
         assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request"

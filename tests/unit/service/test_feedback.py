@@ -13,12 +13,20 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+from pydantic import ValidationError
 
 from eval.dataset import load
 from eval.runner import answer_check
 from service.api.limits import GenerationSlots
 from service.app import create_app
-from service.feedback import FeedbackError, FeedbackRequest, FeedbackStore, golden_item
+from service.feedback import (
+    FeedbackError,
+    FeedbackRequest,
+    FeedbackStore,
+    golden_item,
+    specific_content,
+)
 from service.metrics import Metrics
 from service.rag.answer import Answerer
 from shiori.client import parse_sse
@@ -30,6 +38,12 @@ from tests.unit.service.test_conversation import (
     TwoNotes,
 )
 
+FEEDBACK_SCHEMA = Draft202012Validator(
+    {
+        "$ref": "#/components/schemas/FeedbackRequest",
+        "components": create_app(Settings(qdrant=":memory:")).openapi()["components"],
+    }
+)
 ANSWER = "Word2Vec は 2013 年に Google の研究チームが発表しました [1]。"
 SOURCES = [{"source": "notes/word2vec.md", "lines": [3, 3], "heading": "Word2Vec"}]
 
@@ -92,8 +106,11 @@ def test_not_in_the_notes_makes_an_unanswerable_item() -> None:
     ],
 )
 def test_feedback_that_says_nothing_checkable_is_refused(fields: dict[str, Any], why: str) -> None:
+    request = feedback().model_copy(update=fields)  # past the request model's own check
     with pytest.raises(FeedbackError, match=why):
-        golden_item(feedback(**fields))
+        golden_item(request)
+    with pytest.raises(ValidationError, match=why):  # the request model refuses it too
+        feedback(**fields)
 
 
 @settings(max_examples=60, deadline=None)
@@ -102,7 +119,8 @@ def test_feedback_that_says_nothing_checkable_is_refused(fields: dict[str, Any],
     abstained=st.booleans(),
     correction=st.one_of(st.none(), st.text(min_size=1, max_size=40)),
     not_in_notes=st.booleans(),
-    answer=st.text(max_size=80),
+    answer=st.one_of(st.text(max_size=80), st.sampled_from([" [1] ", "［２］\u3000", "[x]"])),
+    question=st.one_of(st.just(STANDALONE), st.text(min_size=1, max_size=20)),
 )
 def test_every_accepted_feedback_is_a_line_the_evaluation_loads(
     tmp_path_factory: pytest.TempPathFactory,
@@ -111,21 +129,35 @@ def test_every_accepted_feedback_is_a_line_the_evaluation_loads(
     correction: str | None,
     not_in_notes: bool,
     answer: str,
+    question: str,
 ) -> None:
-    request = feedback(
-        rating=rating,
-        abstained=abstained,
-        correction=correction,
-        not_in_notes=not_in_notes,
-        answer=answer,
-    )
+    """And the request model accepts exactly what /openapi.json's schema calls valid, so a
+    schema-valid request is never refused (schemathesis's check against the real service)."""
+    body = {
+        **feedback().model_dump(mode="json"),
+        "rating": rating,
+        "abstained": abstained,
+        "correction": correction,
+        "not_in_notes": not_in_notes,
+        "answer": answer,
+        "question": question,
+    }
+    schema_valid = FEEDBACK_SCHEMA.is_valid(body)
     try:
-        item = golden_item(request)
-    except FeedbackError:
+        request = FeedbackRequest.model_validate(body)
+    except ValidationError:
+        assert not schema_valid, body
         return
+    assert schema_valid, body
+    item = golden_item(request)
     path = tmp_path_factory.mktemp("fb") / "feedback.jsonl"
     asyncio.run(FeedbackStore(path).add(item))
     assert load(path) == [item]
+
+
+def test_a_number_too_long_for_int_is_kept_as_written() -> None:
+    long = "1" * 5000  # int() refuses strings of 4300+ digits
+    assert specific_content(f"{long} と 8192", "q") == [long, ["8192", "8,192"]]
 
 
 def test_lines_are_appended_whole_and_ids_stay_unique(tmp_path: Path) -> None:

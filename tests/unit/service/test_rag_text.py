@@ -170,6 +170,10 @@ def test_across_languages_names_and_numbers_carry_and_meaning_decides() -> None:
 
     assert check(said, note, "GloVeを発表したのは？", similarity=names)[0].supported
     assert check(said, note, "GloVeを発表したのは？")[0].content_missing == ("Stanford",)
+    # in English: "University" says what kind of name Stanford is; Stanford is checked
+    english = parse_answer("GloVe was published by Stanford University in 2014 [1].", 1)
+    (checked,) = check(english, note, "Who published GloVe?", similarity=names)
+    assert set(checked.content) == {"Stanford", "2014"} and checked.content_missing == ()
 
 
 def test_refusals_are_recognised_loosely_and_answers_are_not() -> None:
@@ -182,10 +186,16 @@ def test_refusals_are_recognised_loosely_and_answers_are_not() -> None:
         "ソースには答えが含まれていません。",
         "The sources do not contain this information.",
         "I cannot find the answer in the notes.",
+        "The price of Claude 3.5 Sonnet per million tokens is not disclosed in the sources.[2]",
+        "ソースには価格が明記されていません。[1]",
         "",
     ]:
         assert model_refused(text), text
-    for text in ["Gemma は 2024年2月21日に公開された[1]。", "It was released in June 2024 [1]."]:
+    for text in [
+        "Gemma は 2024年2月21日に公開された[1]。",
+        "It was released in June 2024 [1].",
+        "Weights not found in the vocabulary are mapped to UNK [1].",  # a fact, not a refusal
+    ]:
         assert not model_refused(text), text
 
 
