@@ -3,11 +3,11 @@ and Qdrant Edge (shiori/edge.py, Qdrant's Rust engine in process), on synthetic 
 
 Synthetic, and said so in the figures: dense vectors are random unit vectors of EmbeddingGemma's
 size (768; embedding 100k real passages would take hours here), each chunk's text is three
-JSQuAD sentences (so the sparse side has Japanese BM25 terms with a real distribution), 100
-chunks per file, one tag of four per file. Both engines get the same chunks through the same
-protocol (written invisibly, then each file published) and the same queries (random dense
-vector + the BM25 terms of a JSQuAD question; DBSF, top 4, prefetch 40 per side, as the
-service queries), unfiltered and filtered by a tag.
+JSQuAD sentences drawn at random (so the sparse side has Japanese BM25 terms with a real
+distribution), 100 chunks per file, one tag of four per file. Both engines get the same
+chunks through the same protocol (written invisibly, then each file published) and the same
+queries (random dense vector + the BM25 terms of a JSQuAD question; DBSF, top 4, prefetch 40
+per side, as the service queries), unfiltered and filtered by a tag.
 
 Each measurement runs in processes of its own: one writes (write time), a fresh one opens the
 store as the service would and queries it (open time, query p50/p95, and the memory it takes:
@@ -70,7 +70,7 @@ def steps(size: int) -> Iterator[tuple[list[Any], list[Any], list[str]]]:
 
     sentences, _ = jsquad_text()
     sparse = SparseEncoder()
-    rng = np.random.default_rng(0)
+    rng, pick = np.random.default_rng(0), np.random.default_rng(2)
     files = size // PER_FILE
     for first in range(0, files, FILES_PER_STEP):
         chunks, vectors, paths = [], [], []
@@ -81,7 +81,9 @@ def steps(size: int) -> Iterator[tuple[list[Any], list[Any], list[str]]]:
             dense /= np.linalg.norm(dense, axis=1, keepdims=True)
             for i in range(PER_FILE):
                 n = f * PER_FILE + i
-                text = " ".join(sentences[(n * k) % len(sentences)] for k in (1, 7, 13))
+                # three sentences drawn at random: no two chunks share a text (copies would tie
+                # on the sparse side, and engines may break ties differently)
+                text = " ".join(sentences[j] for j in pick.choice(len(sentences), 3, replace=False))
                 chunks.append(
                     Chunk(path, path[1:], f"note {f}", ["h"], i + 1, i + 1, 0, 1, text, i,
                           str(n), generation="g", tags=[f"tag{f % 4}"])
