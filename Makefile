@@ -10,7 +10,7 @@ NOTES ?= notes/
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BROWSER_DEBS := chromium fonts-ipafont-gothic
 
-.PHONY: help setup browser models llm run serve eval test test-fast lint format bench bench-ingest bench-retrieval bench-serve bench-load bench-followup clean
+.PHONY: help setup browser models llm run serve eval test test-fast lint format bench bench-embed bench-ingest bench-retrieval bench-serve bench-load bench-followup bench-answer bench-store clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -67,7 +67,10 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: bench-ingest bench-retrieval bench-serve bench-load bench-followup  ## all benchmarks (figures go to docs/benchmarks.md)
+bench: bench-embed bench-ingest bench-retrieval bench-serve bench-load bench-followup bench-answer bench-store  ## all benchmarks (figures go to docs/benchmarks.md)
+
+bench-embed: models  ## embedding tokens/s per option (batching, attention, autocast, compile) vs the CPU's limit
+	$(PY) bench/bench_embed.py --write docs/benchmarks.md
 
 bench-ingest: models  ## ingest throughput vs a plain LlamaIndex pipeline, JSQuAD + notes/
 	$(PY) bench/bench_ingest.py --write docs/benchmarks.md
@@ -87,6 +90,13 @@ bench-load: models  ## loopback load: 16 /v1/search clients 60 s, 4 /v1/ask clie
 bench-followup: models  ## what a follow-up question's rewrite costs, against its standalone question
 	$(SHIORI) llm setup
 	$(PY) bench/bench_followup.py --write docs/benchmarks.md
+
+bench-answer: models  ## vLLM flags (prefix caching, n-gram speculative decoding) vs today's: answer p50, TTFT, decode
+	$(SHIORI) llm setup
+	$(PY) bench/bench_answer.py --write docs/benchmarks.md
+
+bench-store: setup  ## qdrant-edge beside today's embedded store, synthetic vectors at 10k/100k chunks
+	$(PY) bench/bench_store.py --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

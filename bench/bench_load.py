@@ -158,10 +158,9 @@ async def client_loop(
             if stream:
                 async with http.stream("POST", path, json=body) as r:
                     status = r.status_code
-                    async for line in r.aiter_lines():
+                    async for line in r.aiter_lines():  # read to the end: the final event
                         if line.startswith("event: error"):
                             phase.errors["sse error event"] += 1
-                    await r.aread()
             else:
                 r = await http.post(path, json=body)
                 status = r.status_code

@@ -49,6 +49,7 @@ class RewriteStatus(StrEnum):
     REWRITTEN = "rewritten"  # the model's standalone question is used
     UNCHANGED = "unchanged"  # the model was asked and returned the message as it was
     FAILED = "failed"  # the model's reply was unusable: the message is used as it was
+    BY_RULE = "by_rule"  # the model's reply was unusable: the conversation's subject put in
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,7 +266,14 @@ def _transcript(history: Sequence[Turn], message: str, max_chars: int) -> str:
     lines = [
         f"{'User' if t.role == 'user' else 'Assistant'}: {cleaned(t, max_chars)}" for t in history
     ]
-    return "Conversation:\n" + "\n".join(lines) + f"\n\nLast message: {message.strip()}"
+    # the language named per case: asked in general ("keep the language"), the CPU model
+    # rewrote Japanese follow-ups in English, and its answers to those came out garbled
+    language = "Japanese" if language_of(message) == "ja" else "English"
+    return (
+        "Conversation:\n"
+        + "\n".join(lines)
+        + f"\n\nLast message: {message.strip()}\n(Write the standalone question in {language}.)"
+    )
 
 
 def rewrite_messages(
@@ -283,6 +291,44 @@ def rewrite_messages(
         )
     messages.append({"role": "user", "content": _transcript(history, message, max_chars)})
     return messages
+
+
+# A Japanese reference to an earlier subject: a demonstrative with the noun it qualifies
+# ("その手法", "このモデル") or a demonstrative pronoun ("それ").
+_JA_REFERENCE = re.compile(
+    r"(?:その|この|あの)[\u30a0-\u30ff\u3400-\u9fffー]*|(?:それ|これ|あれ)(?!ぞれ)"
+)
+_SHORT_ANSWER = 40  # characters: an answer this short names what a "which" question asked for
+
+
+def _conversation_subject(history: Sequence[Turn]) -> str | None:
+    """The name the conversation is about: the first name of the latest turn that has one; an
+    assistant turn counts when it is a short answer ("Word2Vec です" to "どの手法？")."""
+    for turn in reversed(history):
+        text = unicodedata.normalize("NFKC", cleaned(turn, 400))
+        if turn.role == "assistant" and len(text) > _SHORT_ANSWER:
+            continue
+        names = _names(text)
+        if names:
+            return names[0]
+    return None
+
+
+def rule_rewrite(message: str, history: Sequence[Turn]) -> str | None:
+    """A Japanese follow-up made standalone without the model: its reference to an earlier
+    subject replaced by the conversation's subject ("そのモデルの文脈長は？" → "Gemmaの文脈長
+    は？"), or the subject put first when it has none ("トークナイザは？" → "Gemma の
+    トークナイザは？"). None for English, or when the conversation names nothing. Used when
+    the model's rewrite is unusable: the CPU model rewrote Japanese follow-ups in English, and
+    the message as written was then answered about another model."""
+    if language_of(message) != "ja":
+        return None
+    subject = _conversation_subject(history)
+    if subject is None:
+        return None
+    text = " ".join(message.split())
+    replaced, found = _JA_REFERENCE.subn(subject, text, count=1)
+    return replaced if found else f"{subject} の{text}"
 
 
 class RewriteError(ValueError):
@@ -303,6 +349,10 @@ def parse_rewrite(reply: str, message: str, history: Sequence[Turn], max_chars: 
     question = " ".join(question.split())
     if len(question) > max_chars:
         raise RewriteError(f"{len(question)} characters, over the limit of {max_chars}")
+    # a Japanese message rewritten in English (the CPU model's habit) is refused; an English
+    # one may well gain a Japanese name from the conversation ("Who published 栞?")
+    if language_of(message) == "ja" and language_of(question) == "en":
+        raise RewriteError("an English rewrite of a Japanese message")
     answers = {" ".join(cleaned(t, 10_000).split()) for t in history if t.role == "assistant"}
     if question in answers and question != " ".join(message.split()):
         raise RewriteError("the reply repeats an earlier answer")
@@ -370,6 +420,11 @@ class Condenser:
         try:
             question = parse_rewrite(reply, message, history, self.max_question_chars)
         except RewriteError as exc:
+            by_rule = rule_rewrite(message, history)
+            if by_rule is not None:
+                return replace(
+                    spent, question=by_rule, status=RewriteStatus.BY_RULE, detail=str(exc)
+                )
             return replace(spent, status=RewriteStatus.FAILED, detail=str(exc))
         if question == " ".join(message.split()):
             return spent

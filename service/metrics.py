@@ -57,7 +57,7 @@ class Metrics:
         self.rewrites = Counter(
             "shiori_rewrites",
             "Messages sent with a conversation, by what became of them: standalone (the model "
-            "was not asked), rewritten, unchanged, failed",
+            "was not asked), rewritten, unchanged, by_rule, failed",
             ["status"],
             registry=self.registry,
         )

@@ -250,10 +250,11 @@ class RewriteOut(BaseModel):
     """How a message with a history became the question answered."""
 
     message: str = Field(description="the message as sent")
-    status: Literal["standalone", "rewritten", "unchanged", "failed"] = Field(
+    status: Literal["standalone", "rewritten", "unchanged", "failed", "by_rule"] = Field(
         description="standalone: it stood alone, the model was not asked; rewritten: the model "
-        "made it standalone; unchanged: the model kept it; failed: the model's reply was "
-        "unusable and the message was answered as it was"
+        "made it standalone; unchanged: the model kept it; by_rule: the model's reply was "
+        "unusable and the conversation's subject was put into the (Japanese) message; failed: "
+        "the model's reply was unusable and the message was answered as it was"
     )
     ms: float = Field(description="time the rewrite took (0 when the model was not asked)")
     prompt_tokens: int = 0

@@ -24,6 +24,7 @@ from rag.conversation import (
     Turn,
     cleaned,
     parse_rewrite,
+    rule_rewrite,
     stands_alone,
 )
 from shiori.config import Settings
@@ -143,6 +144,7 @@ def test_footnotes_markers_and_withdrawn_drafts_leave_the_history() -> None:
         ('{"question": "  "}', "no question"),
         ('{"question": "' + "x" * 50 + '"}', "over the limit"),
         ('{"question": "Word2Vec です。"}', "repeats an earlier answer"),
+        ('{"question": "When was Word2Vec published?"}', "English rewrite of a Japanese"),
     ],
 )
 def test_an_unusable_rewrite_is_refused(reply: str, why: str) -> None:
@@ -284,13 +286,19 @@ def test_without_history_nothing_changes() -> None:
     assert answer.question == FOLLOW_UP
 
 
-def test_an_unusable_rewrite_falls_back_to_the_message_and_says_so() -> None:
+def test_an_unusable_rewrite_falls_back_to_the_subject_or_the_message_and_says_so() -> None:
     llm = Recorder("not json at all", "NOT_FOUND")
     a, notes = answerer(llm)
     answer = asyncio.run(a.ask(FOLLOW_UP, history=HISTORY))
-    assert notes.asked == [FOLLOW_UP] and answer.abstained
-    assert answer.rewrite is not None and answer.rewrite.status is RewriteStatus.FAILED
+    assert notes.asked == ["Word2Vecは何年に発表されましたか？"] and answer.abstained
+    assert answer.rewrite is not None and answer.rewrite.status is RewriteStatus.BY_RULE
     assert "not JSON" in answer.to_json()["rewrite"]["detail"]
+    # a conversation that names nothing: the message as it was
+    nameless = (Turn("user", "何年？"), Turn("assistant", "長い" * 30))
+    a, notes = answerer(Recorder("not json at all", "NOT_FOUND"))
+    answer = asyncio.run(a.ask(FOLLOW_UP, history=nameless))
+    assert notes.asked == [FOLLOW_UP]
+    assert answer.rewrite is not None and answer.rewrite.status is RewriteStatus.FAILED
 
 
 def test_the_answer_keeps_the_language_of_the_message() -> None:
@@ -335,3 +343,35 @@ def test_only_the_recent_turns_reach_the_rewrite() -> None:
     request = condenser.request([*old, *HISTORY], FOLLOW_UP)
     prompt = request["messages"][-1]["content"]
     assert "古い質問" not in prompt and "Skip-gram" in prompt and "Word2Vec です" in prompt
+
+
+GEMMA = (
+    Turn("user", "初代 Gemma が公開されたのはいつですか？"),
+    Turn("assistant", "2024年2月21日 [1]"),
+)
+LATER = (Turn("user", "そのモデルの文脈長は何トークンですか？"), Turn("assistant", "8,192 です"))
+
+
+@pytest.mark.parametrize(
+    ("history", "message", "standalone"),
+    [
+        (HISTORY, FOLLOW_UP, "Word2Vecは何年に発表されましたか？"),  # the short answer names it
+        (GEMMA, LATER[0].content, "Gemmaの文脈長は何トークンですか？"),
+        (
+            GEMMA + LATER,
+            "トークナイザは何を使っていますか？",
+            "Gemma のトークナイザは何を使っていますか？",
+        ),
+    ],
+)
+def test_an_english_rewrite_of_a_japanese_follow_up_falls_back_to_the_subject(
+    history: tuple[Turn, ...], message: str, standalone: str
+) -> None:
+    assert rule_rewrite(message, history) == standalone
+    llm = Recorder(json.dumps({"question": "What is it?"}), "x")
+    condenser = Condenser(llm.client, "m")
+    rewrite = asyncio.run(condenser.condense(message, history))
+    assert rewrite.status == RewriteStatus.BY_RULE and rewrite.question == standalone
+    assert "English rewrite" in rewrite.detail
+    assert rule_rewrite("When was it published?", history) is None  # English: the model's job
+    assert rule_rewrite(message, (Turn("user", "何年？"), Turn("assistant", "長い" * 30))) is None
