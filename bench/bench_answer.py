@@ -1,7 +1,7 @@
 """Answers sooner: vLLM's serving options against today's flags, on the bundled set's questions.
 
 Each configuration starts its own vLLM CPU server (today's command from
-`service.llm.vllm_cpu.server_command`, plus the option's flags) on a port of its own, then
+`runtime.llm.vllm_cpu.server_command`, plus the option's flags) on a port of its own, then
 answers the same questions, one at a time, through Shiori's answer path in this process
 (`Answerer.stream`, what `/v1/ask` runs: retrieve, gate, pack, generate at temperature 0, the
 second reading after a refusal, verify). Measured per question: the whole answer (the /v1/ask
@@ -37,9 +37,9 @@ from typing import Any
 from blocks import write_block  # bench/ is on sys.path when run as a script
 
 from ingest.pipeline import Ingestor
+from rag.answer import Answer, Answerer
+from runtime.llm import vllm_cpu
 from service.components import Components
-from service.llm import vllm_cpu
-from service.rag.answer import Answer, Answerer
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client
