@@ -314,19 +314,35 @@ def _conversation_subject(history: Sequence[Turn]) -> str | None:
     return None
 
 
+_EN_REFERENCE = re.compile(
+    r"\b(?:its|it|they|them|their|this|that|these|those|the\s+(?:method|model|paper|"
+    r"technique|approach|algorithm|architecture|library|tool|dataset))\b",
+    re.I,
+)
+
+
 def rule_rewrite(message: str, history: Sequence[Turn]) -> str | None:
-    """A Japanese follow-up made standalone without the model: its reference to an earlier
+    """A follow-up made standalone without the model: its first reference to an earlier
     subject replaced by the conversation's subject ("そのモデルの文脈長は？" → "Gemmaの文脈長
-    は？"), or the subject put first when it has none ("トークナイザは？" → "Gemma の
-    トークナイザは？"). None for English, or when the conversation names nothing. Used when
-    the model's rewrite is unusable: the CPU model rewrote Japanese follow-ups in English, and
-    the message as written was then answered about another model."""
-    if language_of(message) != "ja":
-        return None
+    は？", "Who published it?" → "Who published GloVe?"), or, in Japanese, the subject put
+    first when it has none ("トークナイザは？" → "Gemma のトークナイザは？"). None when the
+    conversation names nothing or an English message has no reference. Used when the model's
+    rewrite is unusable: the CPU model rewrote Japanese follow-ups in English (answered then
+    garbled, or about another model), kept "it", or returned the message as it was."""
     subject = _conversation_subject(history)
     if subject is None:
         return None
     text = " ".join(message.split())
+    if language_of(message) != "ja":
+        return (
+            _EN_REFERENCE.sub(
+                lambda m: f"{subject}'s" if m.group(0).lower() in ("its", "their") else subject,
+                text,
+                count=1,
+            )
+            if _EN_REFERENCE.search(text)
+            else None
+        )
     replaced, found = _JA_REFERENCE.subn(subject, text, count=1)
     return replaced if found else f"{subject} の{text}"
 
@@ -356,6 +372,10 @@ def parse_rewrite(reply: str, message: str, history: Sequence[Turn], max_chars: 
     answers = {" ".join(cleaned(t, 10_000).split()) for t in history if t.role == "assistant"}
     if question in answers and question != " ".join(message.split()):
         raise RewriteError("the reply repeats an earlier answer")
+    # the model is asked only about messages that do not stand alone: a reply that still
+    # points back ("What published it?") or is the message as it was solves nothing
+    if not stands_alone(question, history):
+        raise RewriteError("the reply does not stand alone either")
     return question
 
 

@@ -266,7 +266,10 @@ def content_terms(sentence: str, question: str = "", proper: set[str] | None = N
             first = not text[: match.start()].strip()
             name = japanese or is_name(word, first)
             if not name and first and word[0].isupper():
-                name = word in proper or raw != word
+                # "Stanford University researchers…": a designator after it makes it a name
+                after = text[match.end() :].split(maxsplit=1)
+                designated = bool(after) and after[0].lower().strip(".,") in _DESIGNATORS
+                name = word in proper or raw != word or designated
             if word.lower() not in _EN_STOP and word.lower() not in _DESIGNATORS and name:
                 add(word, "name")
         elif group == "katakana":

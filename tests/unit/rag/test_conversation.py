@@ -373,5 +373,14 @@ def test_an_english_rewrite_of_a_japanese_follow_up_falls_back_to_the_subject(
     rewrite = asyncio.run(condenser.condense(message, history))
     assert rewrite.status == RewriteStatus.BY_RULE and rewrite.question == standalone
     assert "English rewrite" in rewrite.detail
-    assert rule_rewrite("When was it published?", history) is None  # English: the model's job
+    # English: a reference is replaced; a message without one is the model's job
+    assert rule_rewrite("When was it published?", history) == (
+        f"When was {'Word2Vec' if history is HISTORY else 'Gemma'} published?"
+    )
+    assert rule_rewrite("Why?", history) is None
+    # the model kept the reference, or returned the message as it was: the rule too
+    for kept in ("What published it?", message):
+        llm = Recorder(json.dumps({"question": kept}, ensure_ascii=False), "x")
+        rewrite = asyncio.run(Condenser(llm.client, "m").condense(message, history))
+        assert rewrite.status == RewriteStatus.BY_RULE and rewrite.question == standalone
     assert rule_rewrite(message, (Turn("user", "何年？"), Turn("assistant", "長い" * 30))) is None

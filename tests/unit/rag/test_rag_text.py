@@ -11,6 +11,7 @@ import pytest
 from rag.markers import parse_answer, strip_invalid_markers
 from rag.prompt import NOT_FOUND, PromptStyle, build_messages, language_of
 from rag.retrieve import Passage
+from rag.terms import content_terms
 from rag.verify import check, check_subject, support
 from shiori.index import Chunk
 
@@ -174,6 +175,9 @@ def test_across_languages_names_and_numbers_carry_and_meaning_decides() -> None:
     english = parse_answer("GloVe was published by Stanford University in 2014 [1].", 1)
     (checked,) = check(english, note, "Who published GloVe?", similarity=names)
     assert set(checked.content) == {"Stanford", "2014"} and checked.content_missing == ()
+    # opening the sentence, a name is known by its designator
+    opening = content_terms("Stanford University researchers published it in 2014.", "Who?")
+    assert {t.text for t in opening} == {"Stanford", "2014"}
 
 
 def test_refusals_are_recognised_loosely_and_answers_are_not() -> None:
