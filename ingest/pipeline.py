@@ -221,6 +221,8 @@ class Ingestor:
 
         if prune:
             self._prune(found.roots, records, report)
+        if report.chunks_written or report.chunks_deleted:
+            self.index.optimize()
         report.seconds = round(time.perf_counter() - began, 3)
         return report
 

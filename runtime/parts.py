@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from openai import AsyncOpenAI
-from qdrant_client import QdrantClient
 
 from ingest.pipeline import Ingestor
 from rag.answer import Answerer
 from rag.retrieve import Retriever
 from shiori.config import Settings
 from shiori.embedding import Embedder
-from shiori.index import NoteIndex, open_client
+from shiori.index import NoteIndex, StoreClient, open_client
 
 
 @dataclass
@@ -27,7 +26,7 @@ class Runtime:
 
     settings: Settings
     embedder: Embedder
-    client: QdrantClient
+    client: StoreClient
     index: NoteIndex
     retriever: Retriever
     llm: AsyncOpenAI
@@ -52,7 +51,7 @@ class Runtime:
     @classmethod
     def assemble(cls, settings: Settings, embedder: Embedder, index: NoteIndex) -> Self:
         """Wire the rest around an open index and a loaded model (tests share theirs)."""
-        index.warm()  # load the in-process search of an embedded store now
+        index.warm()  # open the embedded store's segments now, not at the first query
         embedder.embed_queries(["warm-up"])  # load the model now, not at the first question
         retriever = Retriever(index, embedder)
         llm = Answerer.client_for(settings)

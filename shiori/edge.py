@@ -1,218 +1,477 @@
-"""Prototype: Shiori's chunks in Qdrant Edge, Qdrant's own Rust engine running in this process.
+"""The embedded store: Qdrant Edge (Qdrant's Rust engine, in process) behind qdrant-client's API.
 
-Not wired into the product (issue 15 measures it first: `bench/bench_store.py`). Today the
-embedded store is qdrant-client's local mode plus the in-process mirror of
-`shiori.memory_search`; this adapter stores the same points (named dense vector ``dense``,
-cosine; sparse vector ``sparse`` with Qdrant's IDF modifier; the same payload, ``live`` flag
-included) in an `EdgeShard` (WAL, segments, payload indexes, optional HNSW) and answers the
-same fused query as a Qdrant server: dense and sparse prefetches fused by DBSF (the product's
-fusion; tests/unit/test_edge.py checks ranks and scores against today's search) or RRF (not
-checked: Qdrant Edge's RRF ranks ties and its k differently from today's mirror).
+`shiori.index` speaks qdrant-client (collections, points, filters, prefetch + fusion queries).
+On a server that is a `QdrantClient`; for a store in a directory it is an `EdgeClient`, which
+answers the same calls, with the same models (`qdrant_client.models`), from one `EdgeShard` per
+collection. So the same query reaches the same engine code whether Shiori runs on a laptop or
+against a cluster: dense + sparse (IDF modifier) prefetches fused by DBSF or RRF, filters with
+payload indexes, a write-ahead log (a process killed mid-write loses at most the last update,
+never the shard). Only the subset of calls Shiori makes is implemented; anything else raises
+`AttributeError`, as a typo would.
 
-Needs the optional package ``qdrant-edge-py`` (`pip install qdrant-edge-py`, module
-``qdrant_edge``); `EdgeUnavailableError` says so when it is missing.
+Layout of a store directory ``root``::
+
+    root/edge/.lock               held (flock) while a process has the store open
+    root/edge/<collection>.json   the collection's vector parameters (what `get_collection` says)
+    root/edge/<collection>/       the EdgeShard (segments, WAL, payload indexes)
+
+Why the booleans: qdrant-edge-py 0.9.0 turns ``MatchValue(True)`` into ``MatchValue(1)``, which
+matches no boolean payload value (found while building the prototype). Every boolean payload
+value is therefore also stored as a keyword, ``"true"`` / ``"false"``, under a shadow key, filters
+on a boolean are translated to that key, and readers never see it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from shiori.chunk import Chunk
-from shiori.index import DENSE, SPARSE, Vectors, point_id
-from shiori.memory_search import ChunkFilter, Hit
-from shiori.sparse import SparseVector
+from qdrant_client import models as qm
+from qdrant_client.http.models import QueryResponse  # (qm.QueryResponse is fastembed's)
 
-KEYWORD_FIELDS = ("source", "path", "title", "aliases", "tags", "generation", "state")
-# qdrant-edge-py 0.9.0 turns MatchValue(True) into MatchValue(1), which matches no boolean
-# payload value (found while building this prototype): visibility is also kept as a keyword,
-# `state` = "live" | "staged", and filtered on that; `live` stays for the payload's readers.
-LIVE_STATE, STAGED_STATE = "live", "staged"
+SHADOW = "_bool_"  # prefix of the keyword shadow of a boolean payload value (see module doc)
+EDGE_DIR = "edge"
+
+
+class EdgeLockedError(RuntimeError):
+    """Another process has this store open (only one may)."""
 
 
 class EdgeUnavailableError(RuntimeError):
-    """The ``qdrant-edge-py`` package is not installed."""
+    """The ``qdrant-edge-py`` package is missing."""
 
 
 def _edge() -> Any:
     try:
         import qdrant_edge
-    except ImportError as exc:  # optional: only this prototype needs it
+    except ImportError as exc:
         raise EdgeUnavailableError(
             "Qdrant Edge is not installed: pip install 'qdrant-edge-py>=0.9,<0.10'"
         ) from exc
     return qdrant_edge
 
 
-class EdgeIndex:
-    """Shiori's collection in one Qdrant Edge shard at ``path`` (created on first use).
+# --- the collection's shape, as `get_collection` reports it -----------------------------------
+@dataclass
+class EdgeCollectionParams:
+    vectors: dict[str, qm.VectorParams] = field(default_factory=dict)
+    sparse_vectors: dict[str, qm.SparseVectorParams] = field(default_factory=dict)
 
-    ``dimension``: the dense vectors' size; opening a shard of another size raises ValueError.
-    ``search_threads``: the shard's search pool (None: one per CPU).
-    """
 
-    def __init__(self, path: Path, dimension: int, search_threads: int | None = None) -> None:
-        qe = _edge()
-        self._qe = qe
-        self.dimension = dimension
-        config = qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
-            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            max_search_threads=search_threads,
-        )
-        if path.is_dir() and any(path.iterdir()):
-            try:
-                self.shard = qe.EdgeShard.load(str(path), config)
-            except Exception as exc:  # the engine reports an incompatible layout as a string
-                raise ValueError(f"cannot open the Qdrant Edge shard at {path}: {exc}") from exc
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-            self.shard = qe.EdgeShard.create(str(path), config)
-            for name in KEYWORD_FIELDS:
-                self.shard.update(
-                    qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword)
-                )
+@dataclass
+class EdgeCollectionConfig:
+    params: EdgeCollectionParams
 
-    def close(self) -> None:
-        self.shard.close()
+
+@dataclass
+class EdgeCollectionInfo:
+    """The part of `qdrant_client.models.CollectionInfo` Shiori reads."""
+
+    config: EdgeCollectionConfig
+    points_count: int
+
+
+def _shadow_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(payload)
+    for key, value in payload.items():
+        if isinstance(value, bool):
+            out[SHADOW + key] = "true" if value else "false"
+    return out
+
+
+def _visible_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (payload or {}).items() if not k.startswith(SHADOW)}
+
+
+def _point_id(value: Any) -> str | int:
+    return value if isinstance(value, int) else str(value)
+
+
+class EdgeClient:
+    """qdrant-client's interface, as far as Shiori uses it, over Qdrant Edge shards in ``root``.
+
+    Raises `EdgeLockedError` when another process holds the store, `EdgeUnavailableError` when
+    qdrant-edge-py is not installed. ``search_threads``: each shard's search pool (None: the
+    engine's default, one per CPU). Not thread-safe: `NoteIndex` serialises calls."""
+
+    def __init__(self, root: Path, search_threads: int | None = None) -> None:
+        self._qe = _edge()
+        self.root = Path(root)
+        self.dir = self.root / EDGE_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._search_threads = search_threads
+        self._lock: IO[str] | None = open(self.dir / ".lock", "a+")  # noqa: SIM115 (held open)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock.close()
+            self._lock = None
+            raise EdgeLockedError(f"the store at {self.root} is open in another process") from exc
+        self._shards: dict[str, Any] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def close(self, **_: Any) -> None:
+        for shard in self._shards.values():
+            shard.close()
+        self._shards.clear()
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     def flush(self) -> None:
-        self.shard.flush()
-
-    def count(self) -> int:
-        return int(self.shard.info().points_count)
+        for shard in self._shards.values():
+            shard.flush()
 
     def optimize(self) -> bool:
-        """Merge segments and build the HNSW index where Qdrant's thresholds say so."""
-        return bool(self.shard.optimize())
+        """Merge segments and drop deleted points (Qdrant's optimizers, run now, blocking).
+        True when something was optimized."""
+        changed = False
+        for name in self._names():
+            changed = bool(self._shard(name).optimize()) or changed
+        return changed
 
-    def write_chunks(
-        self,
-        chunks: Sequence[Chunk],
-        vectors: Sequence[Vectors],
-        live: bool = False,
-        batch_size: int = 1024,
-    ) -> int:
-        """Upsert chunks (invisible unless ``live``), ids as `shiori.index.point_id`."""
+    # --- collections -----------------------------------------------------------------------
+    def _meta_path(self, name: str) -> Path:
+        if not name or "/" in name or name.startswith(".") or "\x00" in name:
+            raise ValueError(f"'{name}' is not a usable collection name")
+        return self.dir / f"{name}.json"
+
+    def _names(self) -> list[str]:
+        return sorted(p.stem for p in self.dir.glob("*.json") if (self.dir / p.stem).is_dir())
+
+    def collection_exists(self, collection_name: str) -> bool:
+        return self._meta_path(collection_name).is_file() and (self.dir / collection_name).is_dir()
+
+    def get_collections(self) -> qm.CollectionsResponse:
+        return qm.CollectionsResponse(
+            collections=[qm.CollectionDescription(name=n) for n in self._names()]
+        )
+
+    def _read_meta(self, name: str) -> EdgeCollectionParams:
+        meta = json.loads(self._meta_path(name).read_text(encoding="utf-8"))
+        return EdgeCollectionParams(
+            vectors={k: qm.VectorParams(**v) for k, v in meta["vectors"].items()},
+            sparse_vectors={k: qm.SparseVectorParams(**v) for k, v in meta["sparse"].items()},
+        )
+
+    def _config(self, params: EdgeCollectionParams) -> Any:
         qe = self._qe
-        points = [
+        distances = {
+            qm.Distance.COSINE: qe.Distance.Cosine,
+            qm.Distance.DOT: qe.Distance.Dot,
+            qm.Distance.EUCLID: qe.Distance.Euclid,
+            qm.Distance.MANHATTAN: qe.Distance.Manhattan,
+        }
+        sparse = {
+            name: qe.EdgeSparseVectorParams(
+                modifier=qe.Modifier.Idf if p.modifier == qm.Modifier.IDF else None
+            )
+            for name, p in params.sparse_vectors.items()
+        }
+        return qe.EdgeConfig(
+            vectors={
+                name: qe.EdgeVectorParams(size=p.size, distance=distances[p.distance])
+                for name, p in params.vectors.items()
+            },
+            sparse_vectors=sparse,
+            max_search_threads=self._search_threads,
+        )
+
+    def create_collection(
+        self,
+        collection_name: str,
+        vectors_config: qm.VectorParams | Mapping[str, qm.VectorParams] | None = None,
+        sparse_vectors_config: Mapping[str, qm.SparseVectorParams] | None = None,
+        **_layout: Any,  # shards, replicas…: one process has one shard
+    ) -> bool:
+        """Create an empty collection; ValueError if it exists. A collection without any vector
+        (Shiori's file records) gets one unused sparse vector: a shard needs one."""
+        if self.collection_exists(collection_name):
+            raise ValueError(f"collection '{collection_name}' already exists")
+        if isinstance(vectors_config, qm.VectorParams):
+            vectors_config = {"": vectors_config}
+        params = EdgeCollectionParams(
+            vectors=dict(vectors_config or {}),
+            sparse_vectors=dict(sparse_vectors_config or {}),
+        )
+        if not params.vectors and not params.sparse_vectors:
+            params.sparse_vectors["unused"] = qm.SparseVectorParams()
+        shard_dir = self.dir / collection_name
+        if shard_dir.exists():  # left by a creation that died before its metadata was written
+            shutil.rmtree(shard_dir)
+        self._shards[collection_name] = self._qe.EdgeShard.create(
+            str(shard_dir), self._config(params)
+        )
+        meta = {
+            "vectors": {k: v.model_dump(mode="json", exclude_none=True)
+                        for k, v in params.vectors.items()},
+            "sparse": {k: v.model_dump(mode="json", exclude_none=True)
+                       for k, v in params.sparse_vectors.items()},
+        }  # fmt: skip
+        tmp = self._meta_path(collection_name).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(meta), encoding="utf-8")
+        os.replace(tmp, self._meta_path(collection_name))  # the collection exists from here on
+        return True
+
+    def delete_collection(self, collection_name: str, **_: Any) -> bool:
+        if not self.collection_exists(collection_name):
+            return False
+        shard = self._shards.pop(collection_name, None)
+        if shard is not None:
+            shard.close()
+        self._meta_path(collection_name).unlink()
+        shutil.rmtree(self.dir / collection_name)
+        return True
+
+    def get_collection(self, collection_name: str) -> EdgeCollectionInfo:
+        params = self._read_meta(collection_name)
+        points = int(self._shard(collection_name).info().points_count)
+        return EdgeCollectionInfo(EdgeCollectionConfig(params), points)
+
+    def create_payload_index(
+        self, collection_name: str, field_name: str, field_schema: Any = None, **_: Any
+    ) -> None:
+        qe = self._qe
+        if field_schema in (qm.PayloadSchemaType.BOOL, "bool"):
+            field_name = SHADOW + field_name  # booleans are filtered through their shadow
+        elif field_schema not in (qm.PayloadSchemaType.KEYWORD, "keyword"):
+            raise ValueError(f"unsupported payload index {field_schema!r} on {field_name}")
+        self._shard(collection_name).update(
+            qe.UpdateOperation.create_field_index(field_name, qe.PayloadSchemaType.Keyword)
+        )
+
+    def _shard(self, name: str) -> Any:
+        shard = self._shards.get(name)
+        if shard is None:
+            if not self.collection_exists(name):
+                raise ValueError(f"collection '{name}' does not exist")
+            shard = self._qe.EdgeShard.load(str(self.dir / name), None)
+            self._shards[name] = shard
+        return shard
+
+    # --- conversions -----------------------------------------------------------------------
+    def _filter(self, flt: qm.Filter | None) -> Any:
+        if flt is None:
+            return None
+        qe = self._qe
+
+        def conditions(items: Any) -> list[Any] | None:
+            if items is None:
+                return None
+            items = items if isinstance(items, list) else [items]
+            return [self._condition(c) for c in items]
+
+        return qe.Filter(
+            must=conditions(flt.must),
+            should=conditions(flt.should),
+            must_not=conditions(flt.must_not),
+        )
+
+    def _condition(self, condition: Any) -> Any:
+        qe = self._qe
+        if isinstance(condition, qm.Filter):
+            return self._filter(condition)
+        if isinstance(condition, qm.HasIdCondition):
+            return qe.HasIdCondition({_point_id(i) for i in condition.has_id})
+        if isinstance(condition, qm.FieldCondition):
+            match = condition.match
+            if isinstance(match, qm.MatchValue):
+                if isinstance(match.value, bool):
+                    shadow = "true" if match.value else "false"
+                    return qe.FieldCondition(SHADOW + condition.key, match=qe.MatchValue(shadow))
+                return qe.FieldCondition(condition.key, match=qe.MatchValue(match.value))
+            if isinstance(match, qm.MatchAny):
+                return qe.FieldCondition(condition.key, match=qe.MatchAny(list(match.any)))
+            if isinstance(match, qm.MatchExcept):
+                return qe.FieldCondition(condition.key, match=qe.MatchExcept(list(match.except_)))
+            if isinstance(match, qm.MatchPrefix):
+                return qe.FieldCondition(condition.key, match=qe.MatchPrefix(match.prefix))
+        raise NotImplementedError(f"condition not supported by the embedded store: {condition!r}")
+
+    def _vector_in(self, vector: Any) -> Any:
+        qe = self._qe
+        if isinstance(vector, qm.SparseVector):
+            return qe.SparseVector(list(vector.indices), list(vector.values))
+        return [float(x) for x in vector]
+
+    def _vectors_in(self, vector: Any) -> dict[str, Any]:
+        if isinstance(vector, Mapping):
+            return {name: self._vector_in(v) for name, v in vector.items()}
+        if vector is None:
+            return {}
+        return {"": self._vector_in(vector)}
+
+    def _vectors_out(self, vector: Any) -> Any:
+        if not isinstance(vector, Mapping):
+            return vector
+        out: dict[str, Any] = {}
+        for name, value in vector.items():
+            if hasattr(value, "indices"):
+                out[name] = qm.SparseVector(indices=list(value.indices), values=list(value.values))
+            else:
+                out[name] = [float(x) for x in value]
+        return out
+
+    @staticmethod
+    def _with_payload(with_payload: Any) -> Any:
+        if isinstance(with_payload, bool):
+            return with_payload
+        if isinstance(with_payload, Sequence) and not isinstance(with_payload, str):
+            return list(with_payload)
+        raise NotImplementedError(f"with_payload={with_payload!r}")
+
+    # --- points ----------------------------------------------------------------------------
+    def upsert(
+        self, collection_name: str, points: Iterable[qm.PointStruct], **_: Any
+    ) -> qm.UpdateResult:
+        qe = self._qe
+        batch = [
             qe.Point(
-                point_id(c.path, c.generation, c.chunk_index),
-                {
-                    DENSE: list(v.dense),
-                    SPARSE: qe.SparseVector(list(v.sparse.indices), list(v.sparse.values)),
-                },
-                {**c.payload(live=live), "state": LIVE_STATE if live else STAGED_STATE},
+                _point_id(p.id),
+                self._vectors_in(p.vector),
+                _shadow_payload(p.payload or {}),
             )
-            for c, v in zip(chunks, vectors, strict=True)
+            for p in points
         ]
-        for start in range(0, len(points), batch_size):
-            self.shard.update(qe.UpdateOperation.upsert_points(points[start : start + batch_size]))
-        return len(points)
+        if batch:
+            self._shard(collection_name).update(qe.UpdateOperation.upsert_points(batch))
+        return qm.UpdateResult(operation_id=None, status=qm.UpdateStatus.COMPLETED)
 
-    def publish(self, path: str, generation: str) -> None:
-        """Switch one file's generation live and delete its other generations."""
+    def upload_points(self, collection_name: str, points: Iterable[Any], **_: Any) -> None:
+        self.upsert(collection_name, [qm.PointStruct(**dict(p)) for p in points])
+
+    def set_payload(
+        self, collection_name: str, payload: Mapping[str, Any], points: Any, **_: Any
+    ) -> qm.UpdateResult:
         qe = self._qe
-        of_path = qe.FieldCondition("path", match=qe.MatchValue(path))
-        this = qe.FieldCondition("generation", match=qe.MatchValue(generation))
-        self.shard.update(
-            qe.UpdateOperation.set_payload_by_filter(
-                qe.Filter(must=[of_path, this]), {"live": True, "state": LIVE_STATE}
-            )
-        )
-        self.shard.update(
-            qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[of_path], must_not=[this]))
-        )
-
-    def _filter(self, flt: ChunkFilter | None) -> Any:
-        qe = self._qe
-        must: list[Any] = [qe.FieldCondition("state", match=qe.MatchValue(LIVE_STATE))]
-        if flt and flt.sources:
-            must.append(qe.FieldCondition("source", match=qe.MatchAny(list(flt.sources))))
-        if flt and flt.title:
-            must.append(
-                qe.Filter(
-                    should=[
-                        qe.FieldCondition("title", match=qe.MatchValue(flt.title)),
-                        qe.FieldCondition("aliases", match=qe.MatchValue(flt.title)),
-                    ]
-                )
-            )
-        if flt and flt.path_prefix:
-            prefix = qe.MatchPrefix(flt.path_prefix)
-            must.append(
-                qe.Filter(
-                    should=[
-                        qe.FieldCondition("source", match=prefix),
-                        qe.FieldCondition("path", match=prefix),
-                    ]
-                )
-            )
-        for tag in flt.tags if flt else ():
-            must.append(qe.FieldCondition("tags", match=qe.MatchValue(tag)))
-        return qe.Filter(must=must)
-
-    def hybrid_query(
-        self,
-        dense: Sequence[float],
-        sparse: SparseVector,
-        limit: int,
-        *,
-        prefetch: int = 40,
-        fusion: str = "dbsf",
-        flt: ChunkFilter | None = None,
-        distinct: bool = True,
-        exact: bool = True,
-    ) -> list[Hit]:
-        """`NoteIndex.hybrid_query`'s contract: (chunk, fused score, dense vector) per hit.
-
-        ``exact``: brute force (as today's embedded store); False lets an HNSW index built by
-        `optimize` answer the dense side. Every filter, the path prefix included (Qdrant's
-        MatchPrefix on ``source`` or ``path``), applies before each side's prefetch, as in
-        today's embedded search; hits are checked against ``flt`` once more (names in NFC)."""
-        qe = self._qe
-        condition = self._filter(flt)
-        params = qe.SearchParams(exact=exact)
-        want = limit * 3 if distinct else limit  # room for copies that will be skipped
-        dense_q = qe.Query.Nearest(list(dense), using=DENSE)
-        sparse_q = qe.Query.Nearest(
-            qe.SparseVector(list(sparse.indices), list(sparse.values)), using=SPARSE
-        )
-        if fusion in ("dense", "sparse"):
-            request = qe.QueryRequest(
-                limit=want,
-                query=dense_q if fusion == "dense" else sparse_q,
-                filter=condition,
-                params=params,
-                with_payload=True,
-                with_vector=[DENSE],
-            )
-        elif fusion in ("dbsf", "rrf"):
-            # each side's list is ``prefetch`` long, as in today's embedded search: DBSF
-            # normalises over those lists, so a longer list would change the fused scores
-            side = prefetch
-            request = qe.QueryRequest(
-                limit=want,
-                prefetches=[
-                    qe.Prefetch(side, query=dense_q, filter=condition, params=params),
-                    qe.Prefetch(side, query=sparse_q, filter=condition, params=params),
-                ],
-                query=qe.Fusion.Dbsf() if fusion == "dbsf" else qe.Fusion.Rrf(k=2),
-                with_payload=True,
-                with_vector=[DENSE],
-            )
+        values = _shadow_payload(payload)
+        if isinstance(points, qm.FilterSelector):
+            points = points.filter
+        if isinstance(points, qm.Filter):
+            op = qe.UpdateOperation.set_payload_by_filter(self._filter(points), values)
         else:
-            raise ValueError(f"unknown fusion '{fusion}'")
-        kept: list[Hit] = []
-        seen: set[str] = set()
-        for point in self.shard.query(request):
-            chunk = Chunk.from_payload(point.payload or {})
-            if (flt is not None and not flt.accepts(chunk)) or (distinct and chunk.text in seen):
-                continue
-            seen.add(chunk.text)
-            vector = point.vector.get(DENSE) if isinstance(point.vector, dict) else None
-            kept.append((chunk, float(point.score), [float(x) for x in vector or []]))
-            if len(kept) == limit:
-                break
-        return kept
+            op = qe.UpdateOperation.set_payload([_point_id(i) for i in points], values)
+        self._shard(collection_name).update(op)
+        return qm.UpdateResult(operation_id=None, status=qm.UpdateStatus.COMPLETED)
+
+    def delete(self, collection_name: str, points_selector: Any, **_: Any) -> qm.UpdateResult:
+        qe = self._qe
+        selector = points_selector
+        if isinstance(selector, qm.FilterSelector):
+            selector = selector.filter
+        if isinstance(selector, qm.PointIdsList):
+            selector = selector.points
+        if isinstance(selector, qm.Filter):
+            op = qe.UpdateOperation.delete_points_by_filter(self._filter(selector))
+        else:
+            op = qe.UpdateOperation.delete_points([_point_id(i) for i in selector])
+        self._shard(collection_name).update(op)
+        return qm.UpdateResult(operation_id=None, status=qm.UpdateStatus.COMPLETED)
+
+    def count(
+        self, collection_name: str, count_filter: qm.Filter | None = None, **_: Any
+    ) -> qm.CountResult:
+        request = self._qe.CountRequest(exact=True, filter=self._filter(count_filter))
+        return qm.CountResult(count=int(self._shard(collection_name).count(request)))
+
+    def scroll(
+        self,
+        collection_name: str,
+        scroll_filter: qm.Filter | None = None,
+        limit: int = 10,
+        offset: Any = None,
+        with_payload: Any = True,
+        with_vectors: Any = False,
+        **_: Any,
+    ) -> tuple[list[qm.Record], Any]:
+        request = self._qe.ScrollRequest(
+            offset=uuid.UUID(offset) if isinstance(offset, str) else offset,
+            limit=limit,
+            filter=self._filter(scroll_filter),
+            with_payload=self._with_payload(with_payload),
+            with_vector=list(with_vectors) if isinstance(with_vectors, list) else with_vectors,
+        )
+        records, next_offset = self._shard(collection_name).scroll(request)
+        return [
+            qm.Record.model_construct(
+                id=_point_id(r.id),
+                payload=_visible_payload(r.payload) if with_payload else None,
+                vector=self._vectors_out(r.vector) if with_vectors else None,
+                shard_key=None,
+                order_value=None,
+            )
+            for r in records
+        ], (None if next_offset is None else _point_id(next_offset))
+
+    def _query(self, query: Any, using: str | None) -> Any:
+        qe = self._qe
+        if isinstance(query, qm.FusionQuery):
+            if query.fusion == qm.Fusion.DBSF:
+                return qe.Fusion.Dbsf()
+            return qe.Fusion.Rrf(k=2)  # Qdrant's default k for the RRF query
+        if isinstance(query, qm.NearestQuery):
+            query = query.nearest
+        return qe.Query.Nearest(self._vector_in(query), using=using or "")
+
+    def query_points(
+        self,
+        collection_name: str,
+        query: Any = None,
+        using: str | None = None,
+        prefetch: Sequence[qm.Prefetch] | qm.Prefetch | None = None,
+        query_filter: qm.Filter | None = None,
+        search_params: qm.SearchParams | None = None,
+        limit: int = 10,
+        with_payload: Any = True,
+        with_vectors: Any = False,
+        **_: Any,
+    ) -> QueryResponse:
+        """One query: nearest to a dense or sparse vector (``using`` names it), or a fusion
+        (`FusionQuery`) of ``prefetch`` lists. As on a server: segments that `optimize` indexed
+        (HNSW, above Qdrant's indexing threshold) are searched approximately unless
+        ``search_params.exact``; the others, and filters the payload indexes find selective, by
+        brute force."""
+        qe = self._qe
+        params = qe.SearchParams(exact=bool(search_params and search_params.exact))
+        prefetches = [prefetch] if isinstance(prefetch, qm.Prefetch) else list(prefetch or [])
+        request = qe.QueryRequest(
+            limit=limit,
+            query=self._query(query, using) if query is not None else None,
+            prefetches=[
+                qe.Prefetch(
+                    p.limit if p.limit is not None else 10,
+                    query=self._query(p.query, p.using),
+                    filter=self._filter(p.filter),
+                    params=params,
+                )
+                for p in prefetches
+            ]
+            or None,
+            filter=self._filter(query_filter),
+            params=params,
+            with_payload=self._with_payload(with_payload),
+            with_vector=list(with_vectors) if isinstance(with_vectors, list) else with_vectors,
+        )
+        points = self._shard(collection_name).query(request)
+        return QueryResponse(
+            points=[
+                qm.ScoredPoint.model_construct(
+                    id=_point_id(p.id),
+                    version=0,
+                    score=float(p.score),
+                    payload=_visible_payload(p.payload) if with_payload else None,
+                    vector=self._vectors_out(p.vector) if with_vectors else None,
+                    shard_key=None,
+                    order_value=None,
+                )
+                for p in points
+            ]
+        )

@@ -4,6 +4,11 @@ Everything that knows Qdrant's shape lives here: vector names, payload keys, how
 created (embedded or server, cluster parameters), and how a document version is published. Nothing
 else in Shiori branches on "embedded or server".
 
+Where the points live: a Qdrant server (`QdrantClient` over HTTP, for servers and clusters), a
+store in a directory (`shiori.edge.EdgeClient`: Qdrant Edge, the same engine in process), or
+':memory:' (qdrant-client's local mode, for tests). All three answer the same calls, so the same
+query runs everywhere; nothing mirrors the points in Python.
+
 Publishing protocol (crash safety): a document's chunks are written with ``live=false`` and a
 ``generation`` (a digest of the file's bytes and of the chunking/embedding settings); queries only
 see ``live=true``. When every chunk of a generation is stored, it is switched live and the other
@@ -15,13 +20,12 @@ from path, generation and chunk number, so re-writing is idempotent) or deletes.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import wraps
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from qdrant_client import QdrantClient
@@ -29,10 +33,20 @@ from qdrant_client import models as qm
 
 from shiori.chunk import Chunk
 from shiori.config import Settings
-from shiori.memory_search import ChunkFilter, Hit, MemorySearch, Row
+from shiori.edge import EdgeClient, EdgeLockedError
+from shiori.query import ChunkFilter, Hit
 from shiori.sparse import SparseVector
+from shiori.transfer import is_legacy_store, upgrade_legacy_store
 
-__all__ = ["Chunk", "ChunkFilter", "FileRecord", "NoteIndex", "Vectors", "open_client"]
+__all__ = [
+    "Chunk",
+    "ChunkFilter",
+    "FileRecord",
+    "NoteIndex",
+    "StoreClient",
+    "Vectors",
+    "open_client",
+]
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -44,21 +58,8 @@ _log = logging.getLogger(__name__)
 LIVE = qm.FieldCondition(key="live", match=qm.MatchValue(value=True))
 
 
-class _DeferredCommit:
-    """Stands in for an embedded collection's SQLite connection inside `transaction()`: the
-    client's per-point `with connection:` blocks stop committing; the transaction commits once."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._connection = connection
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self._connection
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._connection, name)
+StoreClient = QdrantClient | EdgeClient
+"""What `NoteIndex` talks to: a server's client, or the embedded store behind the same calls."""
 
 
 class StoreLockedError(RuntimeError):
@@ -119,8 +120,13 @@ def _path_is(path: str) -> qm.FieldCondition:
     return qm.FieldCondition(key="path", match=qm.MatchValue(value=path))
 
 
-def open_client(settings: Settings) -> QdrantClient:
-    """A client for ':memory:', an embedded directory, or a server URL; errors say what to do."""
+def open_client(settings: Settings) -> StoreClient:
+    """The client for ':memory:', a store directory (Qdrant Edge), or a server URL.
+
+    A directory written by an earlier Shiori (qdrant-client's local mode) is upgraded to
+    Qdrant Edge first, once, keeping the old files (`shiori.transfer`). Raises
+    `StoreLockedError` when another process has the store open, `StoreUnavailableError` when a
+    server cannot be reached; the messages say what to do."""
     location = settings.qdrant
     try:
         if location == ":memory:":
@@ -130,11 +136,14 @@ def open_client(settings: Settings) -> QdrantClient:
             client = QdrantClient(url=location, api_key=key, timeout=30)
             client.get_collections()  # fail now, not at the first query
             return client
-        return QdrantClient(path=location)
-    except RuntimeError as exc:
-        if "already accessed by another instance" in str(exc):
+        root = Path(location).expanduser()
+        if is_legacy_store(root):
+            upgrade_legacy_store(root)
+        return EdgeClient(root)
+    except (EdgeLockedError, RuntimeError) as exc:
+        if isinstance(exc, EdgeLockedError) or "already accessed by another instance" in str(exc):
             raise StoreLockedError(
-                f"the embedded Qdrant store at {location} is in use by another process "
+                f"the embedded store at {location} is in use by another process "
                 "(another `shiori ingest`, or a running Shiori server). Only one process may "
                 "open an embedded store at a time. Wait for it or stop it and run again, or "
                 "set SHIORI_QDRANT to a Qdrant server URL, which any number of processes share."
@@ -149,8 +158,9 @@ def open_client(settings: Settings) -> QdrantClient:
 KEYWORD_FIELDS = ("path", "source", "generation", "content_hash", "kind", "tags")
 
 
-def create_payload_indexes(client: QdrantClient, collection: str) -> None:
-    """The payload indexes the chunk collection needs on a server (the filters' fields).
+def create_payload_indexes(client: StoreClient, collection: str) -> None:
+    """The payload indexes the chunk collection needs (the filters' fields), on a server or in
+    the embedded store.
     Idempotent: Qdrant accepts creating an index that exists."""
     for key in KEYWORD_FIELDS:
         client.create_payload_index(collection, key, qm.PayloadSchemaType.KEYWORD)
@@ -160,17 +170,15 @@ def create_payload_indexes(client: QdrantClient, collection: str) -> None:
 class NoteIndex:
     """Read and write Shiori's collection. One instance per process, sharing one client."""
 
-    def __init__(self, client: QdrantClient, settings: Settings, dimension: int) -> None:
+    def __init__(self, client: StoreClient, settings: Settings, dimension: int) -> None:
         self.client = client
         self.settings = settings
         self.dimension = dimension
         self.collection = settings.collection
         self.files_collection = settings.collection + FILES_SUFFIX
-        # One embedded client is not safe to use from several threads at once (the service
+        # An embedded client is not safe to use from several threads at once (the service
         # runs searches and an ingest in worker threads): every client call holds this lock.
         self.lock = threading.RLock()
-        # Embedded stores are searched in process (see shiori.memory_search); loaded lazily.
-        self._memory: MemorySearch | None = None
 
     # --- schema ----------------------------------------------------------------------------
     @_locked
@@ -188,7 +196,8 @@ class NoteIndex:
                 },
                 sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
             )
-            if self.settings.is_remote:  # embedded mode scans everything; indexes do nothing
+            if not isinstance(self.client, QdrantClient) or self.settings.is_remote:
+                # (qdrant-client's local mode, ':memory:', scans everything: no indexes)
                 create_payload_indexes(self.client, self.collection)
         if not created:
             info = self.client.get_collection(self.collection)
@@ -209,7 +218,6 @@ class NoteIndex:
                 vectors_config={},
                 sparse_vectors_config={"unused": qm.SparseVectorParams()},
             )
-        self._tune_embedded()
 
     def _create(self, name: str, **config: Any) -> bool:
         """Create a collection; on a server with the cluster layout from the settings (shards,
@@ -224,7 +232,7 @@ class NoteIndex:
             raise
         return True
 
-    def _warn_on_other_layout(self, params: qm.CollectionParams) -> None:
+    def _warn_on_other_layout(self, params: Any) -> None:
         """A collection keeps the layout it was created with (shards cannot be added later
         without resharding): say so when the settings ask for another one."""
         differs = {
@@ -240,44 +248,6 @@ class NoteIndex:
                 ", ".join(f"{k}={have}" for k, (have, _) in differs.items()),
                 ", ".join(f"{k}={want}" for k, (_, want) in differs.items()),
             )
-
-    def _embedded_storages(self) -> list[Any]:
-        """The SQLite-backed storage objects of our collections in an embedded client (private
-        qdrant-client internals, pinned by version); empty on a server or in ':memory:'."""
-        local = getattr(self.client, "_client", None)
-        collections = getattr(local, "collections", None) or {}
-        storages = [getattr(collections.get(n), "storage", None) for n in
-                    (self.collection, self.files_collection)]  # fmt: skip
-        return [s for s in storages if isinstance(getattr(s, "storage", None), sqlite3.Connection)]
-
-    def _tune_embedded(self) -> None:
-        """A write-ahead log with `synchronous=NORMAL` stops each SQLite commit from waiting for
-        the disk (still safe when the process is killed). A no-op on a server."""
-        for storage in self._embedded_storages():
-            storage.storage.execute("PRAGMA journal_mode=WAL")
-            storage.storage.execute("PRAGMA synchronous=NORMAL")
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group writes into one SQLite transaction in embedded mode: one commit instead of one
-        per point (the embedded client commits each point alone), and all-or-nothing if the
-        process dies in between. On a server each call is already one operation: a no-op."""
-        swapped: list[tuple[Any, sqlite3.Connection]] = []
-        for storage in self._embedded_storages():
-            swapped.append((storage, storage.storage))
-            storage.storage = _DeferredCommit(storage.storage)
-        try:
-            yield
-        except BaseException:
-            for _, connection in swapped:
-                connection.rollback()
-            raise
-        else:
-            for _, connection in swapped:
-                connection.commit()
-        finally:
-            for storage, connection in swapped:
-                storage.storage = connection
 
     # --- file records ----------------------------------------------------------------------
     @_locked
@@ -340,18 +310,18 @@ class NoteIndex:
             )
             for c, v in zip(chunks, vectors, strict=True)
         ]
-        with self.transaction():
-            for start in range(0, len(points), batch_size):
-                self.client.upsert(self.collection, points[start : start + batch_size], wait=True)
+        for start in range(0, len(points), batch_size):
+            self.client.upsert(self.collection, points[start : start + batch_size], wait=True)
         return len(points)
 
     @_locked
     def publish(self, records: Sequence[FileRecord]) -> int:
         """Make these files' new generations live, drop their other generations, record them.
 
-        One transaction in embedded mode (all or nothing); three operations on a server, during
-        which a query may briefly see a file's old and new chunks, but never half of either.
-        Returns how many points of older generations were deleted."""
+        Three operations (each atomic, and logged before it applies in the embedded store),
+        during which a query may briefly see a file's old and new chunks, but never half of
+        either; a process killed between them leaves what the next ingest or `shiori store
+        check --repair` completes. Returns how many points of older generations were deleted."""
         if not records:
             return 0
         paths = qm.FieldCondition(key="path", match=qm.MatchAny(any=[r.path for r in records]))
@@ -359,28 +329,20 @@ class NoteIndex:
             key="generation", match=qm.MatchAny(any=[r.generation for r in records])
         )
         stale = qm.Filter(must=[paths], must_not=[generations])
-        with self.transaction():
-            self.client.set_payload(
-                self.collection,
-                {"live": True},
-                points=qm.Filter(must=[paths, generations]),
-                wait=True,
-            )
-            deleted = self.client.count(self.collection, count_filter=stale, exact=True).count
-            if deleted:
-                self.client.delete(self.collection, points_selector=stale, wait=True)
-            self.client.upsert(
-                self.files_collection,
-                [
-                    qm.PointStruct(id=_file_id(r.path), vector={}, payload=asdict(r))
-                    for r in records
-                ],
-                wait=True,
-            )
-        if self._memory is not None:
-            self._memory.replace(
-                [r.path for r in records], self._live_rows([r.path for r in records])
-            )
+        self.client.set_payload(
+            self.collection,
+            {"live": True},
+            points=qm.Filter(must=[paths, generations]),
+            wait=True,
+        )
+        deleted = self.client.count(self.collection, count_filter=stale, exact=True).count
+        if deleted:
+            self.client.delete(self.collection, points_selector=stale, wait=True)
+        self.client.upsert(
+            self.files_collection,
+            [qm.PointStruct(id=_file_id(r.path), vector={}, payload=asdict(r)) for r in records],
+            wait=True,
+        )
         return deleted
 
     @_locked
@@ -405,45 +367,31 @@ class NoteIndex:
         """Delete every chunk of a file and its record; returns the number of chunks deleted."""
         flt = qm.Filter(must=[_path_is(path)])
         n = self.client.count(self.collection, count_filter=flt, exact=True).count
-        with self.transaction():
-            self.client.delete(self.collection, points_selector=flt, wait=True)
-            self.client.delete(
-                self.files_collection,
-                points_selector=qm.PointIdsList(points=[_file_id(path)]),
-                wait=True,
-            )
-        if self._memory is not None:
-            self._memory.replace([path], [])
+        # chunks first: a kill in between leaves a record without chunks, which the next
+        # ingest re-embeds and `store check --repair` deletes, never chunks without a record
+        self.client.delete(self.collection, points_selector=flt, wait=True)
+        self.client.delete(
+            self.files_collection,
+            points_selector=qm.PointIdsList(points=[_file_id(path)]),
+            wait=True,
+        )
         return n
 
     # --- reading ---------------------------------------------------------------------------
-    def _live_rows(self, paths: Sequence[str] | None = None) -> list[Row]:
-        must: list[qm.Condition] = [LIVE]
-        if paths is not None:
-            must.append(qm.FieldCondition(key="path", match=qm.MatchAny(any=list(paths))))
-        rows = []
-        for p in self._scroll(self.collection, qm.Filter(must=must), payload=True, vectors=True):
-            vectors = p.vector if isinstance(p.vector, dict) else {}
-            sparse = vectors.get(SPARSE)
-            rows.append(
-                Row(
-                    str(p.id),
-                    Chunk.from_payload(p.payload or {}),
-                    vectors.get(DENSE) or [],  # type: ignore[arg-type]
-                    SparseVector(list(sparse.indices), list(sparse.values))  # type: ignore[union-attr]
-                    if sparse is not None
-                    else SparseVector([], []),
-                )
-            )
-        return rows
+    @_locked
+    def optimize(self) -> bool:
+        """Let the embedded engine merge segments, drop deleted points and build its HNSW index
+        where Qdrant's thresholds say so (a server does this in the background by itself).
+        Blocking; True when something changed. Called after an ingest that wrote or deleted."""
+        if isinstance(self.client, EdgeClient):
+            return self.client.optimize()
+        return False
 
     @_locked
     def warm(self) -> None:
-        """Load the in-process search mirror now (embedded mode), not at the first query."""
-        if not self.settings.is_remote and self._memory is None:
-            memory = MemorySearch()
-            memory.replace([], self._live_rows())
-            self._memory = memory
+        """Open the store's files now (the embedded store loads its segments), not at the
+        first query."""
+        self.client.count(self.collection, exact=True)
 
     @_locked
     def hybrid_query(
@@ -460,19 +408,12 @@ class NoteIndex:
         """Dense and sparse candidates, fused (live chunks only).
 
         ``fusion``: "dbsf" (distribution-based score fusion), "rrf" (reciprocal rank), "dense"
-        or "sparse" (one side alone). On a server, one Qdrant query (prefetch + fusion); in
-        embedded mode, the in-process mirror, which computes the same thing (see
-        `shiori.memory_search` for why). Returns (chunk, fused score, dense vector) per hit;
-        the vector lets callers compute the raw cosine similarity as retrieval evidence.
+        or "sparse" (one side alone), as one Qdrant query (prefetch + fusion). Returns
+        (chunk, fused score, dense vector) per hit; the vector lets callers compute the raw
+        cosine similarity as retrieval evidence.
         ``distinct``: a passage whose text an earlier hit already has (the same note at two
         paths) is skipped, so copies do not take the places of other passages."""
-        if not self.settings.is_remote:
-            self.warm()
-            assert self._memory is not None
-            return self._memory.query(
-                dense, sparse, limit, prefetch=prefetch, fusion=fusion, flt=flt, distinct=distinct
-            )
-        # a path prefix is no Qdrant condition, and copies are dropped here: over-fetch
+        # copies are dropped here, and on a server a path prefix is checked here: over-fetch
         want = limit * 4 if (flt and flt.path_prefix) or distinct else limit
         hits = self.qdrant_query(
             dense, sparse, want, prefetch=max(prefetch, want), fusion=fusion, flt=flt
@@ -511,6 +452,18 @@ class NoteIndex:
             )
         for tag in flt.tags if flt else ():
             must.append(qm.FieldCondition(key="tags", match=qm.MatchValue(value=tag)))
+        if flt and flt.path_prefix and isinstance(self.client, EdgeClient):
+            # the embedded engine matches prefixes (a server's keyword index does not): the
+            # prefetches then hold only chunks under the prefix
+            prefix = qm.MatchPrefix(prefix=flt.path_prefix)
+            must.append(
+                qm.Filter(
+                    should=[
+                        qm.FieldCondition(key="source", match=prefix),
+                        qm.FieldCondition(key="path", match=prefix),
+                    ]
+                )
+            )
         condition = qm.Filter(must=must)
         dense_q = list(dense)
         sparse_q = qm.SparseVector(indices=sparse.indices, values=sparse.values)

@@ -273,7 +273,7 @@ def _repair(
     rebuild: dict[str, list[Chunk]],
 ) -> None:
     client = index.client
-    with index.lock, index.transaction():
+    with index.lock:
         if orphans:  # invisible leftovers, and points too broken to name their file
             ids: list[Any] = orphans
             client.delete(index.collection, qm.PointIdsList(points=ids), wait=True)

@@ -1,15 +1,16 @@
 """Moving a Shiori store from one Qdrant deployment to another (`shiori store migrate`).
 
 The typical move: the embedded store a laptop filled with `shiori ingest` goes to a Qdrant server
-or cluster, so that the service's replicas share it. The copying is qdrant-client's own
-``migrate`` (scroll the source, upload to the destination, compare counts); what Shiori adds:
+or cluster, so that the service's replicas share it (or back: a server's collections into a
+directory). The copying is `shiori.transfer.copy_collection` (scroll the source, upsert into the
+destination), then the counts are compared; what else this adds:
 
 * both of its collections move together (the chunks and the ``<collection>__files`` records, or
   the next ingest would embed every file again);
 * the destination gets the cluster layout from the settings (``SHIORI_SHARD_NUMBER``,
   ``SHIORI_REPLICATION_FACTOR``, ``SHIORI_WRITE_CONSISTENCY_FACTOR``), not the source's: an
   embedded store has one shard and no replicas, which ``migrate`` would otherwise copy;
-* the payload indexes a server needs (an embedded store has none to copy);
+* the payload indexes the filters need, created at the destination;
 * a clear refusal when the destination already has the collections, and progress.
 """
 
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from qdrant_client import QdrantClient
 
-from shiori.config import CLUSTER_LAYOUT_KEYS, Settings
-from shiori.index import FILES_SUFFIX, create_payload_indexes
+from shiori.config import Settings
+from shiori.index import FILES_SUFFIX, StoreClient, create_payload_indexes
+from shiori.transfer import copy_collection
 
 Progress = Callable[[str, int], None]  # (collection, points just uploaded)
 
@@ -42,36 +44,13 @@ def collection_names(settings: Settings) -> list[str]:
     return [settings.collection, settings.collection + FILES_SUFFIX]
 
 
-class _Destination:
-    """The destination as ``migrate`` sees it: collections are created with ``layout`` instead
-    of the source's, and every upload is reported. Everything else goes to the real client."""
-
-    def __init__(self, client: QdrantClient, layout: dict[str, Any], progress: Progress) -> None:
-        self._client = client
-        self._layout = layout
-        self._progress = progress
-
-    def create_collection(self, collection_name: str, **kwargs: Any) -> bool:
-        for key in CLUSTER_LAYOUT_KEYS:  # the source's, replaced by the settings'
-            kwargs.pop(key, None)
-        return self._client.create_collection(collection_name, **kwargs, **self._layout)
-
-    def upload_points(self, collection_name: str, points: Iterable[Any], **kwargs: Any) -> None:
-        batch = list(points)
-        self._client.upload_points(collection_name, batch, **kwargs)
-        self._progress(collection_name, len(batch))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-
-def point_counts(client: QdrantClient, names: Iterable[str]) -> dict[str, int]:
+def point_counts(client: StoreClient, names: Iterable[str]) -> dict[str, int]:
     return {name: client.count(name, exact=True).count for name in names}
 
 
 def migrate_store(
-    source: QdrantClient,
-    dest: QdrantClient,
+    source: StoreClient,
+    dest: StoreClient,
     settings: Settings,
     dest_settings: Settings,
     *,
@@ -105,17 +84,14 @@ def migrate_store(
         )
     expected = point_counts(source, names)
     layout = dest_settings.cluster_layout() if dest_settings.is_remote else {}
-    target = _Destination(dest, layout, progress or (lambda _name, _n: None))
-    try:
-        source.migrate(
-            cast(Any, target),
-            collection_names=names,
-            batch_size=batch_size,
-            recreate_on_collision=recreate,
-        )
-    except AssertionError as exc:  # migrate checks the counts with an assert
-        raise MigrationError(f"the copy is incomplete: {exc}") from exc
-    if dest_settings.is_remote:
+    for name in existing:
+        dest.delete_collection(name)
+    for name in names:
+        copy_collection(
+            source, dest, name, batch_size=batch_size, layout=layout,
+            progress=progress or (lambda _name, _n: None),
+        )  # fmt: skip
+    if dest_settings.is_remote or not isinstance(dest, QdrantClient):
         create_payload_indexes(dest, settings.collection)
     copied = point_counts(dest, names)
     if copied != expected:

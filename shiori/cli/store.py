@@ -50,7 +50,7 @@ def migrate(
     ] = False,
 ) -> None:
     """Copy the store named by SHIORI_QDRANT / SHIORI_COLLECTION (the chunks and the file
-    records) to another Qdrant, with qdrant-client's `migrate`.
+    records) to another Qdrant: a server, or a directory (an embedded store).
 
     On a server the collections are created with SHIORI_SHARD_NUMBER, SHIORI_REPLICATION_FACTOR
     and SHIORI_WRITE_CONSISTENCY_FACTOR (not the source's single shard) and get their payload

@@ -152,8 +152,8 @@ class Crash(RuntimeError):
 def assert_only_whole_documents_visible(settings: Settings, embedder: Embedder) -> set[str]:
     """Every file with live chunks shows one whole generation; returns the recorded files.
 
-    A kill between the commit of the chunk store and that of the file records (two SQLite files)
-    leaves a whole live document without its record; the next run re-publishes it."""
+    A kill between publishing the chunks and writing the file records (two shards) leaves a
+    whole live document without its record; the next run re-publishes it."""
     index = make_index(settings, embedder)
     try:
         records = index.file_records()
@@ -220,20 +220,13 @@ def test_ingest_killed_by_sigkill_converges(
         [sys.executable, "-m", "shiori.cli", "ingest", "--quiet", str(notes_copy)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    sqlite = store / "collection" / "k" / "storage.sqlite"
+    # the file records' collection is created last, just before the first chunks are embedded
+    # and written (groups of 4 chunks): from then on the process is writing
+    ready = store / "edge" / "k__files.json"
     deadline = time.monotonic() + 300
-    baseline: int | None = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        size = (
-            sum(p.stat().st_size for p in sqlite.parent.glob("storage.sqlite*"))
-            if (sqlite.exists())
-            else 0
-        )
-        if size and baseline is None:
-            baseline = size
-        elif baseline is not None and size > baseline:
-            break  # chunks are being written now
+    while time.monotonic() < deadline and proc.poll() is None and not ready.exists():
         time.sleep(0.02)
+    time.sleep(3)
     assert proc.poll() is None, "the ingest finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -241,6 +234,9 @@ def test_ingest_killed_by_sigkill_converges(
     settings = Settings(qdrant=str(store), collection="k")
     visible = assert_only_whole_documents_visible(settings, embedder)
     assert len(visible) < 15  # it really was cut short
+    killed = make_index(settings, embedder)
+    assert killed.count(live_only=False) > 0  # … after it had written chunks
+    killed.client.close()
     # `shiori store check`: a kill leaves at most leftovers and a record not yet written,
     # never a half-published note; --repair settles both
     found = store_check(env)

@@ -56,17 +56,6 @@ def test_publish_swaps_generations_and_records_the_file(tmp_path: Path) -> None:
     index.client.close()
 
 
-def test_a_failed_transaction_leaves_nothing_on_disk(tmp_path: Path) -> None:
-    index = open_index(tmp_path / "q")
-    with pytest.raises(RuntimeError), index.transaction():
-        index.write_chunks([chunk("/a", "g1", i) for i in range(3)], [vec(i) for i in range(3)])
-        raise RuntimeError("dies before commit")
-    index.client.close()
-    reopened = open_index(tmp_path / "q")  # what the next process sees
-    assert reopened.count(live_only=False) == 0
-    reopened.client.close()
-
-
 def test_discard_unpublished_only_touches_invisible_points(tmp_path: Path) -> None:
     index = open_index(tmp_path / "q")
     index.write_chunks([chunk("/a", "g1", 0)], [vec(0)])
@@ -141,7 +130,8 @@ def test_without_a_layout_a_server_keeps_qdrants_defaults_and_embedded_ignores_i
     settings = Settings(qdrant=str(tmp_path / "q"), collection="c", shard_number=6,
                         replication_factor=2)  # fmt: skip
     NoteIndex(embedded, settings, 4).ensure_collections()  # type: ignore[arg-type]
-    assert not keys & set(embedded.created["c"]) and embedded.indexed == {}
+    # no layout for one process's shard; the filters' payload indexes as on a server
+    assert not keys & set(embedded.created["c"]) and "path" in embedded.indexed["c"]
 
 
 def test_an_existing_collection_with_another_layout_is_reported(

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from shiori.cli import app
 from shiori.config import Settings
-from shiori.index import NoteIndex, open_client
+from shiori.edge import EdgeClient
+from shiori.index import NoteIndex, StoreClient, open_client
 from shiori.store import MigrationError, migrate_store
 from tests.unit.test_index import RecordingClient, chunk, record, vec
 
@@ -36,7 +37,7 @@ def fill(location: Path, collection: str = "c") -> Settings:
     return settings
 
 
-def dump(client: QdrantClient, collection: str) -> dict[str, Any]:
+def dump(client: StoreClient, collection: str) -> dict[str, Any]:
     """Every point of a collection: id → (payload, sparse vectors, dense vectors)."""
     points: dict[str, Any] = {}
     offset: Any = None
@@ -59,7 +60,7 @@ def unit(values: list[float]) -> list[float]:
     return [x / norm for x in values]
 
 
-def assert_same_points(copy: QdrantClient, source: QdrantClient, collection: str) -> None:
+def assert_same_points(copy: StoreClient, source: StoreClient, collection: str) -> None:
     """Same ids, payloads and sparse vectors, and dense vectors of the same direction to float32
     precision: a cosine collection stores vectors normalised (an embedded store reopened from
     disk returns a point never rewritten since its upsert as given), and normalising again
@@ -167,8 +168,8 @@ def test_the_command_moves_an_embedded_store_to_another(cli_env: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["points"] == {"c": N_CHUNKS + 1, "c__files": 1}
-    source = QdrantClient(path=str(cli_env / "src"))
-    copy = QdrantClient(path=target)
+    source = EdgeClient(cli_env / "src")
+    copy = EdgeClient(Path(target))
     for name in ("c", "c__files"):
         assert_same_points(copy, source, name)
     source.close()
