@@ -90,4 +90,6 @@ def remove_notes(
         if uploads is not None and copy.is_relative_to(uploads) and copy.is_file():
             copy.unlink()
             report.uploads_deleted += 1
+    if chosen:
+        index.optimize()  # the embedded engine's statistics (IDF) then count only what is left
     return report

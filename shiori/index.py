@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -137,6 +138,11 @@ def open_client(settings: Settings) -> StoreClient:
             client.get_collections()  # fail now, not at the first query
             return client
         root = Path(location).expanduser()
+        if root.exists() and not root.is_dir():
+            raise StoreUnavailableError(
+                f"SHIORI_QDRANT={location} is a file; it must name a folder for the embedded "
+                "store (created if missing) or a Qdrant server URL"
+            )
         if is_legacy_store(root):
             upgrade_legacy_store(root)
         return EdgeClient(root)
@@ -196,8 +202,7 @@ class NoteIndex:
                 },
                 sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
             )
-            if not isinstance(self.client, QdrantClient) or self.settings.is_remote:
-                # (qdrant-client's local mode, ':memory:', scans everything: no indexes)
+            if self.settings.is_remote:
                 create_payload_indexes(self.client, self.collection)
         if not created:
             info = self.client.get_collection(self.collection)
@@ -210,6 +215,10 @@ class NoteIndex:
                 )
             if self.settings.is_remote:
                 self._warn_on_other_layout(info.config.params)
+        if isinstance(self.client, EdgeClient):
+            # every time (idempotent): a store upgraded from an older Shiori, or one whose
+            # creation was cut short, gets them too
+            create_payload_indexes(self.client, self.collection)
         if not self.client.collection_exists(self.files_collection):
             # the file records get the same layout: with a replica each, losing a node loses
             # no record (without them the next ingest would re-embed every file)
@@ -455,12 +464,14 @@ class NoteIndex:
         if flt and flt.path_prefix and isinstance(self.client, EdgeClient):
             # the embedded engine matches prefixes (a server's keyword index does not): the
             # prefetches then hold only chunks under the prefix
-            prefix = qm.MatchPrefix(prefix=flt.path_prefix)
+            # `source` is stored in NFC; `path` as the file system spells it (NFD on macOS)
+            prefixes = {flt.path_prefix, unicodedata.normalize("NFD", flt.path_prefix)}
             must.append(
                 qm.Filter(
                     should=[
-                        qm.FieldCondition(key="source", match=prefix),
-                        qm.FieldCondition(key="path", match=prefix),
+                        qm.FieldCondition(key=key, match=qm.MatchPrefix(prefix=prefix))
+                        for key in ("source", "path")
+                        for prefix in sorted(prefixes)
                     ]
                 )
             )

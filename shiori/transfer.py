@@ -87,11 +87,25 @@ def is_legacy_store(root: Path) -> bool:
 
 
 def _retire_legacy(root: Path) -> None:
+    """Move the old store's files aside. Into ``legacy-local-mode/``, unless it already holds
+    one of them: then an older Shiori wrote the folder again after the upgrade (its writes are
+    not in the new store), and they go to a numbered folder of their own, nothing overwritten."""
+    present = [name for name in LEGACY_FILES if (root / name).exists()]
     backup = root / LEGACY_BACKUP
+    n = 1
+    while any((backup / name).exists() for name in present):
+        n += 1
+        backup = root / f"{LEGACY_BACKUP}-{n}"
+    if n > 1:
+        _log.warning(
+            "an older Shiori wrote to %s after it was upgraded; its files are moved to %s and "
+            "are not in the store: ingest those notes again",
+            root,
+            backup,
+        )
     backup.mkdir(exist_ok=True)
-    for name in LEGACY_FILES:
-        if (root / name).exists():
-            os.replace(root / name, backup / name)
+    for name in present:
+        os.replace(root / name, backup / name)
 
 
 def upgrade_legacy_store(root: Path, batch_size: int = 512) -> dict[str, int]:
@@ -102,11 +116,13 @@ def upgrade_legacy_store(root: Path, batch_size: int = 512) -> dict[str, int]:
         _retire_legacy(root)
         return {}
     partial = root / PARTIAL
-    if partial.exists():
-        shutil.rmtree(partial)  # an upgrade that was killed: start again
-    legacy = QdrantClient(path=str(root))  # raises if another process holds the old store
+    # the old store's lock first: a process upgrading it now holds it, and its copy in progress
+    # must not be removed under it (raises if another process holds the old store)
+    legacy = QdrantClient(path=str(root))
     counts: dict[str, int] = {}
     try:
+        if partial.exists():
+            shutil.rmtree(partial)  # an upgrade that was killed: start again
         names = [c.name for c in legacy.get_collections().collections]
         _log.warning(
             "upgrading the embedded store at %s to Qdrant Edge (once): collections %s",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +17,10 @@ app = typer.Typer(
     "to a server or cluster).",
     no_args_is_help=True,
 )
+
+
+def dest_is_url(location: str) -> bool:
+    return location.startswith(("http://", "https://"))
 
 
 @app.command("migrate")
@@ -62,7 +67,12 @@ def migrate(
     from shiori.store import MigrationError, collection_names, migrate_store, point_counts
 
     settings = load_settings()
-    if to == settings.qdrant:
+    if to == settings.qdrant or (
+        not dest_is_url(to)
+        and not settings.is_remote
+        and settings.qdrant != ":memory:"
+        and Path(to).expanduser().resolve() == Path(settings.qdrant).expanduser().resolve()
+    ):
         fail(f"--to is the source itself ({to})", ExitStatus.USAGE)
     if to == ":memory:":
         fail("--to :memory: would be lost when the command ends", ExitStatus.USAGE)

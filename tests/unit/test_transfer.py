@@ -115,3 +115,51 @@ def test_an_old_store_held_by_another_process_is_not_touched(tmp_path: Path) -> 
         open_client(settings)
     assert is_legacy_store(root) and not (root / "edge").exists()
     holder.close()
+
+
+def test_an_upgraded_store_gets_the_payload_indexes_of_a_new_one(tmp_path: Path) -> None:
+    settings = legacy_store(tmp_path / "old")
+    upgraded = NoteIndex(open_client(settings), settings, 4)
+    upgraded.ensure_collections()
+    fresh_settings = Settings(qdrant=str(tmp_path / "new"), collection="c")
+    fresh = NoteIndex(open_client(fresh_settings), fresh_settings, 4)
+    fresh.ensure_collections()
+    schema = [
+        set(ix.client._shard("c").info().payload_schema)  # type: ignore[union-attr]
+        for ix in (upgraded, fresh)
+    ]
+    assert schema[0] == schema[1] and "path" in schema[0]
+    upgraded.client.close()
+    fresh.client.close()
+
+
+def test_an_upgrade_in_progress_is_not_disturbed_by_a_second_process(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    settings = legacy_store(root)
+    upgrading = QdrantClient(path=str(root))  # what the upgrading process holds first
+    (root / PARTIAL / "edge" / "c").mkdir(parents=True)  # … and its copy in progress
+    with pytest.raises(StoreLockedError):
+        open_client(settings)
+    assert (root / PARTIAL / "edge" / "c").is_dir()  # left alone
+    upgrading.close()
+
+
+def test_files_an_older_shiori_wrote_after_the_upgrade_are_kept_apart(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    settings = legacy_store(root)
+    open_client(settings).close()  # upgraded
+    legacy_store(root)  # the old version, run again on the same folder, writes its files
+    client = open_client(settings)
+    assert client.count("c", exact=True).count == N + 1
+    client.close()
+    assert (root / f"{LEGACY_BACKUP}-2" / "meta.json").is_file()
+    assert (root / LEGACY_BACKUP / "meta.json").is_file()
+    assert not is_legacy_store(root)
+
+
+def test_a_file_where_the_store_should_be_is_explained(tmp_path: Path) -> None:
+    from shiori.index import StoreUnavailableError
+
+    (tmp_path / "f").write_text("not a folder")
+    with pytest.raises(StoreUnavailableError, match="is a file"):
+        open_client(Settings(qdrant=str(tmp_path / "f"), collection="c"))
