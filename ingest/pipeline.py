@@ -33,6 +33,10 @@ from shiori.index import Chunk, FileRecord, NoteIndex, Vectors
 from shiori.sparse import SparseEncoder
 
 SPLITTER_VERSION = "2"  # 2: CommonMark structure, front matter, NFC sources
+# a long ingest lets the embedded engine index what it wrote every 100k chunks, as in the
+# configuration measured at 1M chunks (docs/benchmarks.md, "disk-sq-seg": its recall and memory
+# were measured with this and the segment cap together, not this alone)
+OPTIMIZE_EVERY_CHUNKS = 100_000
 
 
 @dataclass
@@ -204,7 +208,7 @@ class Ingestor:
 
         self.index.discard_unpublished(str(p.path) for p in todo)
         group: list[_Pending] = []
-        group_chunks = 0
+        group_chunks = optimized_at = 0
         for pending in todo:
             try:
                 self._split(pending, report, reporter)
@@ -216,6 +220,9 @@ class Ingestor:
             if group_chunks >= self.settings.ingest_group_chunks:
                 self._store(group, report, reporter)
                 group, group_chunks = [], 0
+                if report.chunks_written - optimized_at >= OPTIMIZE_EVERY_CHUNKS:
+                    self.index.optimize()
+                    optimized_at = report.chunks_written
         if group:
             self._store(group, report, reporter)
 
