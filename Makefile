@@ -95,8 +95,8 @@ bench-answer: models  ## vLLM flags (prefix caching, n-gram speculative decoding
 	$(SHIORI) llm setup
 	$(PY) bench/bench_answer.py --write docs/benchmarks.md
 
-bench-store: setup  ## the embedded store (Qdrant Edge) at 10k/100k/1M synthetic chunks: memory, write, query p50/p95
-	$(PY) bench/bench_scale.py --write docs/benchmarks.md
+bench-store: setup  ## the embedded store's configuration (Qdrant Edge) at 100k synthetic chunks: memory, write, query p50/p95, recall (--size 1000000 for 1M)
+	$(PY) bench/bench_scale.py --size 100000 --configs default,disk-sq-seg
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
