@@ -10,6 +10,7 @@ NOTES ?= notes/
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BROWSER_DEBS := chromium fonts-ipafont-gothic
 
+comma := ,
 .PHONY: help setup browser models llm run serve eval test test-fast lint format bench bench-embed bench-ingest bench-retrieval bench-serve bench-load bench-followup bench-answer bench-store clean
 
 help:  ## list the targets
@@ -67,13 +68,13 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: bench-embed bench-ingest bench-retrieval bench-serve bench-load bench-followup bench-answer bench-store  ## all benchmarks (figures go to docs/benchmarks.md)
+bench: bench-embed bench-ingest bench-retrieval bench-serve bench-load bench-followup bench-answer bench-store  ## all benchmarks (figures go to docs/benchmarks.md; bench-store prints its table)
 
 bench-embed: models  ## embedding tokens/s per option (batching, attention, autocast, compile) vs the CPU's limit
 	$(PY) bench/bench_embed.py --write docs/benchmarks.md
 
-bench-ingest: models  ## ingest throughput vs a plain LlamaIndex pipeline, JSQuAD + notes/
-	$(PY) bench/bench_ingest.py --write docs/benchmarks.md
+bench-ingest: models  ## ingest throughput vs a plain LlamaIndex pipeline, JSQuAD + notes/ (ARGS="--limit 400")
+	$(PY) bench/bench_ingest.py $(ARGS) --write docs/benchmarks.md
 
 bench-retrieval: models  ## dense / sparse / fused retrieval quality and latency on JSQuAD
 	$(PY) bench/sparse_jsquad.py
@@ -95,8 +96,8 @@ bench-answer: models  ## vLLM flags (prefix caching, n-gram speculative decoding
 	$(SHIORI) llm setup
 	$(PY) bench/bench_answer.py --write docs/benchmarks.md
 
-bench-store: setup  ## the embedded store's configuration (Qdrant Edge) at 100k synthetic chunks: memory, write, query p50/p95, recall (--size 1000000 for 1M)
-	$(PY) bench/bench_scale.py --size 100000 --configs default,disk-sq-seg
+bench-store: setup  ## the embedded store (Qdrant Edge) at 100k synthetic chunks, printed (ARGS="--size 1000000 --configs disk-sq-seg" for 1M)
+	$(PY) bench/bench_scale.py $(or $(ARGS),--size 100000 --configs default$(comma)disk-sq-seg)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -212,7 +212,7 @@ def main() -> None:
         print(json.dumps(fn(args.corpus, args.store)))
         return
 
-    command = "make bench-ingest" + (f" (--limit {args.limit})" if args.limit else "")
+    command = "make bench-ingest" + (f' ARGS="--limit {args.limit}"' if args.limit else "")
     limits = [model_limit()]
     print(f"model-bound limit: {limits[0]:,.0f} tokens/s", flush=True)
     results: dict[str, dict[str, dict[str, Any]]] = {}
