@@ -125,7 +125,9 @@ class EdgeClient:
             self._lock = None
             raise EdgeLockedError(f"the store at {self.root} is open in another process") from exc
         self._shards: dict[str, Any] = {}
-        self._stale: set[str] = set()  # shards with deletions since they were opened
+        # shards with deletions since they were opened (Shiori replaces points only after
+        # deleting them: a file's new generation has new ids, leftovers are discarded first)
+        self._stale: set[str] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self, **_: Any) -> None:
@@ -143,7 +145,7 @@ class EdgeClient:
 
     def optimize(self) -> bool:
         """Merge segments and drop deleted points (Qdrant's optimizers, run now, blocking), then
-        reopen the shards that points were deleted or replaced in since they were opened, so
+        reopen the shards that points were deleted from since they were opened, so
         that IDF counts only the points there are (see the module doc). True when something
         was optimized or reopened."""
         changed = False
@@ -168,11 +170,6 @@ class EdgeClient:
 
     def collection_exists(self, collection_name: str) -> bool:
         return self._meta_path(collection_name).is_file() and (self.dir / collection_name).is_dir()
-
-    def get_collections(self) -> qm.CollectionsResponse:
-        return qm.CollectionsResponse(
-            collections=[qm.CollectionDescription(name=n) for n in self._names()]
-        )
 
     def _read_meta(self, name: str) -> EdgeCollectionParams:
         meta = json.loads(self._meta_path(name).read_text(encoding="utf-8"))
@@ -360,6 +357,20 @@ class EdgeClient:
                 out[name] = [float(x) for x in value]
         return out
 
+    def _fields(self, point: Any, with_payload: Any, with_vectors: Any) -> dict[str, Any]:
+        """What a `qm.Record` and a `qm.ScoredPoint` share, from an engine record or point."""
+        return {
+            "id": _point_id(point.id),
+            "payload": _visible_payload(point.payload) if with_payload else None,
+            "vector": self._vectors_out(point.vector) if with_vectors else None,
+            "shard_key": None,
+            "order_value": None,
+        }
+
+    @staticmethod
+    def _with_vector(with_vectors: Any) -> Any:
+        return list(with_vectors) if isinstance(with_vectors, list) else with_vectors
+
     @staticmethod
     def _with_payload(with_payload: Any) -> Any:
         if isinstance(with_payload, bool):
@@ -383,11 +394,7 @@ class EdgeClient:
         ]
         if batch:
             self._shard(collection_name).update(qe.UpdateOperation.upsert_points(batch))
-            self._stale.add(collection_name)  # an upsert may replace points
         return qm.UpdateResult(operation_id=None, status=qm.UpdateStatus.COMPLETED)
-
-    def upload_points(self, collection_name: str, points: Iterable[Any], **_: Any) -> None:
-        self.upsert(collection_name, [qm.PointStruct(**dict(p)) for p in points])
 
     def set_payload(
         self, collection_name: str, payload: Mapping[str, Any], points: Any, **_: Any
@@ -447,17 +454,11 @@ class EdgeClient:
             limit=limit,
             filter=self._filter(scroll_filter),
             with_payload=self._with_payload(with_payload),
-            with_vector=list(with_vectors) if isinstance(with_vectors, list) else with_vectors,
+            with_vector=self._with_vector(with_vectors),
         )
         records, next_offset = self._shard(collection_name).scroll(request)
         return [
-            qm.Record.model_construct(
-                id=_point_id(r.id),
-                payload=_visible_payload(r.payload) if with_payload else None,
-                vector=self._vectors_out(r.vector) if with_vectors else None,
-                shard_key=None,
-                order_value=None,
-            )
+            qm.Record.model_construct(**self._fields(r, with_payload, with_vectors))
             for r in records
         ], (None if next_offset is None else _point_id(next_offset))
 
@@ -516,19 +517,13 @@ class EdgeClient:
             filter=self._filter(query_filter),
             params=params,
             with_payload=self._with_payload(with_payload),
-            with_vector=list(with_vectors) if isinstance(with_vectors, list) else with_vectors,
+            with_vector=self._with_vector(with_vectors),
         )
         points = self._shard(collection_name).query(request)
         return QueryResponse(
             points=[
                 qm.ScoredPoint.model_construct(
-                    id=_point_id(p.id),
-                    version=0,
-                    score=float(p.score),
-                    payload=_visible_payload(p.payload) if with_payload else None,
-                    vector=self._vectors_out(p.vector) if with_vectors else None,
-                    shard_key=None,
-                    order_value=None,
+                    version=0, score=float(p.score), **self._fields(p, with_payload, with_vectors)
                 )
                 for p in points
             ]

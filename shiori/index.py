@@ -146,7 +146,7 @@ def open_client(settings: Settings) -> StoreClient:
         if is_legacy_store(root):
             upgrade_legacy_store(root)
         return EdgeClient(root)
-    except (EdgeLockedError, RuntimeError) as exc:
+    except RuntimeError as exc:  # (EdgeLockedError is one; so is the old store's lock error)
         if isinstance(exc, EdgeLockedError) or "already accessed by another instance" in str(exc):
             raise StoreLockedError(
                 f"the embedded store at {location} is in use by another process "
