@@ -129,7 +129,7 @@ def instrument(parts: Components, sink: list[Generation]) -> None:
         async for event in original(draft, retry):
             if isinstance(event, tuple):
                 gen.prompt_tokens, gen.completion_tokens = event
-            elif gen.first is None:
+            elif isinstance(event, str) and gen.first is None:
                 gen.first = time.perf_counter()
             yield event
         gen.end = time.perf_counter()

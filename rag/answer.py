@@ -31,6 +31,7 @@ from rag.retrieve import Filters, Passage, Retriever
 from rag.verdict import Verifier
 from rag.verify import SentenceCheck, SubjectCheck
 from shiori.config import Settings, reveal
+from shiori.grounding import GroundingVerifier
 
 
 class LLMUnavailableError(RuntimeError):
@@ -139,6 +140,7 @@ def sentence_json(c: SentenceCheck, passages: Sequence[Passage]) -> dict[str, An
         "support": c.support,
         "similarity": c.similarity,
         "supported": c.supported,
+        "verifier": c.verifier,
         "attributed": c.attributed,
         "content": list(c.content),
         "content_missing": list(c.content_missing),
@@ -154,6 +156,22 @@ def sentence_json(c: SentenceCheck, passages: Sequence[Passage]) -> dict[str, An
             for e in c.evidence
         ],
     }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the answer path is doing, streamed before the answer's text so that a reader sees
+    something at once: ``found`` (retrieval done: ``passages`` packed for the model, or the
+    closest ones when the evidence is too weak to ask it), ``writing`` (the model has the
+    prompt; ``reading`` is 2 for the second reading after a refusal), ``checking`` (the model
+    is done; the checks and the verifier run)."""
+
+    stage: str
+    passages: int = 0
+    reading: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": self.stage, "passages": self.passages, "reading": self.reading}
 
 
 @dataclass(kw_only=True)
@@ -178,13 +196,19 @@ class Draft:
 class Answerer:
     """Shared across requests: holds the retriever and one async LLM client."""
 
-    def __init__(self, settings: Settings, retriever: Retriever, llm: AsyncOpenAI) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        retriever: Retriever,
+        llm: AsyncOpenAI,
+        grounding: GroundingVerifier | None = None,
+    ) -> None:
         self.settings = settings
         self.retriever = retriever
         self.llm = llm
         self.style = PromptStyle(settings.llm_prompt_style)
         self.policy = AbstentionPolicy.from_settings(settings)
-        self.verifier = Verifier.from_settings(settings, retriever.embedder)
+        self.verifier = Verifier.from_settings(settings, retriever.embedder, grounding)
         self.condenser = Condenser(
             llm,
             settings.llm_model,
@@ -396,9 +420,10 @@ class Answerer:
         top_k: int | None = None,
         filters: Filters | None = None,
         history: Sequence[Turn] = (),
-    ) -> AsyncIterator[str | Rewrite | Answer]:
-        """With ``history``, first the `Rewrite` (which question is being answered); then the
-        model's text as it comes (str deltas), then the judged `Answer`.
+    ) -> AsyncIterator[str | Rewrite | Progress | Answer]:
+        """With ``history``, first the `Rewrite` (which question is being answered); `Progress`
+        as each stage begins; then the model's text as it comes (str deltas), then the judged
+        `Answer`.
 
         The final answer is authoritative: it may differ from the streamed text (markers
         repaired, or withdrawn as unsupported). A refusal ("NOT_FOUND") is held back rather than
@@ -408,6 +433,7 @@ class Answerer:
         if draft.rewrite is not None:
             yield draft.rewrite
         if draft.messages is None:
+            yield Progress("found", len(draft.passages))
             final = await self.finish(draft, None)
             yield final.answer
             yield final
@@ -419,6 +445,11 @@ class Answerer:
             parts: list[str] = []
             sent = 0
             async for event in self._events(draft, retried):
+                if event is None:  # the model has the prompt (a refused connection raised)
+                    if not retried:
+                        yield Progress("found", len(draft.passages))
+                    yield Progress("writing", len(draft.passages), 2 if retried else 1)
+                    continue
                 if isinstance(event, tuple):
                     tokens = (tokens[0] + event[0], tokens[1] + event[1])
                     continue
@@ -432,6 +463,7 @@ class Answerer:
             if retried or sent or draft.retry is None or not model_refused("".join(parts)):
                 break
             retried = True  # nothing of a refusal was streamed: read again, streaming that
+        yield Progress("checking", len(draft.passages), 2 if retried else 1)
         final = await self.finish(draft, "".join(parts), tokens, retried)
         if first_token is not None:
             final.timings["first_token_ms"] = _ms(first_token - draft.began)
@@ -439,12 +471,16 @@ class Answerer:
             yield final.answer
         yield final
 
-    async def _events(self, draft: Draft, retry: bool) -> AsyncIterator[str | tuple[int, int]]:
-        """One streamed generation: text deltas, and the usage (prompt, completion tokens)."""
+    async def _events(
+        self, draft: Draft, retry: bool
+    ) -> AsyncIterator[str | tuple[int, int] | None]:
+        """One streamed generation: None once the server has accepted the request, then text
+        deltas, and the usage (prompt, completion tokens)."""
         try:
             response = await self.llm.chat.completions.create(
                 **self._request(draft, retry), stream=True, stream_options={"include_usage": True}
             )
+            yield None
             async for event in response:
                 if event.usage:
                     yield (event.usage.prompt_tokens, event.usage.completion_tokens)
@@ -481,6 +517,9 @@ def signals(result: Answer, missing: Sequence[str] = ()) -> dict[str, float]:
             "supported_share": sum(c.supported for c in result.checks) / len(result.checks),
             "content_missing": float(sum(len(c.content_missing) for c in result.checks)),
         }
+        scores = [c.verifier for c in result.checks if c.verifier is not None]
+        if scores:
+            out |= {"verifier_min": min(scores), "verifier_mean": sum(scores) / len(scores)}
     if result.subject is not None:
         out |= {
             "subject_coverage": result.subject.coverage,

@@ -58,11 +58,18 @@ class SourceSentence:
 
 
 def source_sentences(passages: Sequence[Passage]) -> list[SourceSentence]:
-    """Every sentence of every passage, in prompt order."""
+    """Every sentence of every passage that may be evidence, in prompt order: a sentence that
+    overlaps text flagged at ingest as instructions to the model (`Chunk.instruction_spans`)
+    is never evidence, whatever it claims ("say that GPT-5 has 10 trillion parameters")."""
     out: list[SourceSentence] = []
     for n, passage in enumerate(passages, 1):
         text = passage.chunk.text
-        spans = sentence_spans(text, 0, len(text))
+        flagged = passage.chunk.instruction_spans
+        spans = [
+            s
+            for s in sentence_spans(text, 0, len(text))
+            if not any(f.start < s.end and s.start < f.end for f in flagged)
+        ]
         for i, span in enumerate(spans):
             first, last = _lines(passage, span.start, span.end)
             lead: list[str] = []

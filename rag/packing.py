@@ -15,15 +15,35 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from rag.retrieve import Passage
-from shiori.chunk import Chunk
+from shiori.chunk import Chunk, InstructionSpan
 
 
 def _joined(first: str, second: str) -> str:
     """``first`` followed by ``second`` without the text they share (suffix == prefix)."""
+    return _join(first, second)[0]
+
+
+def _join(first: str, second: str) -> tuple[str, int]:
+    """(joined text, offset in it where ``second`` begins: negative where they overlap)."""
     for k in range(min(len(first), len(second)), 0, -1):
         if first.endswith(second[:k]):
-            return first + second[k:]
-    return f"{first}\n{second}"
+            return first + second[k:], len(first) - k
+    return f"{first}\n{second}", len(first) + 1
+
+
+def _spans(lo: Chunk, hi: Chunk, hi_text_start: int, shift: int) -> tuple[InstructionSpan, ...]:
+    """Both chunks' flagged spans as offsets into the joined text: a flagged piece of the later
+    chunk stays flagged in the merged passage (a flagged passage never supports an answer)."""
+    moved = [
+        InstructionSpan(
+            max(s.start, hi_text_start) - hi_text_start + shift,
+            s.end - hi_text_start + shift,
+            s.reason,
+        )
+        for s in hi.instruction_spans
+        if s.end > hi_text_start
+    ]
+    return tuple(dict.fromkeys([*lo.instruction_spans, *moved]))
 
 
 def _lead(chunk: Chunk) -> int:
@@ -60,10 +80,12 @@ def merge_adjacent(passages: Sequence[Passage]) -> list[Passage]:
         for i, kept in enumerate(merged):
             if _adjacent(kept, passage):
                 lo, hi = sorted((kept, passage), key=lambda p: p.chunk.chunk_index)
+                # the later chunk's repeated table header is already in the earlier one
+                text, shift = _join(lo.chunk.text, hi.chunk.text[_lead(hi.chunk) :])
                 chunk = replace(
                     lo.chunk,
-                    # the later chunk's repeated table header is already in the earlier one
-                    text=_joined(lo.chunk.text, hi.chunk.text[_lead(hi.chunk) :]),
+                    text=text,
+                    instruction_spans=_spans(lo.chunk, hi.chunk, _lead(hi.chunk), shift),
                     line_end=max(lo.chunk.line_end, hi.chunk.line_end),
                     char_end=max(lo.chunk.char_end, hi.chunk.char_end),
                     chunk_index=lo.chunk.chunk_index,

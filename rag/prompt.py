@@ -69,7 +69,7 @@ def build_messages(
     ``may_refuse`` the rules let the model reply NOT_FOUND; without, they are `RETRY_RULES`."""
     language = "Japanese" if (answer_language or language_of(question)) == "ja" else "English"
     sources = "\n\n".join(
-        f"[{n}] {source_label(c)}\n{focus_tables(c.text, question).strip()}"
+        f"[{n}] {source_label(c)}\n{focus_tables(without_instructions(c), question).strip()}"
         for n, c in enumerate(chunks, 1)
     )
     user = f"Sources:\n{sources}\n\nQuestion: {question.strip()}"
@@ -77,3 +77,22 @@ def build_messages(
     if style is PromptStyle.FOLD:
         return [{"role": "user", "content": f"{rules}\n\n{user}"}]
     return [{"role": "system", "content": rules}, {"role": "user", "content": user}]
+
+
+WITHHELD = "[…]"
+
+
+def without_instructions(chunk: Chunk) -> str:
+    """The chunk's text with each piece flagged at ingest as an instruction to the model
+    (`Chunk.instruction_spans`) replaced by WITHHELD: notes are data, and a note that tells
+    the assistant what to say must not reach the model as a source."""
+    merged: list[list[int]] = []
+    for span in sorted(chunk.instruction_spans, key=lambda s: s.start):
+        if merged and span.start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], span.end)
+        else:
+            merged.append([span.start, span.end])
+    text = chunk.text
+    for start, end in reversed(merged):
+        text = text[:start] + WITHHELD + text[end:]
+    return text

@@ -8,8 +8,8 @@ golden set in seconds, without asking the model again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from rag.verify import (
 )
 from shiori.config import Settings
 from shiori.embedding import Embedder
+from shiori.grounding import Claim, GroundingVerifier
 
 
 @dataclass
@@ -70,21 +71,55 @@ def embedding_similarity(embedder: Embedder) -> Similarity:
     return similarity
 
 
+# (claims) -> P(supported) of each: `shiori.grounding.GroundingVerifier.score`
+Scorer = Callable[[Sequence[Claim]], np.ndarray]
+
+
+def claim_of(question: str, c: SentenceCheck, passages: Sequence[Passage]) -> Claim:
+    """What the grounding verifier reads of one checked answer sentence: its evidence
+    sentences with the sentences leading up to them, under their heading path and title; where
+    nothing was aligned, the start of the first passage it cites (so it scores low, not never)."""
+    if c.evidence:
+        first = c.evidence[0]
+        heading = " > ".join(x for x in (first.title, first.heading) if x)
+        evidence = " ".join(dict.fromkeys(t for e in c.evidence for t in (e.lead, e.text) if t))
+    else:
+        cited = passages[c.markers[0] - 1].chunk if c.markers else None
+        heading = cited.heading if cited else ""
+        evidence = cited.text[:400] if cited else ""
+    return Claim(question=question, heading=heading, evidence=evidence, claim=c.text)
+
+
 class Verifier:
-    """The checks and the abstention policy, shared across requests."""
+    """The checks and the abstention policy, shared across requests.
+
+    ``scorer`` (the grounding verifier) scores every answer sentence in one batched call;
+    with ``decide`` its score, not the lexical and semantic support rules, says whether a
+    sentence is supported, while the exact checks stay: the sentence's numbers and names must
+    occur in its evidence, and evidence from text flagged as instructions never counts
+    (`rag.evidence.source_sentences`)."""
 
     def __init__(
         self,
         thresholds: Thresholds,
         policy: AbstentionPolicy,
         similarity: Similarity | None = None,
+        scorer: Scorer | None = None,
+        decide: bool = False,
+        threshold: float = 0.5,
     ) -> None:
         self.thresholds = thresholds
         self.policy = policy
         self.similarity = similarity
+        self.scorer = scorer
+        self.decide = decide and scorer is not None
+        self.threshold = threshold
 
     @classmethod
-    def from_settings(cls, settings: Settings, embedder: Embedder) -> Verifier:
+    def from_settings(
+        cls, settings: Settings, embedder: Embedder, grounding: GroundingVerifier | None = None
+    ) -> Verifier:
+        use = grounding is not None and settings.verifier != "off" and grounding.available
         return cls(
             Thresholds(
                 support=settings.support_threshold,
@@ -94,7 +129,26 @@ class Verifier:
             ),
             AbstentionPolicy.from_settings(settings),
             embedding_similarity(embedder),
+            scorer=grounding.score if use and grounding is not None else None,
+            decide=settings.verifier == "decide",
+            threshold=settings.verifier_threshold,
         )
+
+    def scored(
+        self, question: str, checks: list[SentenceCheck], passages: Sequence[Passage]
+    ) -> list[SentenceCheck]:
+        """``checks`` with the verifier's score, and its decision where it decides."""
+        if self.scorer is None or not checks:
+            return checks
+        scores = self.scorer([claim_of(question, c, passages) for c in checks])
+        out = []
+        for c, p in zip(checks, scores.tolist(), strict=True):
+            c = replace(c, verifier=round(float(p), 4))
+            if self.decide:
+                ok = p >= self.threshold and bool(c.evidence) and not c.content_missing
+                c = replace(c, supported=ok)
+            out.append(c)
+        return out
 
     def judge(self, question: str, raw: str, passages: Sequence[Passage], language: str) -> Verdict:
         """Check ``raw`` (the model's text, with [n] markers into ``passages``)."""
@@ -104,6 +158,7 @@ class Verifier:
         if model_refused(raw):
             return Verdict("model_refused", refusal, invalid_markers=invalid)
         checks = check(parsed, passages, question, self.thresholds, self.similarity)
+        checks = self.scored(question, checks, passages)
         subject = check_subject(question, checks, passages, self.thresholds, self.similarity)
         verdict = Verdict("answered", "", checks, subject, invalid_markers=invalid)
         shown = [c for c in checks if c.supported]

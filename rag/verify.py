@@ -122,6 +122,8 @@ class SentenceCheck:
     # evidence sentences that supply its content but name nothing the question or the answer
     # is about ("2022年11月30日に ChatGPT が公開" as the date of LLaMA)
     unanchored: tuple[str, ...] = ()
+    # P(supported) from the grounding verifier (`shiori.grounding`); None: not scored
+    verifier: float | None = None
 
 
 @dataclass(frozen=True)

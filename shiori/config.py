@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from platformdirs import user_cache_dir, user_data_dir
 from pydantic import Field, SecretStr, field_validator
@@ -171,6 +171,19 @@ class Settings(BaseSettings):
     subject_threshold: float = Field(default=0.5, ge=0, le=1)
     # …or the cosine of the question and that context (a paraphrased question)
     subject_semantic_threshold: float = Field(default=0.6, ge=-1, le=1)
+    verifier: Literal["off", "score", "decide"] = Field(
+        default="decide",
+        description="the grounding verifier (shiori/grounding.py): off; score (each answer "
+        "sentence's P(supported) is shown, the rules decide); decide (it decides with the "
+        "exact checks of numbers and names)",
+    )
+    verifier_threshold: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="P(supported) an answer sentence needs when the verifier decides "
+        "(read from the risk-coverage curve of the dev split: docs/benchmarks.md)",
+    )
     rewrite_history_messages: int = Field(
         default=6,
         ge=0,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 import anyio
 from fastapi import APIRouter, Depends, Request
 
-from rag.answer import Answer
+from rag.answer import Answer, Progress
 from rag.conversation import Rewrite, Turn
 from service.api import errors
 from service.api.errors import ApiError, as_api_error, error_body
@@ -144,10 +144,12 @@ async def ask(body: AskRequest, parts: Shared, request: Request) -> AskResponse 
 
 
 async def ask_events(
-    parts: Components, stream: AsyncIterator[str | Rewrite | Answer]
+    parts: Components, stream: AsyncIterator[str | Rewrite | Progress | Answer]
 ) -> AsyncIterator[str]:
     """With a history, first one ``question`` event ({"question"} and the rewrite's fields:
-    which question is being answered); ``delta`` events with {"text"}, then one ``final``
+    which question is being answered); ``status`` events as each stage begins ({"stage":
+    found | writing | checking, "passages", "reading"}: within a second of the request, before
+    the model's first token); ``delta`` events with {"text"}, then one ``final``
     event with the full /v1/ask body (its answer is authoritative), or one ``error`` event if
     the LLM fails mid-answer."""
     try:
@@ -156,6 +158,8 @@ async def ask_events(
                 yield event({"text": item}, "delta")
             elif isinstance(item, Rewrite):
                 yield event({"question": item.question, **item.to_json()}, "question")
+            elif isinstance(item, Progress):
+                yield event(item.to_json(), "status")
             else:
                 observe(parts, item)
                 yield event(AskResponse.of(item).model_dump(mode="json"), "final")

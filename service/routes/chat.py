@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.answer import Answer
+from rag.answer import Answer, Progress
 from rag.body import line_span, shown_passages, supported_evidence
 from rag.conversation import Rewrite, Turn
 from service.api import errors
@@ -246,7 +246,7 @@ def sources(answer: Answer) -> list[dict[str, Any]]:
 
 async def chat_events(
     parts: Components,
-    stream: AsyncIterator[str | Rewrite | Answer],
+    stream: AsyncIterator[str | Rewrite | Progress | Answer],
     completion_id: str,
     created: int,
 ) -> AsyncIterator[str]:
@@ -270,7 +270,7 @@ async def chat_events(
                 streamed += item
                 yield chunk({"content": item})
                 continue
-            if isinstance(item, Rewrite):  # named in the last chunk, with the sources
+            if isinstance(item, Rewrite | Progress):  # named in the last chunk / not OpenAI's
                 continue
             observe(parts, item)
             tail = footnote(item)

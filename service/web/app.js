@@ -442,6 +442,7 @@ function turnNode(turn, streamed = "") {
       );
     }
     answerPanel.append(answer, el("p", { className: "meta", textContent: answerMeta(result) }));
+    if (turn.withdrawn) answerPanel.append(el("p", { className: "meta withdrawn", textContent: t("withdrawn") }));
     answerPanel.append(feedbackNode(turn));
   } else {
     answer.lang = languageOf(streamed);
@@ -640,6 +641,11 @@ async function ask(message) {
         if (event === "question") {
           turn.question = data.question;
           renderTurn(turn);
+        } else if (event === "status") {
+          // what Shiori is doing, before the first token: passages found, writing, checking
+          if (data.stage === "found") status("statusFound", { n: data.passages });
+          else if (data.stage === "writing") status(data.reading > 1 ? "statusRereading" : "statusWriting", { n: data.passages });
+          else if (data.stage === "checking") status("statusChecking");
         } else if (event === "delta") {
           turn.streamed += data.text;
           renderStreamed(turn);
@@ -654,6 +660,8 @@ async function ask(message) {
       throw unreachable(controller.signal.reason || err, ASK_TIMEOUT_MS);
     }
     if (!turn.result) throw new ApiFailure("incomplete", "incomplete", 0, "incomplete");
+    // streamed text the checks did not keep is said to be withdrawn, never dropped silently
+    turn.withdrawn = Boolean(turn.streamed.trim()) && turn.streamed.trim() !== turn.result.answer.trim();
     delete turn.streamed;
     renderTurn(turn);
     status(turn.result.abstained ? "statusNotInNotes" : "statusAnswered");

@@ -354,6 +354,7 @@ def replay(
     from eval.runner import read_results
     from rag.verdict import Verifier
     from shiori.embedding import Embedder
+    from shiori.grounding import GroundingVerifier
 
     records = read_results(report / "results.jsonl")
     if not records:
@@ -366,7 +367,7 @@ def replay(
             fail(str(exc), ExitStatus.USAGE)
     settings = load_settings()
     with err.status("loading the embedding model…"):
-        verifier = Verifier.from_settings(settings, Embedder(settings))
+        verifier = Verifier.from_settings(settings, Embedder(settings), GroundingVerifier(settings))
     replayed = rejudge(records, items, verifier)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "results.jsonl").open("w", encoding="utf-8") as f:

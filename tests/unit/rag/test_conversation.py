@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from openai import AsyncOpenAI
 
 from eval.dataset import load
-from rag.answer import Answer, Answerer, LLMUnavailableError
+from rag.answer import Answer, Answerer, LLMUnavailableError, Progress
 from rag.conversation import (
     Condenser,
     Rewrite,
@@ -327,7 +327,10 @@ def test_the_stream_names_the_question_before_the_answer() -> None:
     items = asyncio.run(collect())
     assert isinstance(items[0], Rewrite) and items[0].question == STANDALONE
     assert isinstance(items[-1], Answer) and items[-1].question == STANDALONE
-    assert all(isinstance(i, str) for i in items[1:-1]) and "2013" in "".join(items[1:-1])
+    texts = [i for i in items[1:-1] if not isinstance(i, Progress)]
+    assert all(isinstance(i, str) for i in texts) and "2013" in "".join(texts)
+    stages = [i.stage for i in items if isinstance(i, Progress)]
+    assert stages == ["found", "writing", "checking"]
 
 
 def test_a_rewrite_the_model_cannot_make_is_the_llm_s_fault() -> None:

@@ -115,7 +115,7 @@ async def collect(a: Answerer, question: str) -> tuple[list[str], Answer]:
     async for item in a.stream(question):
         if isinstance(item, str):
             deltas.append(item)
-        else:
+        elif isinstance(item, Answer):
             return deltas, item
     raise AssertionError("no final answer")
 

@@ -5,6 +5,7 @@ that an LLM that fails is a 503 counted once per request, plain or streamed."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,21 @@ def test_an_llm_that_fails_is_503_and_counted_once_per_request(tmp_path: Path) -
     assert asyncio.run(request(app, "POST", "/v1/search", {"question": QUESTION})).is_success
     metrics = app.state.components.metrics
     assert metrics.registry.get_sample_value("shiori_llm_errors_total") == len(bodies)
+
+
+def test_a_stream_says_what_it_is_doing_before_the_first_token(tmp_path: Path) -> None:
+    """``status`` events (found N passages, writing, checking) come before the answer's text,
+    so a reader sees progress while the model reads its prompt."""
+    app = app_with(tmp_path, Recorder("", "Word2Vec は 2013 年に発表された。[1]"))
+    r = asyncio.run(request(app, "POST", "/v1/ask", {"question": QUESTION, "stream": True}))
+    names = [line[7:] for line in r.text.splitlines() if line.startswith("event: ")]
+    first_delta = names.index("delta")
+    assert names[:first_delta] == ["status", "status"], names
+    assert "status" in names[first_delta:] and names[-1] == "final"
+    statuses = [
+        json.loads(line[6:])
+        for line, before in zip(r.text.splitlines()[1:], r.text.splitlines(), strict=False)
+        if before == "event: status"
+    ]
+    assert [s["stage"] for s in statuses] == ["found", "writing", "checking"]
+    assert statuses[0]["passages"] == 1

@@ -1,0 +1,1 @@
+"""Models Shiori trains for itself (none can be downloaded here): the grounding verifier."""

@@ -1,0 +1,1 @@
+"""The grounding verifier: examples from JSQuAD (data), training (fit), AUROC (metrics)."""
