@@ -16,6 +16,7 @@ from rag.answer import Answerer
 from rag.retrieve import Retriever
 from shiori.config import Settings
 from shiori.embedding import Embedder
+from shiori.grounding import Claim, GroundingVerifier
 from shiori.index import NoteIndex, StoreClient, open_client
 
 
@@ -55,6 +56,9 @@ class Runtime:
         embedder.embed_queries(["warm-up"])  # load the model now, not at the first question
         retriever = Retriever(index, embedder)
         llm = Answerer.client_for(settings)
+        grounding = GroundingVerifier(settings)
+        if settings.verifier != "off" and grounding.available:
+            grounding.score([Claim("warm-up", "", "warm-up", "warm-up")])  # load it now
         return cls(
             settings=settings,
             embedder=embedder,
@@ -62,7 +66,7 @@ class Runtime:
             index=index,
             retriever=retriever,
             llm=llm,
-            answerer=Answerer(settings, retriever, llm),
+            answerer=Answerer(settings, retriever, llm, grounding),
             ingestor=Ingestor(settings, index, embedder),
             **cls.extra_parts(settings),
         )
