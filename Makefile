@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BROWSER_DEBS := chromium fonts-ipafont-gothic
 
 comma := ,
-.PHONY: help setup browser models llm run serve eval test test-fast lint format bench bench-embed bench-ingest bench-retrieval bench-serve bench-load bench-followup bench-answer bench-store clean
+.PHONY: help setup browser models llm run serve eval test test-fast lint format bench bench-embed bench-ingest bench-retrieval bench-serve bench-load bench-followup bench-answer bench-store train-verifier clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ lint: setup  ## ruff (lint + format check), mypy, and the import layers (import-
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+train-verifier: models  ## re-create the grounding verifier's adapter (shiori/verifier/) from JSQuAD, seeded (~30 min, 2 cores)
+	$(PY) -m train.verifier --squad $(or $(SQUAD),../shared/data/jsquad/valid-v1.3.json) $(ARGS)
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

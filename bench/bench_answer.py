@@ -15,7 +15,8 @@ last M tokens occur earlier in the prompt, verified in one forward pass; answers
 sources, so drafts may be accepted often). Acceptance is read from vLLM's /metrics.
 
     python bench/bench_answer.py [--questions N] [--configs today,ngram,no-prefix-cache]
-        (a configuration may repeat, in any order: figures compare with the first "today")
+        (a configuration may repeat, in any order: figures compare with the first one;
+         bf16, w8a8 and w4a16 serve that checkpoint of the model, SHIORI_LLM_QUANTIZATION)
         [--write docs/benchmarks.md]
 """
 
@@ -64,7 +65,13 @@ CONFIGS: dict[str, list[str]] = {
     "no-prefix-cache": ["--no-enable-prefix-caching"],
     "ngram": ngram(4, 4),
     "ngram-k8": ngram(8, 4),
+    "bf16": [],
+    "w8a8": [],
+    "w4a16": [],
 }
+CONFIGS["llamaindex"] = []  # a plain LlamaIndex pipeline on today's server (`plain_pipeline`)
+# configurations that serve another checkpoint of the model (SHIORI_LLM_QUANTIZATION)
+WEIGHTS = {"bf16": "none", "w8a8": "w8a8", "w4a16": "w4a16"}
 
 
 @dataclass
@@ -151,8 +158,46 @@ async def answer_all(parts: Components, asked: list[str], run: Run) -> None:
         run.abstained.append(final.abstained)
 
 
+def plain_pipeline(settings: Settings) -> Any:
+    """The anchor: LlamaIndex's defaults over the same notes — SimpleDirectoryReader,
+    SentenceSplitter, an in-memory vector index of EmbeddingGemma vectors, a query engine with
+    the top 4 chunks and its default QA prompt — answered by the same vLLM server."""
+    from llama_index.core import Settings as LlamaSettings
+    from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from llama_index.llms.openai_like import OpenAILike
+
+    from shiori.models import resolve
+
+    LlamaSettings.embed_model = HuggingFaceEmbedding(
+        model_name=resolve(settings.embed_model, settings.models_dir), device="cpu"
+    )
+    LlamaSettings.llm = OpenAILike(
+        model=settings.llm_model,
+        api_base=settings.llm_url,
+        api_key="none",
+        is_chat_model=True,
+        temperature=0,
+        max_tokens=settings.llm_max_tokens,
+        timeout=settings.llm_timeout_s,
+    )
+    docs = SimpleDirectoryReader(str(REPO / "notes"), required_exts=[".md"]).load_data()
+    return VectorStoreIndex.from_documents(docs).as_query_engine(similarity_top_k=4)
+
+
+def plain_answers(engine: Any, asked: list[str], run: Run) -> None:
+    for question in asked:
+        began = time.perf_counter()
+        response = engine.query(question)
+        run.totals_ms.append((time.perf_counter() - began) * 1000)
+        run.answers.append(str(response))
+        run.abstained.append(False)
+
+
 def run_config(name: str, parts: Components, asked: list[str], work: Path) -> Run:
     settings = parts.settings
+    if name in WEIGHTS:
+        settings = settings.model_copy(update={"llm_quantization": WEIGHTS[name]})
     cmd = vllm_cpu.prepare(settings) + CONFIGS[name]
     log = work / f"vllm-{name}.log"
     run = Run(name)
@@ -161,6 +206,9 @@ def run_config(name: str, parts: Components, asked: list[str], work: Path) -> Ru
     try:
         vllm_cpu.wait_ready(settings, proc, log)
         run.start_s = time.perf_counter() - began
+        if name == "llamaindex":
+            plain_answers(plain_pipeline(settings), asked, run)
+            return run
         asyncio.run(session(parts, asked, run))
         run.accepted, run.drafted = spec_metrics(settings)
     finally:
@@ -197,25 +245,33 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def ttft(r: Run) -> str:
+    if not r.generations:
+        return "—"
+    return f"{statistics.median(g.ttft_ms for g in r.generations):.0f} ms"
+
+
 def report(runs: list[Run], asked: list[str], command: str) -> str:
-    base = next(r for r in runs if r.config == "today")
+    base = runs[0]
     base_p50 = statistics.median(base.totals_ms)
     lines = [
         MARK_BEGIN,
         f"Command: `{command}` — run on {time.strftime('%Y-%m-%d')}, this 2-core machine, vLLM "
-        f"CPU 0.32 with Qwen2.5-Coder-1.5B-Instruct (bf16) on the same cores; {len(asked)} "
+        f"CPU 0.32 with Qwen2.5-Coder-1.5B-Instruct on the same cores; {len(asked)} "
         "answerable questions of eval/datasets/notes.jsonl that reach generation, one at a time, "
         "through Shiori's answer path in process (the /v1/ask path without HTTP).",
         "",
-        "| vLLM flags | answer p50 | p95 | p50 vs today | TTFT p50 | decode tok/s (median) "
-        "| answers equal to today's | spec. tokens accepted | server start |",
+        f"| configuration | answer p50 | p95 | p50 vs {base.config} | TTFT p50 | decode tok/s "
+        f"(median) | answers equal to {base.config}'s | spec. tokens accepted | server start |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         p50 = statistics.median(r.totals_ms)
         decode = [d for g in r.generations if (d := g.decode_tok_s) is not None]
         same = sum(a == b for a, b in zip(r.answers, base.answers, strict=True))
-        flags = " ".join(CONFIGS[r.config]) or "(today's)"
+        flags = " ".join(CONFIGS[r.config]) or (
+            f"weights {WEIGHTS[r.config]}" if r.config in WEIGHTS else "(today's)"
+        )
         accept = (
             f"{r.accepted / r.drafted:.0%} ({r.accepted:.0f} / {r.drafted:.0f})"
             if r.accepted is not None and r.drafted
@@ -223,8 +279,8 @@ def report(runs: list[Run], asked: list[str], command: str) -> str:
         )
         lines.append(
             f"| {r.config}: `{flags}` | {p50 / 1000:.2f} s | {pct(r.totals_ms, 0.95) / 1000:.2f} s "
-            f"| {p50 / base_p50:.2f}x | {statistics.median(g.ttft_ms for g in r.generations):.0f} "
-            f"ms | {statistics.median(decode) if decode else float('nan'):.1f} | {same} of "
+            f"| {p50 / base_p50:.2f}x | {ttft(r)} | "
+            f"{statistics.median(decode) if decode else float('nan'):.1f} | {same} of "
             f"{len(asked)} | {accept} | {r.start_s:.0f} s |"
         )
     gens = len(base.generations)
@@ -247,8 +303,8 @@ def main() -> None:
     args = parser.parse_args()
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [n for n in names if n not in CONFIGS]
-    if unknown or "today" not in names:
-        parser.error(f"--configs: include 'today' (the base); known: {', '.join(CONFIGS)}")
+    if unknown or not names:
+        parser.error(f"--configs: the first is the base; known: {', '.join(CONFIGS)}")
 
     work = Path(tempfile.mkdtemp(prefix="bench-answer-"))
     port = 18100 + os.getpid() % 800

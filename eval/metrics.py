@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "AnswerCheck",
     "ItemOutcome",
@@ -420,6 +422,21 @@ def risk_coverage(
         "aurc": math.fsum(r for _, r, _ in points) / len(points) if points else NAN,
         "max_coverage": len(points) / n_items if n_items else NAN,
     }
+
+
+def auroc(scores: Sequence[float], labels: Sequence[int | bool]) -> float:
+    """Area under the ROC curve of ``scores`` for ``labels`` (1 = positive): the probability
+    that a random positive scores above a random negative, ties counting half (the
+    Mann–Whitney U statistic over n_pos · n_neg). NaN without both classes."""
+    from scipy.stats import rankdata
+
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return NAN
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 # ---------------------------------------------------------------- citations

@@ -162,6 +162,7 @@ def _risk_coverage_section(summary: dict[str, Any]) -> str:
     point = rc["operating_point"]
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{c['aurc']:.3f}</td>"
+        f"<td>{c.get('auroc', float('nan')):.3f}</td>"
         f"<td>{percent(c['max_coverage'])}</td></tr>"
         for name, c in sorted(rc["curves"].items(), key=lambda kv: kv[1]["aurc"])
     )
@@ -171,9 +172,10 @@ def _risk_coverage_section(summary: dict[str, Any]) -> str:
         f"threshold, over the {rc['candidates']} questions the model answered (shown or "
         f"withdrawn by a check). Risk = wrong or unanswerable among those answered; the dot is "
         f"this run (coverage {percent(point['coverage'])}, risk {percent(point['risk'])}). "
-        "Lower AURC is better.</p>"
+        "Lower AURC is better; AUROC: how often a right draft outranks a wrong one.</p>"
         + _svg_curves(rc["curves"], point)
-        + f"<table><tr><th>signal</th><th>AURC</th><th>max coverage</th></tr>{rows}</table>"
+        + f"<table><tr><th>signal</th><th>AURC</th><th>AUROC</th><th>max coverage</th></tr>"
+        f"{rows}</table>"
     )
 
 

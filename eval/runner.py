@@ -362,6 +362,8 @@ def risk_coverage(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         values = [sign * float(r.get("signals", {}).get(name, 0.0)) for r in candidates]
         errors = [bool(r["metrics"]["draft_error"]) for r in candidates]
         curves[name] = m.risk_coverage(values, errors, n)
+        # how well the signal tells right drafts from wrong ones, whatever the threshold
+        curves[name]["auroc"] = m.auroc(values, [not e for e in errors])
     shown = [r for r in records if not r["abstained"]]
     wrong = sum(1 for r in shown if r["metrics"].get("outcome") != m.Outcome.CORRECT.value)
     return {

@@ -132,6 +132,16 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     # what `shiori llm serve` serves on a CPU machine: a registry name, a directory or a hub id
     llm_source: str = "qwen2.5-coder-1.5b-instruct-gguf"
+    llm_quantization: Literal["w8a8", "w4a16", "none"] = Field(
+        default="w8a8",
+        description="what `shiori llm setup` makes of a registry model for vLLM's CPU build: "
+        "int8 weights and activations (w8a8), int4 weights (w4a16), or bf16 as converted "
+        "(none); docs/benchmarks.md has each one's speed and grounding figures",
+    )
+    quantize_venv: Path = Field(
+        default_factory=lambda: Path(user_cache_dir("shiori")) / "quantize-venv",
+        description="the environment `shiori llm setup` quantizes in (llmcompressor)",
+    )
     llm_max_model_len: int = Field(default=4096, ge=512)
     llm_prompt_style: str = Field(
         default="system",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.metrics import auroc
 from shiori.config import Settings
 from shiori.grounding import (
     MAX_TOKENS,
@@ -32,7 +33,6 @@ from shiori.grounding import (
     verifier_input,
 )
 from train.verifier.data import Example, build
-from train.verifier.metrics import auroc
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             padding=True,
             truncation=True,
             max_length=MAX_TOKENS,
+            pad_to_multiple_of=16,  # fewer distinct shapes for oneDNN to prepare kernels for
             return_tensors="pt",
         )
         out = model(**enc).last_hidden_state
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loss.backward()
         optim.step()
         lr_sched.step()
-        running.append(float(loss))
+        running.append(float(loss.detach()))
         if (step + 1) % 20 == 0 or step + 1 == len(plan):
             spent = time.perf_counter() - began
             left = spent / (step + 1) * (len(plan) - step - 1)
