@@ -63,5 +63,5 @@ def test_a_changed_adapter_file_is_refused(tmp_path: Path) -> None:
     data = bytearray(head.read_bytes())
     data[-1] ^= 0xFF
     head.write_bytes(bytes(data))
-    with pytest.raises(VerifierIntegrityError, match="head.safetensors"):
+    with pytest.raises(VerifierIntegrityError, match=r"head\.safetensors"):
         verify_files(copy)
