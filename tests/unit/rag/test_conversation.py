@@ -26,6 +26,7 @@ from rag.conversation import (
     parse_rewrite,
     rule_rewrite,
     stands_alone,
+    sure_rewrite,
 )
 from shiori.config import Settings
 from tests.conftest import REPO
@@ -33,7 +34,13 @@ from tests.unit.service.test_answer_stream import FakeEmbedder, passage
 
 WORD2VEC = "Word2Vec は 2013 年に Google の研究チームが発表した単語埋め込みの手法である。"
 GLOVE = "GloVe は 2014 年にスタンフォード大学の研究者が発表した単語埋め込みの手法である。"
+# the answer names two methods: which one "その手法" means is for the model to read
 HISTORY = (
+    Turn("user", "Skip-gram という学習方式があるのはどの手法ですか？"),
+    Turn("assistant", "Word2Vec です（GloVe ではありません）[1]。"),
+)
+# …where it names one, a rule resolves the reference and no model is asked
+ONE_NAME = (
     Turn("user", "Skip-gram という学習方式があるのはどの手法ですか？"),
     Turn("assistant", "Word2Vec です [1]。"),
 )
@@ -149,7 +156,7 @@ def test_footnotes_markers_and_withdrawn_drafts_leave_the_history() -> None:
 )
 def test_an_unusable_rewrite_is_refused(reply: str, why: str) -> None:
     with pytest.raises(RewriteError, match=why):
-        parse_rewrite(reply, FOLLOW_UP, HISTORY, max_chars=40)
+        parse_rewrite(reply, FOLLOW_UP, ONE_NAME, max_chars=40)
 
 
 # --- the model and retrieval as doubles -------------------------------------------------------
@@ -375,7 +382,10 @@ def test_an_english_rewrite_of_a_japanese_follow_up_falls_back_to_the_subject(
     condenser = Condenser(llm.client, "m")
     rewrite = asyncio.run(condenser.condense(message, history))
     assert rewrite.status == RewriteStatus.BY_RULE and rewrite.question == standalone
-    assert "English rewrite" in rewrite.detail
+    if sure_rewrite(message, history) is None:  # the model was asked, and rewrote in English
+        assert "English rewrite" in rewrite.detail
+    else:  # one thing named, pointed back to: no model asked at all
+        assert llm.rewrites == [] and "not asked" in rewrite.detail
     # English: a reference is replaced; a message without one is the model's job
     assert rule_rewrite("When was it published?", history) == (
         f"When was {'Word2Vec' if history is HISTORY else 'Gemma'} published?"
@@ -386,4 +396,25 @@ def test_an_english_rewrite_of_a_japanese_follow_up_falls_back_to_the_subject(
         llm = Recorder(json.dumps({"question": kept}, ensure_ascii=False), "x")
         rewrite = asyncio.run(Condenser(llm.client, "m").condense(message, history))
         assert rewrite.status == RewriteStatus.BY_RULE and rewrite.question == standalone
+
+
+@pytest.mark.parametrize(
+    ("history", "message", "standalone"),
+    [
+        (ONE_NAME, FOLLOW_UP, "Word2Vecは何年に発表されましたか？"),
+        (ONE_NAME, "Who published it?", "Who published Word2Vec?"),
+        (GEMMA, LATER[0].content, "Gemmaの文脈長は何トークンですか？"),
+    ],
+)
+def test_a_reference_to_the_one_thing_named_asks_no_model(
+    history: tuple[Turn, ...], message: str, standalone: str
+) -> None:
+    llm = Recorder('{"question": "never asked"}', "x")
+    rewrite = asyncio.run(Condenser(llm.client, "m").condense(message, history))
+    assert llm.rewrites == [] and llm.requests == []
+    assert rewrite.status == RewriteStatus.BY_RULE and rewrite.question == standalone
+    assert rewrite.ms == 0 and rewrite.prompt_tokens == 0
+    # two things named, or no reference word: the model reads it
+    assert sure_rewrite(message, HISTORY) is None
+    assert sure_rewrite("何年に発表されましたか？", ONE_NAME) is None
     assert rule_rewrite(message, (Turn("user", "何年？"), Turn("assistant", "長い" * 30))) is None

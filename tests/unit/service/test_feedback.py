@@ -249,7 +249,10 @@ def test_a_lone_surrogate_in_feedback_still_makes_a_readable_line(tmp_path: Path
 CONVERSATION = [
     {"role": "system", "content": "You are helpful."},
     {"role": "user", "content": "Skip-gram という学習方式があるのはどの手法ですか？"},
-    {"role": "assistant", "content": "Word2Vec です [1]。\n\nSources:\n[1] notes/word2vec.md:3"},
+    {
+        "role": "assistant",
+        "content": "Word2Vec です（GloVe ではない）[1]。\n\nSources:\n[1] n/w.md:3",
+    },
     {"role": "user", "content": FOLLOW_UP},
 ]
 

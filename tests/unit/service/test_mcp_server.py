@@ -62,7 +62,7 @@ def test_the_tools_are_read_only_and_answers_come_with_citations(tmp_path: Path)
             tools = {t.name: t for t in (await client.list_tools()).tools}
             history = [
                 {"role": "user", "content": "Skip-gram があるのはどの手法？"},
-                {"role": "assistant", "content": "Word2Vec です。"},
+                {"role": "assistant", "content": "Word2Vec です（GloVe ではない）。"},
             ]
             asked = await client.call_tool("ask", {"question": FOLLOW_UP, "history": history})
             found = await client.call_tool("search", {"question": "Word2Vec"})
