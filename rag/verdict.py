@@ -94,7 +94,8 @@ class Verifier:
     """The checks and the abstention policy, shared across requests.
 
     ``scorer`` (the grounding verifier) scores every answer sentence in one batched call.
-    With ``decide`` it decides together with the rules: a sentence the rules accept is
+    With ``decide`` it decides together with the rules (not across languages or on table
+    rows, which it was not trained on): a sentence the rules accept is
     withdrawn when its score is below ``threshold``; one they refuse is shown when its score is
     at least ``accept`` and the exact checks hold (its numbers and names occur in its evidence,
     which is about what it names). Evidence from text flagged as instructions never counts
@@ -150,7 +151,7 @@ class Verifier:
         out = []
         for c, p in zip(checks, scores.tolist(), strict=True):
             c = replace(c, verifier=round(float(p), 4))
-            if self.decide:
+            if self.decide and not _outside_training(c):
                 # the rules' yes stands unless the verifier finds it unlikely; their no is
                 # overturned only where the verifier is sure and the exact checks hold
                 sure = p >= self.accept and bool(c.evidence)
@@ -184,6 +185,16 @@ class Verifier:
             verdict.answer = with_markers(shown)
             verdict.cited = sorted({m for c in shown for m in c.markers})
         return verdict
+
+
+def _outside_training(c: SentenceCheck) -> bool:
+    """Evidence of a kind the verifier was not trained on (shiori/verifier/DATA_CARD.md:
+    JSQuAD is Japanese prose): an answer sentence in another script than its evidence, or
+    evidence that is a table row. There its score is shown, and the rules decide."""
+    return any(
+        script_of(e.text) != script_of(c.text) or e.text.lstrip().startswith("|")
+        for e in c.evidence
+    )
 
 
 def answers_kind(question: str, shown: Sequence[SentenceCheck]) -> bool:

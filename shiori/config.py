@@ -133,7 +133,7 @@ class Settings(BaseSettings):
     # what `shiori llm serve` serves on a CPU machine: a registry name, a directory or a hub id
     llm_source: str = "qwen2.5-coder-1.5b-instruct-gguf"
     llm_quantization: Literal["w8a8", "w4a16", "none"] = Field(
-        default="w8a8",
+        default="none",
         description="what `shiori llm setup` makes of a registry model for vLLM's CPU build: "
         "int8 weights and activations (w8a8), int4 weights (w4a16), or bf16 as converted "
         "(none); docs/benchmarks.md has each one's speed and grounding figures",

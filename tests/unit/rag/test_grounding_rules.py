@@ -119,3 +119,18 @@ def test_merged_passages_keep_every_flagged_piece(body: str, start: int, length:
     assert len(spans) == 1
     assert merged.chunk.text[spans[0].start : spans[0].end] == flagged
     assert without_instructions(merged.chunk).count(WITHHELD) == 1
+
+
+def test_the_verifier_does_not_decide_where_it_was_not_trained() -> None:
+    """A table row, or an answer in another language than its evidence: the rules decide."""
+
+    def never(claims: Sequence[Claim]) -> np.ndarray:
+        return np.full(len(claims), 0.01, dtype=np.float32)
+
+    doubting = Verifier(Thresholds(), AbstentionPolicy(), scorer=never, decide=True)
+    table = Passage(chunk("| 週 | 点数 |\n|---|---|\n| 第37週 | 72 |"), 1.0, 0.9, 0.9)
+    row = doubting.judge("第37週の点数は？", "第37週の点数は72点です[1]。", [table], "ja")
+    assert not row.abstained and row.checks[0].verifier == 0.01
+    prose = Passage(chunk("LoRA は 2021年に Microsoft が発表した。"), 1.0, 0.9, 0.9)
+    same = doubting.judge("LoRA はいつ？", "LoRA は2021年に発表された[1]。", [prose], "ja")
+    assert same.abstained  # where it was trained, its doubt withdraws the rules' yes
