@@ -226,7 +226,20 @@ def test_ingest_killed_by_sigkill_converges(
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None and not ready.exists():
         time.sleep(0.02)
-    time.sleep(3)
+    # then wait for the first chunks to reach the chunks shard (its files change), however
+    # long the embedding model takes to load on a busy machine (a fixed 3 s was not enough)
+    since = time.time()
+    shard = store / "edge" / "k"
+
+    def written() -> bool:
+        try:
+            return any(f.stat().st_mtime > since for f in shard.rglob("*") if f.is_file())
+        except OSError:  # a file replaced while we looked: look again
+            return False
+
+    while time.monotonic() < deadline and proc.poll() is None and not written():
+        time.sleep(0.05)
+    time.sleep(1)
     assert proc.poll() is None, "the ingest finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
