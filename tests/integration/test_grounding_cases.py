@@ -33,14 +33,6 @@ def items() -> list[GoldenItem]:
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.Runner]:
-    # one event loop for the module, as in a server: the shared LLM client's pooled
-    # connections belong to the loop that opened them ("Event loop is closed" otherwise)
-    with asyncio.Runner() as runner:
-        yield runner
-
-
-@pytest.fixture(scope="module")
 def parts(
     tmp_path_factory: pytest.TempPathFactory,
     embedder: Embedder,

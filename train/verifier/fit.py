@@ -29,9 +29,9 @@ from shiori.grounding import (
     Claim,
     load_backbone,
     mean_pool,
-    sha256,
     verifier_input,
 )
+from shiori.models import sha256_of
 from train.verifier.data import Example, build
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "auroc": round(dev_auroc, 4),
             "auroc_by_negative_kind": by_kind,
         },
-        "sha256": {name: sha256(args.out / name) for name in files},
+        "sha256": {name: sha256_of(args.out / name) for name in files},
     }
     (args.out / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"

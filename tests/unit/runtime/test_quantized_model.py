@@ -14,6 +14,7 @@ import pytest
 
 from runtime.llm import vllm_cpu
 from shiori.config import Settings
+from shiori.models import sha256_of
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_quantized_once_recorded_and_checked(
     out = vllm_cpu.ensure_quantized(settings, bf16, report=lambda m: None)
     assert out == bf16.with_name("qwen-w8a8") and calls[0][-2:] == ["--scheme", "w8a8"]
     stamp = json.loads((out / vllm_cpu.QUANT_STAMP).read_text())
-    assert stamp["sha256"]["model.safetensors"] == vllm_cpu._sha256(out / "model.safetensors")
+    assert stamp["sha256"]["model.safetensors"] == sha256_of(out / "model.safetensors")
     assert vllm_cpu.ensure_quantized(settings, bf16, report=lambda m: None) == out
     assert len(calls) == 1  # made once
     (out / "model.safetensors").write_bytes(b"something else")
