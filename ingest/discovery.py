@@ -7,6 +7,15 @@ or in its middle is anchored to that folder, one ending in ``/`` matches only fo
 re-includes what an earlier pattern excluded, and ``#`` starts a comment (spaces around a
 pattern are ignored). An ignore file deeper
 down overrides the ones above it; as in git, nothing inside an ignored folder can be re-included.
+
+Symbolic links to folders are followed, as ``find -L`` and Obsidian do (people link course
+material or a synced folder into their notes): each folder is walked once, known by its
+``(st_dev, st_ino)``, so a link back up the tree (a loop) or a second link to the same folder is
+not followed again. Links are followed only after every plain folder has been walked, so a note
+reachable both directly and through a link is found at its direct path. With ``confine_to`` (the
+service), a link to a folder outside those folders is not followed. Whatever is not walked
+(loops, links leading out, folders that cannot be listed) is named in ``Discovery.skipped``
+with the reason: a skipped subtree never looks like a complete walk.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ class Discovery:
     unsupported: list[Path] = field(default_factory=list)  # skipped in folder walks
     missing: list[str] = field(default_factory=list)  # arguments that do not exist
     outside: list[Path] = field(default_factory=list)  # links that lead out of `confine_to`
+    # folders not walked, with the reason (a loop, a link out of `confine_to`, unreadable)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def _read_spec(folder: Path) -> pathspec.GitIgnoreSpec | None:
@@ -55,11 +66,91 @@ def _ignored(path: Path, is_dir: bool, specs: list[tuple[Path, pathspec.GitIgnor
     return verdict
 
 
+LOOP = (
+    "a symbolic link to a folder already walked (a loop, or a second link to it): "
+    "not followed again"
+)
+OUTSIDE = "a symbolic link to a folder outside the folders this service may read: not followed"
+
+
+@dataclass
+class _Walk:
+    """The state of one discovery's walk, shared by its roots."""
+
+    found: Discovery
+    allowed: list[Path]  # resolved `confine_to`; empty: any folder may be followed
+    seen: set[Path] = field(default_factory=set)  # files found, by the path they were found at
+    walked: set[tuple[int, int]] = field(default_factory=set)  # (st_dev, st_ino) of folders
+    # (folder, the ignore files of its root): plain folders now, linked ones after them
+    now: list[tuple[Path, dict[Path, pathspec.GitIgnoreSpec]]] = field(default_factory=list)
+    links: list[tuple[Path, dict[Path, pathspec.GitIgnoreSpec]]] = field(default_factory=list)
+
+    def run(self) -> None:
+        while self.now or self.links:
+            if not self.now:  # every plain folder is done: follow the links found meanwhile
+                self.now, self.links = self.links[::-1], []
+            folder, specs = self.now.pop()
+            self.visit(folder, specs)
+
+    def visit(self, here: Path, specs: dict[Path, pathspec.GitIgnoreSpec]) -> None:
+        is_link = here.is_symlink()
+        try:
+            st = here.stat()  # follows the link: the folder itself
+        except OSError as exc:
+            self.found.skipped.append((here, f"cannot open this folder: {exc.strerror or exc}"))
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in self.walked:
+            # only a link can lead to a walked folder a second time (a plain folder is reached
+            # once, or as a second root that overlaps the first: its notes are in already)
+            if is_link:
+                self.found.skipped.append((here, LOOP))
+            return
+        if is_link and self.allowed:
+            # why: the service reads only inside its allowed roots; a link is no way out
+            real = here.resolve()
+            if not any(real.is_relative_to(r) for r in self.allowed):
+                self.found.skipped.append((here, OUTSIDE))
+                return
+        self.walked.add(key)
+        try:
+            with os.scandir(here) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:  # os.walk would drop it silently
+            self.found.skipped.append((here, f"cannot list this folder: {exc.strerror or exc}"))
+            return
+        own = _read_spec(here)
+        if own is not None:
+            specs[here] = own
+        # the ignore files of this folder and the folders above it, outermost first
+        active = [(base, spec) for base, spec in specs.items() if here.is_relative_to(base)]
+        for entry in entries:
+            path = here / entry.name
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():  # a folder, or a link to one
+                if not _ignored(path, True, active):
+                    (self.links if entry.is_symlink() else self.now).append((path, specs))
+                continue
+            if _ignored(path, False, active):
+                continue
+            if path.suffix.lower() not in SUPPORTED:
+                self.found.unsupported.append(path)
+            elif path not in self.seen:  # (a broken link too: reading it then fails, named)
+                self.seen.add(path)
+                self.found.files.append(path)
+
+
 def discover(arguments: list[str | Path], confine_to: Sequence[Path] = ()) -> Discovery:
-    """The files to ingest. With ``confine_to``, a file whose real path (symbolic links
-    followed) lies outside those folders is set aside in ``outside``."""
+    """The files to ingest, found under ``arguments`` (files or folders).
+
+    Folders are walked recursively, following symbolic links to folders once each (see the
+    module's doc). With ``confine_to``, a linked folder whose real path lies outside those
+    folders is not entered, and a file whose real path (symbolic links followed) lies outside
+    them is set aside in ``outside``. Never raises for a missing argument (``missing``) or a
+    folder that cannot be listed (``skipped``)."""
     found = Discovery()
-    seen: set[Path] = set()
+    walk = _Walk(found, [r.resolve() for r in confine_to])
     for arg in arguments:
         root = Path(arg).expanduser()
         if not root.exists():
@@ -68,35 +159,16 @@ def discover(arguments: list[str | Path], confine_to: Sequence[Path] = ()) -> Di
         root = root.resolve()
         found.roots.append(root)
         if root.is_file():
-            if root not in seen:
-                seen.add(root)
+            if root not in walk.seen:
+                walk.seen.add(root)
                 found.files.append(root)
             continue
-        specs: dict[Path, pathspec.GitIgnoreSpec] = {}
-        for dirpath, dirnames, filenames in os.walk(root):
-            here = Path(dirpath)
-            own = _read_spec(here)
-            if own is not None:
-                specs[here] = own
-            # the ignore files of this folder and the folders above it, outermost first
-            active = [(base, spec) for base, spec in specs.items() if here.is_relative_to(base)]
-            dirnames[:] = sorted(
-                d
-                for d in dirnames
-                if not d.startswith(".") and not _ignored(here / d, True, active)
-            )
-            for name in sorted(filenames):
-                path = here / name
-                if name.startswith(".") or _ignored(path, False, active):
-                    continue
-                if path.suffix.lower() not in SUPPORTED:
-                    found.unsupported.append(path)
-                elif path not in seen:
-                    seen.add(path)
-                    found.files.append(path)
-    if confine_to:
-        roots = [r.resolve() for r in confine_to]
-        inside = [f for f in found.files if any(f.resolve().is_relative_to(r) for r in roots)]
+        walk.now.insert(0, (root, {}))  # roots in the order given (the stack pops its end)
+    walk.run()
+    if walk.allowed:
+        inside = [
+            f for f in found.files if any(f.resolve().is_relative_to(r) for r in walk.allowed)
+        ]
         found.outside = [f for f in found.files if f not in set(inside)]
         found.files = inside
     found.files.sort()

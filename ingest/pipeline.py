@@ -172,6 +172,8 @@ class Ingestor:
         report = IngestReport()
         found = discover(list(paths), confine_to)
         report.missing = found.missing
+        for folder, why in found.skipped:  # linked folders not followed (loops, leading out)
+            self._warn(report, reporter, folder, why)
         report.files_unsupported = len(found.unsupported)
         report.files_seen = len(found.files)
         records = self.index.file_records()
@@ -240,6 +242,11 @@ class Ingestor:
         report.failures.append({"path": shown, "error": why})
         reporter.warn(f"skipped {shown}: {why}")
         reporter.advance()
+
+    def _warn(self, report: IngestReport, reporter: Reporter, path: Path, why: str) -> None:
+        shown = display_path(path, self.settings.uploads_dir)
+        report.warnings.append({"path": shown, "warning": why})
+        reporter.warn(f"{shown}: {why}")
 
     def _duplicate(self, report: IngestReport, reporter: Reporter, path: Path, other: Path) -> None:
         shown = display_path(path, self.settings.uploads_dir)

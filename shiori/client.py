@@ -78,10 +78,46 @@ class ShioriClient:
             raise ServiceUnreachableError(f"no Shiori service at {self.url}: {exc}") from exc
         return _checked(response)
 
-    def ingest_files(self, files: Sequence[Path]) -> dict[str, Any]:
+    def ingest_files(self, files: Sequence[Path | tuple[str, Path]]) -> dict[str, Any]:
+        """Upload notes (POST /v1/ingest, multipart) and return the ingest report.
+
+        Each item is ``(name, file)``, the name being the path the service keeps the note at
+        (``"notes/2024/summary.md"``, see `upload_names`), or a bare file, sent under its base
+        name. Raises `ServiceError` (e.g. 422 for a name the service refuses), or
+        `ServiceUnreachableError`."""
+        named = [item if isinstance(item, tuple) else (item.name, item) for item in files]
         with ExitStack() as stack:
-            parts = [("file", (f.name, stack.enter_context(f.open("rb")))) for f in files]
+            parts = [("file", (name, stack.enter_context(f.open("rb")))) for name, f in named]
             return self._post("/v1/ingest", files=parts)
+
+
+def upload_names(roots: Sequence[Path], files: Sequence[Path]) -> list[tuple[str, Path]]:
+    """The name each file is uploaded under: its path relative to the folder above the root it
+    was found under, so ``~/notes`` gives ``notes/2024/summary.md`` and
+    ``notes/2025/summary.md``, two notes (why: a base name alone would make them one, the
+    second replacing the first). A root that is a file is sent under its base name. Names use
+    "/" whatever the system.
+
+    ``roots``: the folders and files asked for, resolved (as `ingest.discovery.Discovery.roots`);
+    ``files``: the files found under them. Raises ValueError, naming both files, when two
+    files would get one name (two roots with the same base name holding the same relative
+    path), or when a file lies under no root."""
+    named: list[tuple[str, Path]] = []
+    owner: dict[str, Path] = {}
+    for f in files:
+        root = next((r for r in roots if f == r or f.is_relative_to(r)), None)
+        if root is None:
+            raise ValueError(f"{f} is under none of {', '.join(map(str, roots))}")
+        rel = f.relative_to(root.parent) if root.name else f.relative_to(root)
+        name = rel.as_posix()
+        if name in owner:
+            raise ValueError(
+                f"{owner[name]} and {f} would both be uploaded as {name}; upload their folders "
+                "in separate runs or from a common parent folder"
+            )
+        owner[name] = f
+        named.append((name, f))
+    return named
 
 
 class AsyncShioriClient:

@@ -461,17 +461,30 @@ class NoteIndex:
             )
         for tag in flt.tags if flt else ():
             must.append(qm.FieldCondition(key="tags", match=qm.MatchValue(value=tag)))
-        if flt and flt.path_prefix and isinstance(self.client, EdgeClient):
+        forms = flt.prefix_forms() if flt else None
+        if forms is not None and isinstance(self.client, EdgeClient):
             # the embedded engine matches prefixes (a server's keyword index does not): the
             # prefetches then hold only chunks under the prefix
             # `source` is stored in NFC; `path` as the file system spells it (NFD on macOS)
-            prefixes = {flt.path_prefix, unicodedata.normalize("NFD", flt.path_prefix)}
+            # A folder, not a string: the file itself (exact value) or a name under
+            # "<prefix>/" (prefix match), so `notes/ml` never takes in `notes/ml-old/x.md`.
+            exact, folder = forms
+            spellings = {form: {form, unicodedata.normalize("NFD", form)} for form in forms}
             must.append(
                 qm.Filter(
                     should=[
-                        qm.FieldCondition(key=key, match=qm.MatchPrefix(prefix=prefix))
+                        condition
                         for key in ("source", "path")
-                        for prefix in sorted(prefixes)
+                        for condition in (
+                            *(
+                                qm.FieldCondition(key=key, match=qm.MatchValue(value=name))
+                                for name in sorted(spellings[exact])
+                            ),
+                            *(
+                                qm.FieldCondition(key=key, match=qm.MatchPrefix(prefix=name))
+                                for name in sorted(spellings[folder])
+                            ),
+                        )
                     ]
                 )
             )

@@ -16,7 +16,9 @@ class ChunkFilter:
     whose file name macOS wrote decomposed (NFD)."""
 
     sources: tuple[str, ...] = ()  # exact `source` values (paths as shown)
-    path_prefix: str | None = None  # `source` or absolute `path` starts with this
+    # a folder (or one file), as shown (`source`) or absolute (`path`): matches that file and
+    # what lies under that folder, never a sibling whose name merely starts the same way
+    path_prefix: str | None = None
     title: str | None = None  # the note's title or one of its aliases
     tags: tuple[str, ...] = ()  # the note has every one of these tags
 
@@ -41,10 +43,32 @@ class ChunkFilter:
             return False
         prefix = self.path_prefix
         return (
-            not prefix
-            or _nfc(chunk.source).startswith(prefix)
-            or _nfc(chunk.path).startswith(prefix)
+            not prefix or is_under(_nfc(chunk.source), prefix) or is_under(_nfc(chunk.path), prefix)
         )
+
+    def prefix_forms(self) -> tuple[str, str] | None:
+        """``(exact, folder)`` for the store's filter, or None without a path prefix: a name
+        equal to ``exact`` (the file itself) or starting with ``folder`` (which ends in "/")."""
+        return prefix_forms(self.path_prefix) if self.path_prefix else None
+
+
+def prefix_forms(prefix: str) -> tuple[str, str]:
+    """The file a path prefix may name, and the folder it names, ending in one "/".
+
+    ``"notes/ml"`` and ``"notes/ml/"`` give ``("notes/ml", "notes/ml/")``; ``"/"`` gives
+    ``("/", "/")``. Why both: a plain string prefix ``notes/ml`` also matches
+    ``notes/ml-old/x.md``, a different folder; a folder boundary does not."""
+    exact = prefix.rstrip("/") or prefix[:1]
+    folder = exact if exact.endswith("/") else exact + "/"
+    return exact, folder
+
+
+def is_under(name: str, prefix: str) -> bool:
+    """Whether ``name`` (a path with "/" separators) is the file ``prefix`` or lies under the
+    folder ``prefix``: ``is_under("notes/ml/a.md", "notes/ml")`` holds,
+    ``is_under("notes/ml-old/a.md", "notes/ml")`` does not."""
+    exact, folder = prefix_forms(prefix)
+    return name == exact or name.startswith(folder)
 
 
 def _nfc(name: str) -> str:

@@ -7,6 +7,10 @@ which retrieval, the checks and the citations use, and which the response names 
 and in the text when it differs from the message). The sources are appended to the message
 text, for UIs, and given in a ``sources`` field, for programs. `GET /v1/models` lists the one model,
 "shiori". Streaming follows OpenAI's chunk format and ends with ``data: [DONE]``.
+
+A message's ``content`` is a string or a list of content parts, as OpenAI's API allows: the
+text parts are read, joined in order; parts of other types (an attached image) are not read,
+and the response says so, in a ``warnings`` field and in a note under the answer.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,7 +40,10 @@ router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_
 
 
 class ChatContentPart(BaseModel):
-    """One part of a message's content, OpenAI style; only "text" parts are read."""
+    """One part of a message's content, OpenAI style: ``{"type": "text", "text": ...}``,
+    ``{"type": "image_url", "image_url": {"url": ...}}``, ``input_audio``, ``file``,
+    ``refusal``... Only "text" parts are read; the others are accepted and named as not read
+    (`ChatMessage.unread`)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
@@ -50,21 +57,54 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    # a list holds one part: the text (no images here)
-    content: str | Annotated[list[ChatContentPart], Field(max_length=1)] | None = Field(
+    # a string, or a list of parts of any kinds and number, as OpenAI's API and SDK allow: chat
+    # UIs send a text part and an image part when a picture is attached, some clients
+    # instructions and question as two text parts; refusing those would refuse the question
+    content: str | list[ChatContentPart] | None = Field(
         default=None,
-        description="text of at most SHIORI_MAX_QUESTION_CHARS characters (maxLength), or one "
-        'content part {"type": "text", "text"}',
+        description="text of at most SHIORI_MAX_QUESTION_CHARS characters (maxLength), or a "
+        'list of content parts: the "text" parts are read, joined in order with a new line; '
+        "other parts (image_url, input_audio, file) are not read, and the response says so "
+        "(warnings)",
     )
 
     def text(self) -> str:
-        if isinstance(self.content, list):  # [{"type": "text", "text": ...}]
+        """The message's text: the string, or its text parts joined in order with "\n"."""
+        if isinstance(self.content, list):  # [{"type": "text", "text": ...}, ...]
             return "\n".join(p.text or "" for p in self.content if p.type == "text")
         return self.content or ""
 
+    def unread(self) -> list[str]:
+        """The types of the parts that are not read (not "text"), in order: ["image_url"]."""
+        if not isinstance(self.content, list):
+            return []
+        return [p.type for p in self.content if p.type != "text"]
+
+
+def unread_parts(messages: list[ChatMessage]) -> list[str]:
+    """One warning per message with parts that are not read, e.g. "messages[0]: 1 image_url
+    part not read (Shiori reads only the text of a message)". Empty when all was read."""
+    warnings = []
+    for n, message in enumerate(messages):
+        kinds = message.unread()
+        if kinds:
+            counted = ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds))
+            plural = "s" if len(kinds) > 1 else ""
+            warnings.append(
+                f"messages[{n}]: {counted} part{plural} not read "
+                "(Shiori reads only the text of a message)"
+            )
+    return warnings
+
+
+def unread_note(warnings: list[str]) -> str:
+    """The warnings as a note under the answer, for a chat UI that shows only the text."""
+    return "".join(f"\n\nNote: {w}" for w in warnings)
+
 
 def _a_user_question(schema: dict[str, Any]) -> None:
-    """The schema states what the route needs: some user message with text that is not blank."""
+    """The schema states what the route needs: some user message with text that is not blank
+    (a string, or a list of parts with a text part; parts of other types may come with it)."""
     text = {"type": "string", "pattern": NOT_BLANK}
     schema["properties"]["messages"]["contains"] = {
         "type": "object",
@@ -77,7 +117,7 @@ def _a_user_question(schema: dict[str, Any]) -> None:
                     {
                         "type": "array",
                         "minItems": 1,
-                        "items": {
+                        "contains": {
                             "type": "object",
                             "required": ["type", "text"],
                             "properties": {"type": {"const": "text"}, "text": text},
@@ -152,7 +192,12 @@ def conversation_of(body: ChatRequest, parts: Components) -> tuple[str, list[Tur
                 if m.role in ("user", "assistant") and not is_blank(m.text())
             ]
             return valid_unicode(message.text()), history
-    raise ApiError(422, "invalid_request", "messages hold no user message with text")
+    unread = unread_parts(body.messages)
+    raise ApiError(
+        422,
+        "invalid_request",
+        "messages hold no user message with text" + (f" ({'; '.join(unread)})" if unread else ""),
+    )
 
 
 @router.get(
@@ -184,6 +229,7 @@ async def models() -> dict[str, Any]:
 )
 async def chat_completions(body: ChatRequest, parts: Shared, request: Request) -> Any:
     question, history = conversation_of(body, parts)
+    warnings = unread_parts(body.messages)  # said in the answer and in `warnings`, never silent
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     slots = parts.generation_slots
@@ -193,6 +239,7 @@ async def chat_completions(body: ChatRequest, parts: Shared, request: Request) -
                 request, lambda: parts.answerer.ask(question, history=history)
             )
         observe(parts, answer)
+        text = answer.answer + footnote(answer) + unread_note(warnings)
         return {
             "id": completion_id,
             "object": "chat.completion",
@@ -201,7 +248,7 @@ async def chat_completions(body: ChatRequest, parts: Shared, request: Request) -
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": answer.answer + footnote(answer)},
+                    "message": {"role": "assistant", "content": text},
                     "finish_reason": "stop",
                 }
             ],
@@ -209,6 +256,7 @@ async def chat_completions(body: ChatRequest, parts: Shared, request: Request) -
             "sources": sources(answer),
             "abstained": answer.abstained,
             "question": answer.question,
+            "warnings": warnings,
         }
     slots.take()
     try:
@@ -217,7 +265,9 @@ async def chat_completions(body: ChatRequest, parts: Shared, request: Request) -
     except BaseException:
         slots.give_back()
         raise
-    return EventStream(chat_events(parts, stream, completion_id, created), on_close=slots.give_back)
+    return EventStream(
+        chat_events(parts, stream, completion_id, created, warnings), on_close=slots.give_back
+    )
 
 
 def usage(answer: Answer) -> dict[str, int]:
@@ -249,7 +299,12 @@ async def chat_events(
     stream: AsyncIterator[str | Rewrite | Progress | Answer],
     completion_id: str,
     created: int,
+    warnings: list[str] | None = None,
 ) -> AsyncIterator[str]:
+    """OpenAI's chunk events for a streamed answer; the last chunk carries the footnote, the
+    sources and ``warnings`` (content parts that were not read, also noted in the text)."""
+    warnings = warnings or []
+
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return event(
             {
@@ -278,12 +333,13 @@ async def chat_events(
                 label = "" if item.abstained else "Checked answer: "
                 tail = f"\n\n{label}{item.answer}{tail}"
             yield chunk(
-                {"content": tail},
+                {"content": tail + unread_note(warnings)},
                 "stop",
                 usage=usage(item),
                 sources=sources(item),
                 abstained=item.abstained,
                 question=item.question,
+                warnings=warnings,
             )
     except Exception as exc:
         known = as_api_error(exc)

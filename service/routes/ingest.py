@@ -10,16 +10,20 @@ sends its work here instead of opening the store. Two forms:
   ``{"all": true}`` alone ingests every root: an empty or ``.`` path never ingests a whole
   folder by accident;
 - ``multipart/form-data`` with one or more ``file`` parts: kept in SHIORI_UPLOADS_DIR under
-  their base names and ingested from there (a new upload of the same name replaces it).
+  the relative path their file name gives (``2024/summary.md``: folders kept, so same-named
+  notes of different folders stay two notes) and ingested from there; a new upload of the same
+  path replaces it. A name that is absolute, holds ``..``, a hidden part or a control
+  character, or two parts naming one file, refuse the request (422) before anything is written.
 
 One ingest runs at a time; searches and answers go on meanwhile.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import anyio
@@ -35,8 +39,77 @@ from service.deps import Shared, require_api_key
 from shiori.config import Settings
 
 router = APIRouter(prefix="/v1", tags=["ingest"], dependencies=[Depends(require_api_key)])
-_SAFE_NAME = re.compile(r"^[^/\\\x00]{1,200}$")
 MAX_UPLOAD_FILES = 1000
+MAX_UPLOAD_DEPTH = 32  # folders in an uploaded file's name
+MAX_NAME_BYTES = 255  # one file or folder name, in UTF-8 (the common file system limit)
+_SEPARATORS = re.compile(r"[/\\]")  # Windows clients send "week1\\index.md"
+_DRIVE = re.compile(r"^[A-Za-z]:")  # "C:notes.md", "C:\\notes\\a.md"
+
+
+class BadUploadNameError(ValueError):
+    """An uploaded part's file name that cannot be kept inside the uploads folder."""
+
+
+def upload_relpath(filename: str) -> PurePosixPath:
+    """Where an uploaded part is kept, relative to the uploads folder: its file name in Unicode
+    NFC, with ``/`` or ``\\`` between folders, empty and ``.`` parts dropped.
+
+    ``"2024/summary.md"`` → ``2024/summary.md``; ``"week1\\index.md"`` → ``week1/index.md``.
+    Why folders are kept: two notes with one base name in different folders are two notes.
+    Raises `BadUploadNameError` (never returns a path outside the folder) for an empty name, an
+    absolute one (``/x``, ``C:\\x``), a ``..`` part, a hidden part (``.x``: ingest skips hidden
+    files, so it would be kept but never read), a control character, a part over 255 bytes,
+    or more than 32 folders."""
+    name = unicodedata.normalize("NFC", filename)  # macOS sends names decomposed
+    if not name or len(name) > MAX_PATH_CHARS:
+        raise BadUploadNameError("the name is empty or too long")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise BadUploadNameError("the name holds a control character")
+    if _SEPARATORS.match(name) or _DRIVE.match(name):
+        raise BadUploadNameError("an absolute path; send a name relative to the notes folder")
+    parts = [part for part in _SEPARATORS.split(name) if part not in ("", ".")]
+    if not parts:
+        raise BadUploadNameError("no file name")
+    if ".." in parts:
+        raise BadUploadNameError("'..' would lead outside the uploads folder")
+    if len(parts) > MAX_UPLOAD_DEPTH + 1:
+        raise BadUploadNameError(f"more than {MAX_UPLOAD_DEPTH} folders")
+    for part in parts:
+        if part.startswith("."):
+            raise BadUploadNameError(f"{part!r} is hidden (starts with '.'); ingest skips it")
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise BadUploadNameError(f"a part is longer than {MAX_NAME_BYTES} bytes")
+    return PurePosixPath(*parts)
+
+
+def upload_targets(filenames: list[str]) -> list[PurePosixPath]:
+    """`upload_relpath` of each part's file name, in order, checked together: two parts may not
+    name one file (also not in names that differ only in case: one file on macOS and Windows),
+    nor one part a file where another needs a folder. Raises `BadUploadNameError` naming the
+    part(s): the request is refused before anything is written, never half-kept."""
+    targets: list[PurePosixPath] = []
+    by_key: dict[str, str] = {}
+    for filename in filenames:
+        try:
+            rel = upload_relpath(filename)
+        except BadUploadNameError as exc:
+            raise BadUploadNameError(f"bad file name {filename!r}: {exc}") from exc
+        key = rel.as_posix().casefold()
+        if key in by_key:
+            raise BadUploadNameError(
+                f"file names {by_key[key]!r} and {filename!r} name the same file ({rel}); "
+                "send each note once, under a distinct relative path"
+            )
+        by_key[key] = filename
+        targets.append(rel)
+    for rel in targets:
+        for folder in rel.parents:
+            key = folder.as_posix().casefold()
+            if key in by_key:
+                raise BadUploadNameError(
+                    f"{by_key[key]!r} is a file, and {rel.as_posix()!r} needs it as a folder"
+                )
+    return targets
 
 
 def allowed_roots(settings: Settings) -> list[Path]:
@@ -174,17 +247,39 @@ async def ingest_uploads(request: Request, parts: Shared) -> dict[str, Any]:
             raise ApiError(422, "invalid_request", "multipart body holds no 'file' part")
         if sum(u.size or 0 for u in uploads) > limit:
             raise too_big
+        try:
+            targets = upload_targets([u.filename or "" for u in uploads])
+        except BadUploadNameError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from exc
         folder = parts.settings.uploads_dir
         folder.mkdir(parents=True, exist_ok=True)
+        home = folder.resolve()
         saved: list[Path] = []
-        for upload in uploads:
-            # NFC: the same name sent from macOS (decomposed) and elsewhere is one note
-            name = unicodedata.normalize("NFC", Path(upload.filename or "").name)
-            if not _SAFE_NAME.match(name) or name.startswith("."):
-                raise ApiError(422, "invalid_request", f"bad file name {upload.filename!r}")
-            target = folder / name
-            partial = target.with_name(f".{name}.part")
-            partial.write_bytes(await upload.read())
-            partial.replace(target)  # a crash never leaves half a note to ingest
-            saved.append(target)
-    return await run_ingest(parts, saved, False, [folder.resolve()])
+        for upload, rel in zip(uploads, targets, strict=True):
+            saved.append(await _keep(upload, home, rel))
+    return await run_ingest(parts, saved, False, [home])
+
+
+async def _keep(upload: UploadFile, home: Path, rel: PurePosixPath) -> Path:
+    """Write one part to ``home / rel`` (``home``: the resolved uploads folder), atomically.
+    403 when a folder on the way is a symbolic link leading out of ``home`` (nothing is written
+    outside it); 422 when the path is taken by a folder, or a folder on the way by a file."""
+    target = home.joinpath(*rel.parts)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # why: a link inside the uploads folder must not carry a write out of it
+        if not target.parent.resolve().is_relative_to(home):
+            raise ApiError(
+                403, "forbidden_path", f"{rel} leads outside the uploads folder (a link)"
+            )
+        if target.is_dir() and not target.is_symlink():
+            raise ApiError(422, "invalid_request", f"{rel} is a folder among the uploads")
+        partial = target.with_name(f".{target.name}.part")
+        partial.unlink(missing_ok=True)  # never write through a link left there
+        partial.write_bytes(await upload.read())
+        os.replace(partial, target)  # a crash never leaves half a note to ingest
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ApiError(
+            422, "invalid_request", f"{rel}: a file among the uploads is in the way ({exc})"
+        ) from exc
+    return target

@@ -201,7 +201,7 @@ def _ingest_remote(
     settings: Settings, url: str, paths: list[Path], prune: bool, upload: bool, as_json: bool
 ) -> None:
     from ingest.discovery import discover
-    from shiori.client import ServiceError, ServiceUnreachableError, ShioriClient
+    from shiori.client import ServiceError, ServiceUnreachableError, ShioriClient, upload_names
 
     try:
         with (
@@ -209,10 +209,20 @@ def _ingest_remote(
             err.status(f"ingesting through {url}…") if not as_json else nullcontext(),
         ):
             if upload:
-                files = discover(list(paths)).files
-                if not files:
+                found = discover(list(paths))
+                if not found.files:
                     fail("no supported files to upload", ExitStatus.USAGE)
-                report = client.ingest_files(files)
+                try:
+                    # folders kept in the names: same-named notes of two folders stay two
+                    named = upload_names(found.roots, found.files)
+                except ValueError as exc:
+                    fail(exc, ExitStatus.USAGE)
+                report = client.ingest_files(named)
+                # what this side's walk did not follow (loops, unreadable folders) is part of
+                # the report too: a skipped folder never looks like a complete upload
+                report.setdefault("warnings", [])[:0] = [
+                    {"path": str(folder), "warning": why} for folder, why in found.skipped
+                ]
             else:
                 report = client.ingest_paths(paths, prune)
     except (ServiceError, ServiceUnreachableError) as exc:

@@ -142,7 +142,8 @@ def test_405_says_which_methods_and_unparsable_bodies_are_422() -> None:
         ([{"role": "system", "content": "be brief"}], 422),  # no user question
         ([{"role": "user", "content": " "}], 422),  # blank
         ([{"role": "wizard", "content": "LoRA"}], 422),
-        ([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text"}]}], 422),
+        ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}], 422),
+        ([{"role": "user", "content": [{"type": "text", "text": " "}, {"type": "text"}]}], 422),
         ([{"role": "user", "content": "x"}] * 4, 422),  # above max_chat_messages 3
     ],
 )

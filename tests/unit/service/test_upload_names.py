@@ -1,0 +1,182 @@
+"""Case 21 (issue 25) without models: an uploaded part's file name keeps its folders, safely.
+
+Properties: any name either is refused (`BadUploadNameError`) or maps to a path inside the
+uploads folder; distinct relative names map to distinct files; the CLI's names of files found
+in different folders are distinct. The real-part version (embedder, store, CLI as a process) is
+tests/integration/test_ingest_cases_uploads.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingest.pipeline import IngestReport
+from service.app import create_app
+from service.metrics import Metrics
+from service.routes.ingest import BadUploadNameError, upload_relpath, upload_targets
+from shiori.client import upload_names
+from shiori.config import Settings
+
+PART = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="/\\:."),
+    min_size=1,
+    max_size=12,
+)
+RELATIVE = st.lists(PART, min_size=1, max_size=4).map("/".join)
+ANY_NAME = st.one_of(
+    st.text(max_size=40),
+    st.lists(st.sampled_from(["..", ".", "", "a", "b.md", "/", "\\", "C:", "~", ".x"]),
+             max_size=8).map("/".join),
+)  # fmt: skip
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=ANY_NAME)
+def test_any_name_is_refused_or_lands_inside_the_uploads_folder(tmp_path: Path, name: str) -> None:
+    home = tmp_path.resolve()
+    try:
+        rel = upload_relpath(name)
+    except BadUploadNameError:
+        return
+    assert not rel.is_absolute() and ".." not in rel.parts
+    assert all(not p.startswith(".") for p in rel.parts)
+    target = home.joinpath(*rel.parts)
+    assert Path(os.path.normpath(target)).is_relative_to(home) and target != home
+
+
+@given(names=st.lists(RELATIVE, min_size=1, max_size=6, unique_by=str.casefold))
+def test_distinct_relative_names_map_to_distinct_files(names: list[str]) -> None:
+    folders = {str(PurePosixPath(n).parent).casefold() for n in names}
+    if any(n.casefold() in folders for n in names):  # a file where another needs a folder
+        with pytest.raises(BadUploadNameError):
+            upload_targets(names)
+        return
+    targets = upload_targets(names)
+    assert [t.as_posix() for t in targets] == [upload_relpath(n).as_posix() for n in names]
+    assert len(set(targets)) == len(names)
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("2024/summary.md", "2024/summary.md"),
+        ("week1\\index.md", "week1/index.md"),
+        ("./a//b.md", "a/b.md"),
+        ("summary.md", "summary.md"),
+        ("ノート/カフェ.md", "ノート/カフェ.md"),
+    ],
+)
+def test_folders_are_kept(name: str, kept: str) -> None:
+    assert upload_relpath(name).as_posix() == kept
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "../x.md", "a/../../x.md", "/etc/passwd", "\\\\server\\x.md", "C:\\notes\\a.md",
+     ".hidden.md", "a/.git/x.md", "a\x00b.md", "a\nb.md", "x" * 300 + ".md",
+     "/".join(["d"] * 40) + "/a.md"],
+)  # fmt: skip
+def test_bad_names_are_refused_with_a_reason(name: str) -> None:
+    with pytest.raises(BadUploadNameError, match=r"\w"):
+        upload_relpath(name)
+
+
+def test_two_parts_naming_one_file_are_refused_not_replaced() -> None:
+    with pytest.raises(BadUploadNameError, match="same file"):
+        upload_targets(["2024/summary.md", "2024\\summary.md"])
+    with pytest.raises(BadUploadNameError, match="same file"):
+        upload_targets(["A/x.md", "a/X.md"])  # one file on a case-insensitive system
+    with pytest.raises(BadUploadNameError, match="folder"):
+        upload_targets(["a.md", "a.md/b.md"])
+
+
+def test_the_cli_names_files_by_their_folders(tmp_path: Path) -> None:
+    notes = (tmp_path / "notes").resolve()
+    files = [notes / "2024" / "summary.md", notes / "2025" / "summary.md"]
+    single = (tmp_path / "extra.md").resolve()
+    named = upload_names([notes, single], [*files, single])
+    assert [n for n, _ in named] == [
+        "notes/2024/summary.md", "notes/2025/summary.md", "extra.md"
+    ]  # fmt: skip
+    other = (tmp_path / "other" / "notes").resolve()
+    with pytest.raises(ValueError, match=r"both be uploaded as notes/a\.md"):
+        upload_names([notes, other], [notes / "a.md", other / "a.md"])
+
+
+@given(rels=st.lists(RELATIVE, min_size=1, max_size=6, unique=True))
+def test_files_of_one_root_get_distinct_names(rels: list[str]) -> None:
+    root = Path("/r/notes")
+    files = [root / r for r in rels]
+    names = [n for n, _ in upload_names([root], files)]
+    assert len(set(names)) == len(files)
+    assert all(n == f"notes/{r}" for n, r in zip(names, rels, strict=True))
+
+
+class _Ingestor:
+    """Records what the route asks to ingest; reports every path as seen."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+
+    def run(self, paths: list[Path], **_: object) -> IngestReport:
+        self.paths = list(paths)
+        return IngestReport(files_seen=len(self.paths))
+
+
+def upload(tmp_path: Path, files: list[tuple[str, bytes]]) -> tuple[httpx.Response, _Ingestor]:
+    settings_ = Settings(qdrant=":memory:", uploads_dir=tmp_path / "uploads")
+    ingestor = _Ingestor()
+    parts = SimpleNamespace(
+        settings=settings_, ingestor=ingestor, ingest_lock=asyncio.Lock(), metrics=Metrics()
+    )
+    app = create_app(settings_, parts)  # type: ignore[arg-type]
+    app.state.components = parts
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shiori") as http:
+            form = [("file", (name, data)) for name, data in files]
+            return await http.post("/v1/ingest", files=form)
+
+    return asyncio.run(go()), ingestor
+
+
+def test_the_route_keeps_same_named_notes_of_two_folders(tmp_path: Path) -> None:
+    r, ingestor = upload(
+        tmp_path, [("2024/summary.md", b"# 2024\n"), ("2025/summary.md", b"# 25\n")]
+    )
+    assert r.status_code == 200, r.text
+    uploads = (tmp_path / "uploads").resolve()
+    assert ingestor.paths == [uploads / "2024/summary.md", uploads / "2025/summary.md"]
+    assert (uploads / "2024/summary.md").read_bytes() == b"# 2024\n"
+    assert (uploads / "2025/summary.md").read_bytes() == b"# 25\n"
+
+
+def test_the_route_refuses_bad_names_before_writing_anything(tmp_path: Path) -> None:
+    for files in (
+        [("a.md", b"a"), ("../escape.md", b"x")],
+        [("a.md", b"a"), ("/etc/escape.md", b"x")],
+        [("2024/summary.md", b"a"), ("2024\\summary.md", b"x")],
+    ):
+        r, ingestor = upload(tmp_path, files)
+        assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request", r.text
+        assert files[1][0] in r.json()["error"]["message"] or "same file" in r.text
+        assert ingestor.paths == [] and not (tmp_path / "uploads" / "a.md").exists()
+    assert not (tmp_path / "escape.md").exists()
+
+
+def test_a_link_in_the_uploads_folder_carries_no_write_out_of_it(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "uploads").mkdir()
+    (tmp_path / "uploads" / "linked").symlink_to(outside, target_is_directory=True)
+    r, ingestor = upload(tmp_path, [("linked/x.md", b"x")])
+    assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden_path", r.text
+    assert not (outside / "x.md").exists() and ingestor.paths == []
