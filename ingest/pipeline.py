@@ -1,11 +1,19 @@
-"""The ingest job: discover → read → split → embed (dense + sparse) → write → publish → prune.
+"""The ingest job: discover → read → split → embed (dense + sparse) → write → publish → forget.
 
 Incremental by design: each file's *generation* is a digest of its bytes and of every setting
 that shapes its chunks and vectors. A file whose generation is already published is skipped
 without reading or embedding; a changed file reuses the vectors of its unchanged chunks (by
-content hash) and embeds only the rest. Chunks of several files are embedded together so the
+content hash) and embeds only the rest; a moved or copied note (same bytes as a note already in
+the index) reuses that note's vectors. Chunks of several files are embedded together so the
 model sees full batches. See `shiori.index` for the publish protocol that keeps a killed ingest
 from showing half a document.
+
+An ingest of some paths leaves the index matching those paths as they are now (a sync): a note
+emptied by its author, or changed into something that cannot be read, loses its old passages;
+a note under the paths whose file is gone (deleted, renamed, moved) is forgotten; with
+``prune``, so is a note still on disk that the paths no longer take (hidden, or excluded by a
+.shioriignore). Notes outside the given paths are never touched. Everything forgotten or
+dropped is named in the report.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from llama_index.core.schema import BaseNode
 
 from ingest import instructions
 from ingest.chunking import NoteSplitter
-from ingest.discovery import discover
+from ingest.discovery import Discovery, discover
 from ingest.readers import UnreadableFileError, read_document
 from ingest.structure import readable
 from shiori.config import Settings
@@ -37,6 +45,9 @@ SPLITTER_VERSION = "2"  # 2: CommonMark structure, front matter, NFC sources
 # configuration measured at 1M chunks (docs/benchmarks.md, "disk-sq-seg": its recall and memory
 # were measured with this and the segment cap together, not this alone)
 OPTIMIZE_EVERY_CHUNKS = 100_000
+# the warning for a note with nothing to index; read_document's error for a blank file starts
+# with the same word
+EMPTY = "empty: no text to index"
 
 
 @dataclass
@@ -47,6 +58,9 @@ class IngestReport:
     files_unchanged: int = 0
     files_deleted: int = 0
     files_failed: int = 0
+    # read, but with nothing to index (0 bytes, blank, only front matter): not a failure (an
+    # empty placeholder is normal in a notebook); an earlier version's passages are removed
+    files_empty: int = 0
     files_unsupported: int = 0
     chunks_written: int = 0
     chunks_deleted: int = 0
@@ -64,6 +78,10 @@ class IngestReport:
     # notes (re)written in this run holding instruction-like text (ingest.instructions):
     # [{"path", "passages": flagged chunks, "examples": up to 3 flagged pieces, shortened}]
     flagged: list[dict[str, Any]] = field(default_factory=list)
+    # notes forgotten by this run, one per `files_deleted`: {"path", "reason"}; the reason is
+    # "file is gone", "moved to PATH" (same bytes now there) or, with prune, why the paths no
+    # longer take it
+    forgotten: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +140,9 @@ class _Pending:
     size: int
     mtime_ns: int
     is_new: bool
+    # indexed notes with the same bytes at other paths (a moved or copied note): their vectors
+    # are reused for chunks with the same content hash
+    donors: list[str] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
     title: str = ""
     tags: list[str] = field(default_factory=list)
@@ -167,6 +188,19 @@ class Ingestor:
         reporter: Reporter | None = None,
         confine_to: Sequence[Path] = (),
     ) -> IngestReport:
+        """Ingest these files and folders (folders walked recursively) and bring the index in
+        step with them: new and changed notes are (re)written, unchanged ones cost a hash.
+
+        The index then matches the paths as they are now (see the module doc): a note under
+        them whose file is gone is forgotten, an emptied note keeps no passages, a note that
+        changed into something unreadable loses its old passages. With ``prune``, notes under
+        the paths that are still on disk but no longer taken (hidden, in a .shioriignore, of a
+        type no longer read) are forgotten too. A path that does not exist is only reported
+        (``missing``): nothing under it is forgotten. ``confine_to``: files whose real path lies
+        outside these folders are refused (the service's ingest roots).
+
+        Returns the report; a file that cannot be read is a failure in it, never an exception
+        (errors of the store itself propagate)."""
         began = time.perf_counter()
         reporter = reporter or SilentReporter()
         report = IngestReport()
@@ -180,13 +214,20 @@ class Ingestor:
         reporter.start(len(found.files))
         for path in found.outside:
             report.files_seen += 1
-            self._fail(report, reporter, path, "links to a file outside the allowed folders")
+            self._fail(
+                report, reporter, path, "links to a file outside the allowed folders",
+                records.get(str(path)),
+            )  # fmt: skip
 
         todo: list[_Pending] = []
         # byte-identical notes: earlier in this run, or already indexed from elsewhere
         in_run = {str(p) for p in found.files}
         by_hash: dict[str, str] = {}
+        # every indexed path per file hash, gone or not: a moved note's old record still holds
+        # the vectors its new path can reuse (it is forgotten only after this run's writes)
+        paths_by_hash: dict[str, list[str]] = {}
         for r in records.values():
+            paths_by_hash.setdefault(r.file_hash, []).append(r.path)
             if r.path not in in_run and os.path.exists(r.path):
                 by_hash.setdefault(r.file_hash, r.path)
         seen_hash: dict[str, Path] = {}
@@ -194,6 +235,9 @@ class Ingestor:
             try:
                 file_hash, size, mtime_ns = file_digest(path)
             except OSError as exc:
+                # the bytes could not be read (permissions, a lock, gone since the walk): the
+                # content may be unchanged, so its passages stay; a file gone by now is
+                # forgotten below with the others
                 self._fail(report, reporter, path, f"cannot read: {exc.strerror or exc}")
                 continue
             twin = seen_hash.setdefault(file_hash, path)
@@ -206,16 +250,25 @@ class Ingestor:
                 report.files_unchanged += 1
                 reporter.advance()
                 continue
-            todo.append(_Pending(path, file_hash, generation, size, mtime_ns, record is None))
+            donors = [p for p in paths_by_hash.get(file_hash, []) if p != str(path)]
+            pending = _Pending(path, file_hash, generation, size, mtime_ns, record is None)
+            pending.donors = donors
+            todo.append(pending)
 
         self.index.discard_unpublished(str(p.path) for p in todo)
         group: list[_Pending] = []
         group_chunks = optimized_at = 0
         for pending in todo:
+            stale = records.get(str(pending.path))
             try:
                 self._split(pending, report, reporter)
             except UnreadableFileError as exc:
-                self._fail(report, reporter, pending.path, str(exc))
+                # its bytes changed into something that cannot be indexed: the old passages
+                # describe text the file no longer has, so they go
+                self._fail(report, reporter, pending.path, str(exc), stale)
+                continue
+            if not pending.chunks:
+                self._empty(pending, stale, report, reporter)
                 continue
             group.append(pending)
             group_chunks += len(pending.chunks)
@@ -228,19 +281,49 @@ class Ingestor:
         if group:
             self._store(group, report, reporter)
 
-        if prune:
-            self._prune(found.roots, records, report)
+        # after the writes, so that a moved note's new path could reuse its old vectors
+        moved_to = {p.file_hash: p.path for p in todo if p.is_new and p.chunks}
+        self._forget(found, records, report, reporter, prune=prune, moved_to=moved_to)
         if report.chunks_written or report.chunks_deleted:
             self.index.optimize()
         report.seconds = round(time.perf_counter() - began, 3)
         return report
 
     # --- steps -----------------------------------------------------------------------------
-    def _fail(self, report: IngestReport, reporter: Reporter, path: Path, why: str) -> None:
+    def _fail(
+        self,
+        report: IngestReport,
+        reporter: Reporter,
+        path: Path,
+        why: str,
+        stale: FileRecord | None = None,
+    ) -> None:
+        """Report a file that could not be ingested. ``stale``: its record, when the file
+        changed (or is refused) and its earlier passages must not stay citable; they are
+        removed and the failure says so. The next ingest tries the file again."""
+        if stale is not None:
+            report.chunks_deleted += self.index.remove_file(stale.path)
+            why += f" (its {_passages(stale.chunks)} from an earlier version were removed)"
         report.files_failed += 1
         shown = display_path(path, self.settings.uploads_dir)
         report.failures.append({"path": shown, "error": why})
         reporter.warn(f"skipped {shown}: {why}")
+        reporter.advance()
+
+    def _empty(
+        self, pending: _Pending, stale: FileRecord | None, report: IngestReport, reporter: Reporter
+    ) -> None:
+        """A note with nothing to index: a warning, not a failure (an empty placeholder note is
+        normal). Its earlier version's passages (``stale``: its record) are removed. No record
+        is kept, so every later ingest warns again until it has text."""
+        why = EMPTY
+        if stale is not None:
+            report.chunks_deleted += self.index.remove_file(stale.path)
+            why += f"; its {_passages(stale.chunks)} from an earlier version were removed"
+        report.files_empty += 1
+        shown = display_path(pending.path, self.settings.uploads_dir)
+        report.warnings.append({"path": shown, "warning": why})
+        reporter.warn(f"{shown}: {why}")
         reporter.advance()
 
     def _warn(self, report: IngestReport, reporter: Reporter, path: Path, why: str) -> None:
@@ -255,17 +338,29 @@ class Ingestor:
         reporter.warn(f"{shown} has the same content as {same_as} (search shows it once)")
 
     def _split(self, pending: _Pending, report: IngestReport, reporter: Reporter) -> None:
-        document = read_document(pending.path)
+        """Read and split one file into ``pending.chunks``; none when the note has nothing to
+        index (0 bytes, blank, only front matter). Raises UnreadableFileError with a reason a
+        person can act on when the file cannot be read."""
+        if pending.size == 0:
+            return
+        try:
+            document = read_document(pending.path)
+        except UnreadableFileError as exc:
+            # read_document's word for a file with no text (only white space); an empty note
+            # is the author's choice, not a fault of the file
+            if str(exc).startswith("empty"):
+                return
+            raise
         nodes: Sequence[BaseNode] = self.pipeline.run(documents=[document])
-        if not nodes:
-            raise UnreadableFileError("no text to index")
         source = display_path(pending.path, self.settings.uploads_dir)
-        pending.title = str(document.metadata.get("title", pending.path.stem))
-        pending.tags = list(document.metadata.get("tags", []))
-        pending.aliases = list(document.metadata.get("aliases", []))
         for warning in document.metadata.get("warnings", []):
             report.warnings.append({"path": source, "warning": warning})
             reporter.warn(f"{source}: {warning}")
+        if not nodes:
+            return
+        pending.title = str(document.metadata.get("title", pending.path.stem))
+        pending.tags = list(document.metadata.get("tags", []))
+        pending.aliases = list(document.metadata.get("aliases", []))
         pending.chunks = [
             Chunk(
                 path=str(pending.path),
@@ -296,7 +391,14 @@ class Ingestor:
         vectors: dict[tuple[int, int], Vectors] = {}
         need: list[tuple[int, int]] = []
         for gi, pending in enumerate(group):
-            reuse = {} if pending.is_new else self.index.existing_vectors(str(pending.path))
+            reuse: dict[str, Vectors] = {}
+            # a content hash covers the text and the title and headings it is embedded with,
+            # so a chunk of a moved or copied note may take the vectors of the same chunk at
+            # the other path; its own earlier version's vectors come last and win
+            for donor in pending.donors:
+                reuse.update(self.index.existing_vectors(donor))
+            if not pending.is_new:
+                reuse.update(self.index.existing_vectors(str(pending.path)))
             for ci, chunk in enumerate(pending.chunks):
                 if chunk.content_hash in reuse:
                     vectors[(gi, ci)] = reuse[chunk.content_hash]
@@ -352,16 +454,47 @@ class Ingestor:
             f"note text and never followed: {examples[0]!r}"
         )
 
-    def _prune(
-        self, roots: list[Path], records: dict[str, FileRecord], report: IngestReport
+    def _forget(
+        self,
+        found: Discovery,
+        records: dict[str, FileRecord],
+        report: IngestReport,
+        reporter: Reporter,
+        *,
+        prune: bool,
+        moved_to: dict[str, Path],
     ) -> None:
-        """Forget files under the given roots that no longer exist on disk."""
-        for path_str in records:
+        """Forget the notes under this run's roots that the roots no longer hold: files gone
+        from disk (deleted, renamed, moved; ``moved_to``: file hash → the path this run wrote
+        with those bytes, named as the new place) and, with ``prune``, files still on disk that
+        the walk no longer takes. ``records``: the index's records before this run. Records
+        outside the roots are not looked at: an ingest of one folder never forgets another's
+        notes. Each forgotten note is counted in ``files_deleted`` and named in ``forgotten``."""
+        taken = {str(p) for p in (*found.files, *found.outside)}
+        for path_str, record in sorted(records.items()):
             path = Path(path_str)
-            inside = any(path == root or root in path.parents for root in roots)
-            if inside and not os.path.exists(path):
-                report.chunks_deleted += self.index.remove_file(path_str)
-                report.files_deleted += 1
+            if not any(path == root or root in path.parents for root in found.roots):
+                continue
+            if not os.path.isfile(path):  # gone (or replaced by a folder of that name)
+                target = moved_to.get(record.file_hash)
+                reason = (
+                    f"moved to {display_path(target, self.settings.uploads_dir)}"
+                    if target is not None
+                    else "file is gone"
+                )
+            elif prune and path_str not in taken:
+                reason = "no longer taken from these paths (hidden, or in a .shioriignore)"
+            else:
+                continue
+            report.chunks_deleted += self.index.remove_file(path_str)
+            report.files_deleted += 1
+            shown = display_path(path, self.settings.uploads_dir)
+            report.forgotten.append({"path": shown, "reason": reason})
+            reporter.warn(f"forgot {shown}: {reason}")
+
+
+def _passages(n: int) -> str:
+    return f"{n} passage{'' if n == 1 else 's'}"
 
 
 def embed_title(chunk: Chunk) -> str:

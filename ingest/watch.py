@@ -5,8 +5,9 @@ File-system events come from watchfiles (inotify, FSEvents, ReadDirectoryChanges
 a burst of events (an editor's save, a sync client's batch) becomes one batch, handled once the
 folders have been quiet for ``debounce_ms``. A batch is incremental: only the changed files that
 an ingest of the folders would take (supported, not hidden, not in a .shioriignore) are read,
-and notes whose files are gone are forgotten. A changed .shioriignore re-checks every file
-under the folders (unchanged ones cost a hash).
+with every such file under a changed folder (a folder renamed or moved in arrives as one event
+for the folder), and notes whose files or folders are gone are forgotten. A changed
+.shioriignore re-checks every file under the folders (unchanged ones cost a hash).
 """
 
 from __future__ import annotations
@@ -34,17 +35,45 @@ def ingest_changes(
     changed: Iterable[Path],
     reporter: Reporter | None = None,
 ) -> IngestReport:
-    """Bring the index up to date with these changed paths under ``roots``."""
+    """Bring the index up to date with these changed paths under ``roots``.
+
+    ``changed``: the paths of one batch of file-system events, files or folders, created,
+    modified or deleted. A changed file is read when an ingest of ``roots`` would take it. A
+    changed folder that exists stands for every file under it that such an ingest takes: the
+    operating system reports a folder renamed or moved into place as one event for the folder
+    and none for the files inside. A changed path that no longer exists is forgotten with every
+    note under it (a deleted file, a folder renamed away). A changed .shioriignore re-checks
+    every file under the roots, with prune (notes it now excludes are forgotten).
+
+    Returns the batch's report; notes forgotten are counted in ``files_deleted`` and named in
+    ``forgotten`` (a note whose bytes were taken at a new path in this batch as "moved to"
+    it; the new path reused its vectors). Errors of the store propagate; files that cannot be
+    read are failures in the report."""
     changed = {Path(p).absolute() for p in changed}
+    taken: set[Path] = set()
     if any(p.name == IGNORE_FILE for p in changed):
         report = ingestor.run(list(roots), prune=True, reporter=reporter)
     else:
-        wanted = set(discover(list(roots)).files)
-        todo = sorted({q for p in changed for q in (p, p.resolve()) if q in wanted})
+        wanted = discover(list(roots)).files
+        named = {q for p in changed for q in (p, p.resolve())}
+        folders = [q for q in named if q.is_dir()]
+        taken = {f for f in wanted if f in named or any(f.is_relative_to(d) for d in folders)}
+        todo = sorted(taken)
         report = ingestor.run(todo, reporter=reporter) if todo else IngestReport()
     gone = [str(p) for p in changed if not p.exists()]
     if gone:
+        records = ingestor.index.file_records()
+        # where the same bytes now live (this batch's files), to name a move as one
+        now_at = {r.file_hash: r.source for r in records.values() if Path(r.path) in taken}
         removed = remove_notes(ingestor.index, gone, ingestor.settings.uploads_dir)
+        hashes = {r.source: r.file_hash for r in records.values()}
+        for note in removed.removed:
+            source = str(note["source"])
+            target = now_at.get(hashes.get(source, ""))
+            reason = f"moved to {target}" if target is not None else "file is gone"
+            report.forgotten.append({"path": source, "reason": reason})
+            if reporter is not None:
+                reporter.warn(f"forgot {source}: {reason}")
         report.files_deleted += len(removed.removed)
         report.chunks_deleted += removed.chunks_deleted
     return report
@@ -79,7 +108,8 @@ async def watch_in_service(
     _log.info("watching %s for changed notes", ", ".join(map(str, roots)))
     try:
         async with lock:
-            await anyio.to_thread.run_sync(lambda: ingestor.run(list(roots), prune=True))
+            first = await anyio.to_thread.run_sync(lambda: ingestor.run(list(roots), prune=True))
+        _log_report(first)
     except Exception:
         _log.exception("ingesting the watched folders failed")
     async for changes in awatch(*roots, debounce=DEBOUNCE_MS, stop_event=stop):
@@ -90,10 +120,22 @@ async def watch_in_service(
         except Exception:  # a watcher must outlive one bad batch; the next batch retries
             _log.exception("re-ingesting changed notes failed")
             continue
-        _log.info(
-            "notes changed: %d new, %d updated, %d deleted, %d failed",
-            report.files_new,
-            report.files_updated,
-            report.files_deleted,
-            report.files_failed,
-        )
+        _log_report(report)
+
+
+def _log_report(report: IngestReport) -> None:
+    """The counts, then each note that could not be read well or was forgotten by name: in a
+    service the log is the only place a watcher's report is seen."""
+    _log.info(
+        "notes changed: %d new, %d updated, %d deleted, %d failed",
+        report.files_new,
+        report.files_updated,
+        report.files_deleted,
+        report.files_failed,
+    )
+    for failure in report.failures:
+        _log.warning("skipped %s: %s", failure["path"], failure["error"])
+    for item in report.warnings:
+        _log.warning("%s: %s", item["path"], item["warning"])
+    for note in report.forgotten:
+        _log.info("forgot %s: %s", note["path"], note["reason"])

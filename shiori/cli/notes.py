@@ -59,7 +59,12 @@ def ingest(
         typer.Argument(help="Files or folders (walked recursively). Markdown, text, HTML, PDF."),
     ],
     prune: Annotated[
-        bool, typer.Option(help="Delete chunks of files under PATHS that no longer exist.")
+        bool,
+        typer.Option(
+            help="Also forget notes under PATHS that are still on disk but no longer taken "
+            "(hidden, or excluded by a .shioriignore). Notes whose files are gone are forgotten "
+            "without it."
+        ),
     ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object with the counts, nothing else.")
@@ -88,6 +93,11 @@ def ingest(
 ) -> None:
     """Add notes to the index, or bring it up to date. Safe to re-run: unchanged files cost
     nothing, changed files are replaced, an interrupted run is finished by the next one.
+
+    Afterwards the index matches PATHS as they are now: notes under PATHS whose files were
+    deleted, renamed or moved are forgotten (a moved note keeps its vectors), an emptied note
+    keeps no passages (a warning, not a failure), and each forgotten note is named. Notes
+    outside PATHS are left alone.
 
     Skips hidden files and whatever a `.shioriignore` (gitignore syntax) in a folder lists.
     Reports notes it could not read (exit status 1), and notes with the same content as another.
@@ -176,6 +186,7 @@ def _print_report(
             f"{report['files_new']} new, {report['files_updated']} updated, "
             f"{report['files_unchanged']} unchanged, {report['files_deleted']} deleted, "
             f"{report['files_failed']} failed"
+            + (f", {report['files_empty']} empty" if report.get("files_empty") else "")
             + (
                 f", {report['files_unsupported']} of unsupported types skipped"
                 if report["files_unsupported"]
@@ -232,6 +243,8 @@ def _ingest_remote(
             err.print(f"[yellow]warning:[/yellow] skipped {failure['path']}: {failure['error']}")
         for item in report.get("warnings", []):
             err.print(f"[yellow]warning:[/yellow] {item['path']}: {item['warning']}")
+        for note in report.get("forgotten", []):
+            err.print(f"forgot {note['path']}: {note['reason']}", highlight=False)
         for copy in report.get("duplicates", []):
             err.print(
                 f"[yellow]warning:[/yellow] {copy['path']} has the same content as "
