@@ -7,9 +7,14 @@ HTML comments, hidden HTML). Inside a section the units are sentences of prose (
 and table rows; chunks are packed from whole units up to the token budget with some overlap.
 
 A sentence longer than the budget is cut at its line breaks, then at clause marks (``、，､；：``
-and ``, ; :`` before a space), then at spaces, as far as needed to fit; what is still over the
-budget is a single unsplittable run (no space or punctuation), or one table row, and becomes a
-chunk of its own.
+and ``, ; :`` before a space), then at spaces, as far as needed to fit; a run that is still over
+the budget (no space or punctuation in it) is cut between characters, so no chunk is over the
+budget but one table row, which is never cut.
+
+Encoded data is not text (``Layout.non_text``: images pasted as ``data:`` URIs, bare base64/hex
+runs): it is left out like an unindexed part, so no chunk holds or spans it; what is around it
+(an image's alt text) stays. PDF pages: no chunk spans a page break, so a chunk's ``page`` is the
+page of all its text.
 
 Citations: a chunk's text is exactly the document text (see `ingest.readers`: decoded, line
 breaks as LF) from ``char_start`` to ``char_end``, and ``line_start``–``line_end`` are the lines
@@ -40,6 +45,7 @@ from ingest.structure import (
     TABLE_ROW,
     TEXT,
     Layout,
+    NonText,
     line_layout,
     markdown_layout,
     paragraph_layout,
@@ -63,7 +69,7 @@ _ABBREVIATIONS = frozenset(
 )
 _WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
 
-SENTENCE, LINE, CLAUSE, SPACE = range(4)  # how finely a unit was cut
+SENTENCE, LINE, CLAUSE, SPACE, CHARS = range(5)  # how finely a unit was cut
 
 
 def _is_sentence_end(region: str, end: int, match: re.Match[str]) -> bool:
@@ -97,7 +103,7 @@ class Unit:
     end: int
     table: int = -1  # the table a row or header belongs to
     head: bool = False  # a table's header and delimiter rows
-    level: int = SENTENCE  # how finely it has been cut (SENTENCE … SPACE)
+    level: int = SENTENCE  # how finely it has been cut (SENTENCE … CHARS)
     whole: bool = False  # never cut further (table rows)
 
 
@@ -207,13 +213,57 @@ def layout_of(text: str, metadata: dict[str, Any]) -> Layout:
         levels = {int(line): int(level) for line, level in metadata.get("heading_levels", [])}
         return line_layout(text.split("\n"), levels, frozenset(metadata.get("breaks", [])))
     if kind == "paragraphs":
-        return paragraph_layout(text)
+        # each page's first line starts a block of its own: no chunk spans two pages
+        pages = frozenset(text.count("\n", 0, offset) for offset in metadata.get("page_starts", []))
+        return paragraph_layout(text, pages)
     return markdown_layout(text, kind == "text")
 
 
+# What is left of link or attribute syntax next to a data: URI that was left out: the image's
+# alt text is kept as ``![alt]``, without the dangling ``(``, ``src="`` or ``)``.
+_BEFORE_DATA = re.compile(r"(?:\(\s*<?|\bsrc\s*=\s*[\"']?|\burl\(\s*[\"']?)\Z", re.IGNORECASE)
+_AFTER_DATA = re.compile(r"(?:>?\s*\)|[\"'])")
+_MEANINGFUL = re.compile(r"\w")
+
+
+def _clear_pieces(
+    text: str, start: int, end: int, non_text: Sequence[NonText]
+) -> list[tuple[int, int] | None]:
+    """``text[start:end]`` without the non-text runs in it: the ranges of text left, in order,
+    with None where a run was left out (no chunk may span it). Next to a run, ranges with
+    nothing but markup left (the ``)`` after an image) are dropped."""
+    starts = [r.start for r in non_text]
+    i = max(bisect.bisect_right(starts, start) - 1, 0)
+    out: list[tuple[int, int] | None] = []
+    prev = start
+    for run in non_text[i:]:
+        if run.start >= end:
+            break
+        if run.end <= start:
+            continue
+        a, b = prev, max(run.start, prev)
+        cut = _BEFORE_DATA.search(text, a, b)
+        if cut and cut.start() >= a:
+            b = cut.start()
+        if _MEANINGFUL.search(text, a, b):
+            out.append((a, b))
+        out.append(None)
+        prev = min(run.end, end)
+        after = _AFTER_DATA.match(text, prev, end)
+        if after:
+            prev = after.end()
+    if not out:
+        return [(start, end)]  # no run here: the text as it is
+    if _MEANINGFUL.search(text, prev, end):
+        out.append((prev, end))
+    return out
+
+
 def segments(text: str, layout: Layout) -> list[Segment]:
-    """Units of each stretch of indexed text, with the heading path in force there."""
+    """Units of each stretch of indexed text, with the heading path in force there. Non-text
+    runs (``layout.non_text``) are left out and end a segment, as unindexed blocks do."""
     starts = line_starts(text)
+    non_text = layout.non_text
 
     def span_of(first: int, last: int) -> tuple[int, int]:
         end = starts[last] - 1 if last < len(starts) else len(text)
@@ -235,18 +285,27 @@ def segments(text: str, layout: Layout) -> list[Segment]:
         elif block.kind == SKIP:
             close()
         elif block.kind == TEXT:
-            a, b = span_of(block.start, block.end)
-            units.extend(Unit(s.start, s.end) for s in _paragraph_sentences(text, a, b))
+            for piece in _clear_pieces(text, *span_of(block.start, block.end), non_text):
+                if piece is None:
+                    close()
+                else:
+                    units.extend(Unit(s.start, s.end) for s in _paragraph_sentences(text, *piece))
         elif block.kind == CODE:
             for line in range(block.start, block.end):
-                span = _trimmed(text, *span_of(line, line + 1))
-                if span:
-                    units.append(Unit(span.start, span.end, level=LINE))
+                for piece in _clear_pieces(text, *span_of(line, line + 1), non_text):
+                    span = _trimmed(text, *piece) if piece else None
+                    if piece is None:
+                        close()
+                    elif span:
+                        units.append(Unit(span.start, span.end, level=LINE))
         elif block.kind in (TABLE_HEAD, TABLE_ROW):
-            span = _trimmed(text, *span_of(block.start, block.end))
-            if span:
-                head = block.kind == TABLE_HEAD
-                units.append(Unit(span.start, span.end, block.table, head, LINE, whole=True))
+            for piece in _clear_pieces(text, *span_of(block.start, block.end), non_text):
+                span = _trimmed(text, *piece) if piece else None
+                if piece is None:
+                    close()
+                elif span:
+                    head = block.kind == TABLE_HEAD
+                    units.append(Unit(span.start, span.end, block.table, head, LINE, whole=True))
     close()
     return found
 
@@ -334,11 +393,22 @@ class NoteSplitter(NodeParser):
         return out
 
     def _refine(self, text: str, unit: Unit, count: int) -> list[tuple[Unit, int]]:
-        """A unit over the budget, cut at the next finer boundaries until its pieces fit."""
+        """A unit over the budget, cut at the next finer boundaries until its pieces fit; a
+        run with no boundary left is cut between characters (the embedder would otherwise
+        truncate it silently). Only a table row (``whole``) or a single character may stay
+        over the budget."""
         if count <= self.chunk_tokens or unit.whole:
             return [(unit, count)]
-        for level in range(unit.level + 1, SPACE + 1):
-            pieces = finer_spans(text, Span(unit.start, unit.end), level)
+        for level in range(unit.level + 1, CHARS + 1):
+            if level == CHARS:
+                # pieces of about equal length, as many as the count says are needed; one that
+                # is still over (tokens are not spread evenly) is cut again
+                parts = -(-count // self.chunk_tokens) if unit.level < CHARS else 2
+                size = -(-(unit.end - unit.start) // max(parts, 2))
+                cuts = list(range(unit.start + size, unit.end, size))
+                pieces = _cut(text, unit.start, unit.end, cuts)
+            else:
+                pieces = finer_spans(text, Span(unit.start, unit.end), level)
             if len(pieces) > 1:
                 counts = self._count([text[p.start : p.end] for p in pieces])
                 out: list[tuple[Unit, int]] = []
@@ -346,7 +416,7 @@ class NoteSplitter(NodeParser):
                     finer = replace(unit, start=piece.start, end=piece.end, level=level)
                     out.extend(self._refine(text, finer, n))
                 return out
-        return [(unit, count)]  # one unsplittable run
+        return [(unit, count)]  # one character over the budget
 
     def split(self, text: str, metadata: dict[str, Any]) -> list[TextNode]:
         starts = line_starts(text)

@@ -12,7 +12,13 @@ here, as in editors.
 - HTML: one line per visible block element (hidden elements dropped), each line remembering its
   source line (``line_map``), headings and their levels remembered (``heading_levels``).
 - PDF: its pages' text (lines counted in the extracted text, pages remembered); encrypted files
-  with an empty user password are read, password-locked ones are refused as such.
+  with an empty user password are read, password-locked ones are refused as such. Extracted text
+  that is garbage — text shown in a font without a Unicode map (glyph numbers come out as
+  control characters or random letters), or lines of implausible characters — is blanked
+  (line numbers unchanged) and the report names the file's pages and why (OCR would be needed);
+  pages that are only images are named too. A PDF with no readable page is refused.
+- Encoded data that is not text (images pasted as ``data:`` URIs, base64 runs) is never indexed
+  (`ingest.structure.non_text_runs`); the report says what was left out.
 
 Encodings: UTF-8 with or without BOM, UTF-16 and UTF-32 with BOM, and Shift_JIS/CP932, EUC-JP,
 ISO-2022-JP or another legacy encoding when no UTF fits. A legacy decoding is chosen by how
@@ -24,8 +30,9 @@ mojibake.
 from __future__ import annotations
 
 import codecs
+import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +41,7 @@ from llama_index.core import Document
 from llama_index.core.readers.base import BaseReader
 
 from ingest.hidden import hidden_selectors, is_hidden
-from ingest.structure import markdown_layout
+from ingest.structure import markdown_layout, non_text_runs, non_text_warning
 
 MARKDOWN = {".md", ".markdown", ".mdown", ".mkd"}
 TEXT = {".txt", ".text", ".rst"}
@@ -309,16 +316,163 @@ class HtmlReader(BaseReader):
             breaks=breaks,
             layout="lines",
             encoding=decoded.encoding,
-            warnings=decoded.warnings,
+            warnings=decoded.warnings + _non_text_warnings(text),
             **(extra_info or {}),
         )
         return [Document(text=text, metadata=meta)]
 
 
+def _non_text_warnings(text: str) -> list[str]:
+    warning = non_text_warning(non_text_runs(text))
+    return [warning] if warning else []
+
+
+# C0 controls but tab and line feed, DEL and C1 controls: never text in a PDF's extracted text
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_GARBLED_LINE = 0.3  # a line with this share of implausible characters is garbage
+_UNMAPPED_LINE = 0.5  # ... or with this share of its characters from a font without a map
+
+
+def _unmapped(font: Any) -> bool:
+    """A composite font whose codes are glyph numbers (Identity-H/V) and no /ToUnicode map:
+    what its text means cannot be recovered from the file (only OCR can read it)."""
+    try:
+        encoding = font.get("/Encoding")
+        return (
+            font.get("/Subtype") == "/Type0"
+            and isinstance(encoding, str)
+            and encoding in ("/Identity-H", "/Identity-V")
+            and "/ToUnicode" not in font
+        )
+    except Exception:  # a damaged font dictionary: judged by its text alone
+        return False
+
+
+@dataclass
+class PdfPage:
+    """One page's extracted text after the garbage check."""
+
+    text: str  # LF line breaks; garbage lines blanked, stray controls replaced by spaces
+    had_text: bool  # the extractor returned any non-blank text
+    garbled: int  # lines blanked as garbage
+    lines: int  # non-blank lines before the check
+    fonts: list[str] = field(default_factory=list)  # unmapped fonts whose text was blanked
+    images_only: bool = False  # no text at all, but images: a scan or a picture
+
+
+def clean_page_text(raw: str, unmapped: Sequence[tuple[str, str]] = ()) -> PdfPage:
+    """One page's extracted text with its garbage blanked (a pure function of the text).
+
+    ``unmapped``: (text, font name) pieces the page shows in fonts without a Unicode map. A line
+    is garbage when at least half of its characters come from such pieces or when 30% of them
+    are implausible (`_odd`: controls, unassigned, private use …); it becomes an empty line, so
+    the page keeps its line count. Elsewhere control characters become spaces (same offsets).
+    The result's text has LF line breaks and no control character but tab and line feed."""
+    lines = normalise_newlines(raw.strip("\n")).split("\n")
+    out: list[str] = []
+    garbled, total = 0, 0
+    fonts: set[str] = set()
+    for line in lines:
+        shown = [c for c in line if not c.isspace()]
+        if not shown:
+            out.append("")
+            continue
+        total += 1
+        covered = [False] * len(line)
+        used: set[str] = set()
+        for piece, font in unmapped:
+            start = line.find(piece) if piece else -1
+            while start >= 0:
+                covered[start : start + len(piece)] = [True] * len(piece)
+                used.add(font)
+                start = line.find(piece, start + 1)
+        from_unmapped = sum(
+            1 for c, hit in zip(line, covered, strict=True) if hit and not c.isspace()
+        )
+        odd = sum(1 for c in shown if _odd(c))
+        if from_unmapped >= _UNMAPPED_LINE * len(shown) or odd >= _GARBLED_LINE * len(shown):
+            out.append("")  # blanked, not removed: line numbers stay those of the page's text
+            garbled += 1
+            fonts |= used
+        else:
+            # a stray control among real text (a ligature the font does not map): a space,
+            # so no chunk carries control characters and offsets do not move
+            out.append(_CONTROLS.sub(" ", line))
+    return PdfPage("\n".join(out), bool(total), garbled, total, sorted(fonts))
+
+
+def _check_page(page: Any) -> PdfPage:
+    """Extract one pypdf page's text and blank what is garbage (`clean_page_text`), noting a
+    page that is only images; raises what pypdf raises."""
+    pieces: list[tuple[str, str]] = []  # text shown in an unmapped font, and the font's name
+
+    def visit(text: str, cm: Any, tm: Any, font: Any, size: Any) -> None:
+        if text.strip() and font is not None and _unmapped(font):
+            pieces.append((text.strip(), str(font.get("/BaseFont", "?")).lstrip("/")))
+
+    raw = page.extract_text(visitor_text=visit) or ""
+    result = clean_page_text(raw, pieces)
+    if not result.had_text:
+        try:
+            xobjects: Any = page["/Resources"].get_object().get("/XObject")
+            result.images_only = xobjects is not None and any(
+                x.get_object().get("/Subtype") == "/Image" for x in xobjects.get_object().values()
+            )
+        except Exception:  # no resources, or damaged ones: not worth a warning of its own
+            result.images_only = False
+    return result
+
+
+def _pages(numbers: list[int]) -> str:
+    """[2, 3, 4, 7] → "pages 2–4, 7"; [2] → "page 2"."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    shown = ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+    return f"page {shown}" if len(numbers) == 1 else f"pages {shown}"
+
+
+def _pdf_warnings(pages: list[PdfPage]) -> list[str]:
+    """What the report says about pages that could not be read well (1-based page numbers)."""
+    warnings: list[str] = []
+    lost = [n for n, p in enumerate(pages, 1) if p.garbled and p.garbled == p.lines]
+    partly = [n for n, p in enumerate(pages, 1) if p.garbled and p.garbled < p.lines]
+    fonts = sorted({f for p in pages if p.garbled for f in p.fonts})
+    why = (
+        f"its font has no Unicode map ({', '.join(fonts[:3])}), so the extracted characters are "
+        "glyph numbers (control characters or random letters)"
+        if fonts
+        else "the extracted text is garbled (control or unassigned characters)"
+    )
+    if lost:
+        warnings.append(
+            f"{_pages(lost)}: the text cannot be extracted: {why}; not indexed (OCR would be "
+            "needed to read it)"
+        )
+    if partly:
+        warnings.append(
+            f"{_pages(partly)}: some lines cannot be extracted: {why}; those lines are not "
+            "indexed (OCR would be needed to read them)"
+        )
+    scans = [n for n, p in enumerate(pages, 1) if p.images_only]
+    if scans:
+        warnings.append(
+            f"{_pages(scans)}: only images, no text (scanned?); not indexed (OCR would be "
+            "needed to read it)"
+        )
+    return warnings
+
+
 class PdfReader(BaseReader):
     """PDF pages' text (pypdf, as LlamaIndex's PDFReader extracts it), joined; each chunk will
     know its page. Encryption with an empty user password (the usual "no copying" PDFs; RC4 or
-    AES, the latter through the `cryptography` package) is opened like a viewer opens it."""
+    AES, the latter through the `cryptography` package) is opened like a viewer opens it.
+
+    Garbage is checked page by page (`_check_page`): it is blanked and named in the document's
+    ``warnings``; raises UnreadableFileError when no page has readable text."""
 
     def load_data(self, file: Path, extra_info: dict[str, Any] | None = None) -> list[Document]:
         import pypdf
@@ -331,7 +485,7 @@ class PdfReader(BaseReader):
                     "the PDF is encrypted with a password (it opens only with that password); "
                     "save a copy without the password to ingest it"
                 )
-            texts = [(page.extract_text() or "").strip("\n") for page in pdf.pages]
+            pages = [_check_page(page) for page in pdf.pages]
         except UnreadableFileError:
             raise
         except FileNotDecryptedError as exc:
@@ -345,20 +499,31 @@ class PdfReader(BaseReader):
             raise UnreadableFileError(
                 f"not a readable PDF (damaged or not a PDF: {str(exc) or 'no detail'})"
             ) from exc
+        texts = [p.text for p in pages]
+        warnings = _pdf_warnings(pages)
         if not any(t.strip() for t in texts):
+            if any(p.had_text for p in pages):
+                raise UnreadableFileError(
+                    "no page's text can be extracted: "
+                    + "; ".join(w.split(": ", 1)[1] for w in warnings[:1])
+                )
             raise UnreadableFileError("the PDF has no extractable text (scanned images?)")
         page_starts: list[int] = []
         parts: list[str] = []
         offset = 0
         for text in texts:
-            text = normalise_newlines(text)
             page_starts.append(offset)
             parts.append(text + "\n\n")
             offset += len(text) + 2
         text = "".join(parts)
         first_line = next((ln.strip() for ln in text.split("\n") if ln.strip()), file.stem)
         meta = _metadata(
-            file, "pdf", first_line[:120], page_starts=page_starts, layout="paragraphs"
+            file,
+            "pdf",
+            first_line[:120],
+            page_starts=page_starts,
+            layout="paragraphs",
+            warnings=warnings + _non_text_warnings(text),
         )
         meta.update(extra_info or {})
         return [Document(text=text, metadata=meta)]

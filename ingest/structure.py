@@ -1,15 +1,21 @@
 """A note's block structure, from a CommonMark parser: headings, text, code, tables, skipped parts.
 
 Markdown (and plain text, which follows the same conventions) is parsed by markdown-it-py with
-GFM tables and front matter (YAML ``---`` through mdit-py-plugins, TOML ``+++`` through a rule of
-the same shape here). Its token line maps say which lines each block covers, so the chunker never
-guesses structure from line patterns: fences of any length and character, setext headings,
-indented code, HTML blocks and tables are what CommonMark says they are.
+GFM tables, footnotes (``[^id]: text``, GFM/Obsidian/Pandoc, through mdit-py-plugins' footnote
+plugin, definitions kept where they are written) and front matter (YAML ``---`` through
+mdit-py-plugins, TOML ``+++`` through a rule of the same shape here). Its token line maps say
+which lines each block covers, so the chunker never guesses structure from line patterns: fences
+of any length and character, setext headings, indented code, HTML blocks and tables are what
+CommonMark says they are.
 
 The result is a `Layout`: blocks in document order with 0-based, end-exclusive line ranges of the
 document text, plus what the front matter says (title, tags, aliases). Blank lines belong to no
 block. Lines the reader must not index (front matter, HTML comments, hidden HTML blocks) are
 ``skip`` blocks: the chunker never lets a chunk span them.
+
+Runs that are not text (`non_text_runs`: base64 payloads, above all images pasted as ``data:``
+URIs) are character ranges of the layout (``Layout.non_text``): never indexed, never spanned by
+a chunk, and named in the layout's warnings.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.rules_block import StateBlock
 from markdown_it.token import Token
+from mdit_py_plugins.footnote import footnote_plugin
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from ingest.hidden import hidden_html_block
@@ -45,6 +52,20 @@ class Block:
     table: int = -1  # which table a TABLE_HEAD / TABLE_ROW belongs to
 
 
+@dataclass(frozen=True)
+class NonText:
+    """A run of the document text that is not text (encoded data): ``text[start:end]``."""
+
+    start: int  # offsets into the document text, end exclusive
+    end: int
+    line: int  # 1-based line where it starts
+    kind: str  # IMAGE (a data: URI) or ENCODED (a bare base64/hex run)
+
+
+IMAGE = "image"
+ENCODED = "encoded"
+
+
 @dataclass
 class Layout:
     blocks: list[Block]
@@ -52,6 +73,7 @@ class Layout:
     tags: list[str] = field(default_factory=list)  # front matter `tags` and inline #tags
     aliases: list[str] = field(default_factory=list)  # front matter `aliases` / `alias`
     warnings: list[str] = field(default_factory=list)  # e.g. front matter that does not parse
+    non_text: list[NonText] = field(default_factory=list)  # in order, never overlapping
 
 
 # --- Obsidian syntax: [[target|label]] links and #tags -----------------------------------------
@@ -121,16 +143,23 @@ def _toml_front_matter(state: StateBlock, start: int, end: int, silent: bool) ->
     return True
 
 
-def _parser() -> MarkdownIt:
-    md = MarkdownIt("commonmark").enable("table").use(front_matter_plugin)
-    md.block.ruler.before(
-        "front_matter", "toml_front_matter", _toml_front_matter, {"alt": ["paragraph"]}
-    )
+def _parser(front_matter: bool = True) -> MarkdownIt:
+    # Footnote definitions are not CommonMark: without the plugin a one-line definition whose
+    # text has no space (Japanese) is a link reference definition, which yields no token, so the
+    # footnote would never be indexed. move_to_end=False keeps each definition's tokens where it
+    # is written, so it belongs to the section around it (and unreferenced definitions, which
+    # the plugin's tail rule would drop, are kept).
+    md = MarkdownIt("commonmark").enable("table").use(footnote_plugin, move_to_end=False)
+    if front_matter:
+        md.use(front_matter_plugin)
+        md.block.ruler.before(
+            "front_matter", "toml_front_matter", _toml_front_matter, {"alt": ["paragraph"]}
+        )
     return md
 
 
 _MD = _parser()
-_MD_PLAIN = MarkdownIt("commonmark").enable("table")  # when the top is no front matter after all
+_MD_PLAIN = _parser(front_matter=False)  # when the top is no front matter after all
 
 
 def plain(inline: Token) -> str:
@@ -242,7 +271,107 @@ def markdown_layout(text: str, text_title: bool = False) -> Layout:
         _title_line(text, layout)
     layout.tags = _unique(layout.tags)
     layout.aliases = _unique(layout.aliases)
+    _find_non_text(text, layout)
     return layout
+
+
+# --- runs that are not text ---------------------------------------------------------------------
+
+# Shorter runs are left as text: a short data: URI or a hash quoted in a note is something a
+# person may search for, and fits any budget. 100 is where the README of case 25 draws the line.
+MIN_RUN = 100
+_B64 = "A-Za-z0-9+/=_-"  # standard and URL-safe base64 alphabets, with padding
+# An image (or any file) pasted as a data: URI; the payload may be wrapped over lines (some
+# exporters wrap at 76 characters), so base64 of 16 characters or more that starts the next
+# line belongs to it.
+_DATA_URI = re.compile(
+    rf"data:[^,\s()\"'<>]{{0,200}};base64,[{_B64}]*"
+    rf"(?:[ \t]*\n[ \t]*[{_B64}]{{16,}})*",
+    re.IGNORECASE,
+)
+_RUN = re.compile(rf"[{_B64}]{{{MIN_RUN},}}")
+_HEX = re.compile(rf"[0-9A-Fa-f]{{{MIN_RUN},}}")
+
+
+def _encoded(run: str) -> bool:
+    """A bare run of the base64 alphabet that no language writes: hex, or base64 (letters of
+    both cases and digits mixed; a path or slug, lowercase words and hyphens, is not)."""
+    if _HEX.fullmatch(run):
+        return True
+    alnum = sum(ch.isalnum() for ch in run)
+    return (
+        alnum >= 0.8 * len(run)
+        and any(ch.isupper() for ch in run)
+        and any(ch.islower() for ch in run)
+        and any(ch.isdigit() for ch in run)
+    )
+
+
+def non_text_runs(text: str) -> list[NonText]:
+    """Runs of ``text`` that are encoded data, not text: ``data:…;base64,`` URIs with a payload
+    of at least `MIN_RUN` characters (the ``data:`` prefix included), and bare base64 or hex runs
+    of at least `MIN_RUN` characters. In order, never overlapping; ``[]`` for ordinary text."""
+    if len(text) < MIN_RUN:
+        return []
+    found: list[NonText] = []
+    taken = 0
+    for m in _DATA_URI.finditer(text):
+        payload = m.end() - (text.index(",", m.start()) + 1)
+        if payload >= MIN_RUN:
+            for run in _bare_runs(text, taken, m.start()):
+                found.append(run)
+            found.append(NonText(m.start(), m.end(), text.count("\n", 0, m.start()) + 1, IMAGE))
+            taken = m.end()
+    found.extend(_bare_runs(text, taken, len(text)))
+    return found
+
+
+def _bare_runs(text: str, start: int, end: int) -> list[NonText]:
+    return [
+        NonText(m.start(), m.end(), text.count("\n", 0, m.start()) + 1, ENCODED)
+        for m in _RUN.finditer(text, start, end)
+        if _encoded(m.group(0))
+    ]
+
+
+def non_text_warning(runs: list[NonText]) -> str | None:
+    """One line for the ingest report naming what was left out, or None when nothing was."""
+    if not runs:
+        return None
+    images = [r for r in runs if r.kind == IMAGE]
+    other = [r for r in runs if r.kind == ENCODED]
+    parts: list[str] = []
+    if images:
+        parts.append(
+            f"{len(images)} inline image(s) pasted as data: URIs ({_lines(images)}; only the "
+            "alt text is kept)"
+        )
+    if other:
+        parts.append(f"{len(other)} run(s) of base64/hex-encoded data ({_lines(other)})")
+    size = sum(r.end - r.start for r in runs)
+    return f"not indexed, as it is not text: {' and '.join(parts)}, {size:,} characters in all"
+
+
+def _lines(runs: list[NonText]) -> str:
+    lines = sorted({r.line for r in runs})
+    shown = ", ".join(str(n) for n in lines[:10]) + (" …" if len(lines) > 10 else "")
+    return f"line {shown}" if len(lines) == 1 else f"lines {shown}"
+
+
+def _find_non_text(text: str, layout: Layout) -> None:
+    # only runs inside indexed blocks matter (front matter is never indexed)
+    starts = [0]
+    starts.extend(m.end() for m in re.finditer("\n", text))
+    indexed = [
+        (starts[b.start], starts[b.end] if b.end < len(starts) else len(text))
+        for b in layout.blocks
+        if b.kind not in (SKIP, HEADING) and b.start < len(starts)
+    ]
+    runs = [r for r in non_text_runs(text) if any(a < r.end and r.start < b for a, b in indexed)]
+    layout.non_text = runs
+    warning = non_text_warning(runs)
+    if warning:
+        layout.warnings.append(warning)
 
 
 _TERMINAL = "。．｡！？!?.:：;；"
@@ -279,18 +408,25 @@ def line_layout(lines: list[str], headings: dict[int, int], breaks: frozenset[in
             blocks.append(Block(HEADING, n, n + 1, headings[n], line.strip()))
         elif line.strip():
             blocks.append(Block(TEXT, n, n + 1))
-    return Layout(blocks=blocks)
+    return Layout(blocks=blocks, non_text=non_text_runs("\n".join(lines)))
 
 
-def paragraph_layout(text: str) -> Layout:
-    """Runs of non-blank lines are text blocks (PDF text: no markup to trust)."""
+def paragraph_layout(text: str, breaks: frozenset[int] = frozenset()) -> Layout:
+    """Runs of non-blank lines are text blocks (PDF text: no markup to trust). A line in
+    ``breaks`` (0-based; a PDF page's first line) starts a new block after a zero-length
+    ``skip`` block, so no chunk spans a page break and each chunk's page is the one it cites."""
     blocks: list[Block] = []
     start: int | None = None
     lines = text.split("\n")
     for n, line in enumerate([*lines, ""]):
+        if n in breaks and start is not None:
+            blocks.append(Block(TEXT, start, n))
+            start = None
+        if n in breaks:
+            blocks.append(Block(SKIP, n, n))
         if line.strip() and start is None:
             start = n
         elif not line.strip() and start is not None:
             blocks.append(Block(TEXT, start, n))
             start = None
-    return Layout(blocks=blocks)
+    return Layout(blocks=blocks, non_text=non_text_runs(text))

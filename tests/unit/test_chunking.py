@@ -348,6 +348,19 @@ def test_content_hash_depends_on_title_headings_and_text():
 # --- NoteSplitter -----------------------------------------------------------------------------
 
 
+def inside_long_run(text: str, at: int, budget: int) -> bool:
+    """``at`` is inside a run of more than ``budget`` characters with no sentence end, clause
+    mark or space: the only place the splitter cuts between characters."""
+    marks = "。．｡！？!?" + CLAUSE_MARKS
+    a = at
+    while a > 0 and not text[a - 1].isspace() and text[a - 1] not in marks:
+        a -= 1
+    b = at
+    while b < len(text) and not text[b].isspace() and text[b] not in marks:
+        b += 1
+    return at - a > 0 and at < b and b - a > budget
+
+
 def heading_path_before(lines: list[str], line_no: int) -> list[str]:
     """Independent heading tracker (the note has no code fences)."""
     path: list[tuple[int, str]] = []
@@ -395,17 +408,23 @@ def test_split_real_note_properties(chunk_tokens, overlap):
         assert meta["headings"] == heading_path_before(lines, ls)
         # ends at a sentence end, a line end, or (a sentence over the budget) a clause mark or
         # a space; starts likewise
+        # a space; or, inside a run longer than the budget with no such place, anywhere
         after = text[b : b + 1]
-        assert text[b - 1] in JA_SENTENCE_END + CLAUSE_MARKS or after in ("", "\n", " "), body
+        assert (
+            text[b - 1] in JA_SENTENCE_END + CLAUSE_MARKS
+            or after in ("", "\n", " ")
+            or inside_long_run(text, b, chunk_tokens)
+        ), body
         before = text[:a].rstrip(" \t")
         assert (
             before == ""
             or before[-1] in JA_SENTENCE_END + "\n" + CLAUSE_MARKS
             or text[a - 1] == " "
+            or inside_long_run(text, a, chunk_tokens)
         )
-        # budget: an over-budget chunk is one unit without a place to cut
+        # budget: only a table's row or header (never cut) may be over it
         if meta["tokens"] > chunk_tokens:
-            assert not CLAUSE_OR_SPACE.search(body[:-1]) or body.startswith("|"), body
+            assert all(line.startswith("|") for line in node.text.split("\n")), body
         # metadata carried through, and excluded from the embedded/LLM text
         assert meta["title"] == "ELMo と BERT" and meta["path"] == str(ELMO_BERT)
         assert meta["page"] is None
@@ -460,12 +479,24 @@ def test_split_japanese_chunks_end_at_sentence_ends():
     assert [n.metadata["tokens"] for n in nodes] == [3 * len(sentence)] * 3 + [len(sentence)]
 
 
-def test_split_unsplittable_run_is_its_own_chunk_not_cut():
+def test_split_run_without_a_place_to_cut_is_cut_between_characters_within_the_budget():
+    # the embedder would silently truncate a passage over the budget: a run with no space or
+    # punctuation is cut between characters, as evenly as the budget allows, nothing lost
     long_sentence = "あ" * 200 + "。"
     text = f"短い文。{long_sentence}短い文二。"
     nodes = split(text, chunk_tokens=50)
-    assert [n.text for n in nodes] == ["短い文。", long_sentence, "短い文二。"]
-    assert nodes[1].metadata["tokens"] == 201
+    assert "".join(n.text for n in nodes) == text
+    assert all(n.metadata["tokens"] <= 50 for n in nodes)
+    assert nodes[0].text.startswith("短い文。") and nodes[-1].text.endswith("短い文二。")
+    assert len(nodes) == 5  # 4 + 201 + 5 characters in chunks of at most 50
+
+
+def test_split_table_row_over_the_budget_stays_whole():
+    row = "| " + "長い" * 60 + " | x |"
+    text = f"| a | b |\n|---|---|\n{row}\n"
+    nodes = split(text, chunk_tokens=50)
+    assert any(row in n.text for n in nodes)
+    assert all(n.text.count("長い") in (0, 60) for n in nodes)
 
 
 def test_split_long_sentence_is_cut_at_clauses_then_spaces():
@@ -673,3 +704,75 @@ def test_a_table_chunk_maps_its_offsets_to_the_note_lines():
     for piece in later.text.split("\n"):
         assert lines[chunk.line_of(offset) - 1] == piece
         offset += len(piece) + 1
+
+
+# --- issue 25: footnotes, encoded data, PDF pages -----------------------------------------------
+
+
+def test_split_indexes_footnote_definitions_under_the_heading_they_are_written_in():
+    text = (
+        "# 注意機構\n\n## Transformer\n\n位置は位置符号化で与える[^pe]。\n\n## 計算量\n\n"
+        "二乗に比例する[^cost]。\n\n"
+        "[^pe]: 原論文の位置符号化は学習するパラメータを持たない。\n"
+        "[^cost]: 計算量はO(n^2d)になる。\n"
+    )
+    nodes = split(text, chunk_tokens=320)
+    by_line = {(n.metadata["line_start"], n.metadata["line_end"]): n for n in nodes}
+    assert sorted(by_line) == [(5, 5), (9, 12)]
+    footnotes = by_line[(9, 12)]
+    assert footnotes.metadata["headings"] == ["注意機構", "計算量"]
+    assert "学習するパラメータを持たない" in footnotes.text and "O(n^2d)" in footnotes.text
+
+
+def _b64(n: int, seed: int = 3) -> str:
+    import base64
+
+    return base64.b64encode(random.Random(seed).randbytes(n)).decode()
+
+
+B64_RUN = re.compile(r"[A-Za-z0-9+/=]{100,}")
+
+
+def test_split_leaves_a_data_uri_image_out_and_keeps_its_alt_text():
+    uri = "data:image/png;base64," + _b64(9000)
+    text = (
+        f"# 学習曲線の記録\n\n## 実験 3\n\n次の図は損失を示す。\n\n![学習曲線（実験3）]({uri})\n\n"
+        "検証損失は 12 エポック目で最小になった。\nそこで patience を 3 にした。\n"
+    )
+    nodes = split(text, chunk_tokens=320)
+    assert [(n.metadata["line_start"], n.metadata["line_end"]) for n in nodes] == [(5, 7), (9, 10)]
+    assert nodes[0].text == "次の図は損失を示す。\n\n![学習曲線（実験3）]"
+    assert all(not B64_RUN.search(n.text) and "base64" not in n.text for n in nodes)
+    assert all(n.metadata["headings"] == ["学習曲線の記録", "実験 3"] for n in nodes)
+
+
+def test_split_text_on_both_sides_of_an_inline_image_stays_apart():
+    uri = "data:image/jpeg;base64," + _b64(300)
+    text = f"前の文。![図]({uri})後の文。\n"
+    assert [n.text for n in split(text)] == ["前の文。![図]", "後の文。"]
+
+
+def test_split_bare_base64_in_code_is_left_out():
+    text = '```\nkey = "' + _b64(600) + '"\nprint(key)\n```\n'
+    nodes = split(text, chunk_tokens=50)
+    # the code around the run stays, on both sides; no chunk spans the run
+    assert [n.text for n in nodes] == ['```\nkey = "', "print(key)\n```"]
+
+
+def test_split_pdf_chunks_never_span_a_page_break():
+    page1 = "誤差逆伝播法で各層の重みの勾配を求める。\n連鎖律を使う。"
+    page2 = "確率的勾配降下法では学習率を小さくする。"
+    text = page1 + "\n\n" + page2 + "\n\n"
+    page_starts = [0, len(page1) + 2]
+    nodes = split(text, chunk_tokens=1000, page_starts=page_starts, layout="paragraphs")
+    assert [(n.text, n.metadata["page"], n.metadata["line_start"]) for n in nodes] == [
+        (page1, 1, 1),
+        (page2, 2, 4),
+    ]
+    # a page whose text runs straight into the next one (no blank line between) as well
+    glued = "一ページ目の文。\n二ページ目の文。\n"
+    nodes = split(glued, chunk_tokens=1000, page_starts=[0, 9], layout="paragraphs")
+    assert [(n.text, n.metadata["page"]) for n in nodes] == [
+        ("一ページ目の文。", 1),
+        ("二ページ目の文。", 2),
+    ]

@@ -10,13 +10,16 @@ chunks must then satisfy, whatever the note:
   table's repeated header the one documented exception), and the line numbers are the file's;
 - no chunk crosses a heading or holds front matter or a comment;
 - the heading path of a chunk is the one in force at its lines, as CommonMark defines headings;
-- budgets hold, except for a single unit that cannot be cut (no space or punctuation inside, or
-  one table row);
-- nothing of the notes' content is lost.
+- budgets hold, except for one table row (or header), which is never cut;
+- nothing of the notes' content is lost: footnote definitions included (issue 25);
+- no chunk holds encoded data (images pasted as data: URIs, bare base64) nor a control
+  character, and the text around such data (an image's alt text) is kept (issue 25).
 """
 
 from __future__ import annotations
 
+import base64
+import random
 import re
 from dataclasses import dataclass, field
 
@@ -30,7 +33,8 @@ WORDS_JA = ["行列", "固有値", "確率", "勾配", "学習率", "モデル",
 WORDS_EN = ["matrix", "model", "gradient", "token", "attention", "layer", "data", "loss"]
 JA_ENDS = ["。", "．", "｡", "！", "？"]
 EN_ENDS = [".", "!", "?"]
-CUT_MARKS = re.compile(r"[、，､；：,;:\s]")
+B64_RUN = re.compile(r"[A-Za-z0-9+/=]{100,}")
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass
@@ -38,7 +42,9 @@ class Note:
     lines: list[str] = field(default_factory=list)  # logical lines, no line breaks
     # per line: the heading path in force, and what the line is
     paths: list[tuple[str, ...]] = field(default_factory=list)
-    roles: list[str] = field(default_factory=list)  # heading, content, skip, blank, rule
+    roles: list[str] = field(default_factory=list)  # heading, content, skip, blank, rule, data
+    # lines with encoded data: line → (what must be indexed, what must not)
+    data: dict[int, tuple[list[str], str]] = field(default_factory=dict)
 
 
 @st.composite
@@ -78,7 +84,10 @@ def notes(draw: st.DrawFn) -> Note:
     for _ in range(draw(st.integers(1, 10))):
         kind = draw(
             st.sampled_from(
-                ["atx", "setext", "para", "para", "long", "fence", "list", "table", "rule", "html"]
+                [
+                    *("atx", "setext", "para", "para", "long", "fence", "list", "table", "rule"),
+                    *("html", "footnote", "image", "blob"),
+                ]
             )
         )
         if kind in ("atx", "setext"):
@@ -133,6 +142,25 @@ def notes(draw: st.DrawFn) -> Note:
                 for i in range(draw(st.integers(1, 25)))
             ]
             add(note, ["| 週 | 点 | 語 |", "|---|--:|---|", *rows], current, "content")
+        elif kind == "footnote":  # a definition, text without spaces (Japanese) or with them
+            label = draw(st.sampled_from(["1", "note", "出典", "a-b"]))
+            add(note, [f"[^{label}]: {draw(sentence())}"], current, "content")
+        elif kind in ("image", "blob"):  # encoded data, alone or inside a line of text
+            seed = draw(st.integers(0, 2**32))
+            payload = base64.b64encode(
+                random.Random(seed).randbytes(draw(st.integers(75, 3000)))
+            ).decode()
+            alt = draw(st.sampled_from(WORDS_JA))
+            data = (
+                f"![{alt}](data:image/png;base64,{payload})" if kind == "image" else f"`{payload}`"
+            )
+            before = draw(st.sampled_from(["", "図を示す。"]))
+            after = draw(st.sampled_from(["", "以上。"]))
+            note.data[len(note.lines)] = (
+                ([alt] if kind == "image" else []) + [t for t in (before, after) if t],
+                payload,
+            )
+            add(note, [before + data + after], current, "data")
         elif kind == "rule":
             add(note, [draw(st.sampled_from(["***", "---", "___", "- - -"]))], current, "rule")
         else:
@@ -194,13 +222,23 @@ def test_chunks_keep_every_invariant(case: tuple[Note, bytes], overlap: int) -> 
             header = node.text[:lead]
             assert header.split("\n")[1].startswith("|---") and header in text
             assert note_.lines[ls - 1].startswith("| 第")
-        # budget, unless one unit that cannot be cut
+        # budget, unless one table row or header, never cut
         if meta["tokens"] > BUDGET:
-            one_row = body.startswith("|") and "\n" not in body
-            assert one_row or not CUT_MARKS.search(body[:-1]), body
+            assert all(line.startswith("|") for line in node.text.split("\n")), body
+        # no encoded data, no control characters
+        assert not B64_RUN.search(node.text) and "base64," not in node.text, body
+        assert not CONTROL.search(node.text), body
         covered[a:b] = [True] * (b - a)
-    # nothing of the content is lost
+    # nothing of the content is lost; around encoded data, the text and alt text are kept
     for n, role in enumerate(note_.roles):
         if role == "content":
             for i, ch in enumerate(note_.lines[n]):
                 assert ch.isspace() or covered[starts[n] + i], note_.lines[n]
+        elif role == "data":
+            kept, payload = note_.data[n]
+            line = note_.lines[n]
+            for piece in kept:
+                at = starts[n] + line.index(piece)
+                assert all(covered[at : at + len(piece)]), (piece, line[:80])
+            at = starts[n] + line.index(payload)
+            assert not any(covered[at : at + len(payload)])

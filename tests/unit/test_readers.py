@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest.readers import (
     HtmlReader,
     MarkdownTextReader,
     PdfReader,
     UnreadableFileError,
+    clean_page_text,
     decode,
+    normalise_newlines,
     read_document,
     reader_for,
     title_from_markdown,
@@ -465,3 +470,137 @@ def test_password_locked_pdf_is_refused_in_plain_words(tmp_path):
     message = str(caught.value)
     assert "encrypted with a password" in message
     assert "Error" not in message and "scanned" not in message
+
+
+# --- PDF text that is garbage (issue 25, case 28) ---------------------------------------------
+
+
+def _pdf(pages: list[tuple[bytes, bytes]]) -> bytes:
+    """A minimal PDF: each page is (content stream, /Resources dictionary)."""
+    import io
+
+    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
+    kids = []
+    for content, resources in pages:
+        kids.append(b"%d 0 R" % (len(objects) + 1))
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources "
+            + resources
+            + b" /Contents %d 0 R >>" % (len(objects) + 2)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+    objects[1] = b"<< /Type /Pages /Kids [" + b" ".join(kids) + b"] /Count %d >>" % len(kids)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % n + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.writelines(b"%010d 00000 n \n" % off for off in offsets)
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    )
+    return out.getvalue()
+
+
+HELVETICA = b"<< /Font << /F1 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >> >> >>"
+# a subset TrueType font with Identity-H and no /ToUnicode: its codes are glyph numbers
+UNMAPPED = (
+    b"<< /Font << /F2 << /Type /Font /Subtype /Type0 /BaseFont /ABCDEF+MS-Mincho "
+    b"/Encoding /Identity-H /DescendantFonts [<< /Type /Font /Subtype /CIDFontType2 "
+    b"/BaseFont /ABCDEF+MS-Mincho /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) "
+    b"/Supplement 0 >> /CIDToGIDMap /Identity /DW 1000 >>] >> >> >>"
+)
+
+
+def _text_page(*lines: str) -> tuple[bytes, bytes]:
+    body = b"".join(
+        b"BT /F1 12 Tf 72 %d Td (%s) Tj ET\n" % (760 - 20 * n, line.encode("latin-1"))
+        for n, line in enumerate(lines)
+    )
+    return body, HELVETICA
+
+
+def _glyph_page(codes: list[int]) -> tuple[bytes, bytes]:
+    hexed = b"".join(b"%04X" % c for c in codes)
+    return b"BT /F2 12 Tf 72 760 Td <" + hexed + b"> Tj ET", UNMAPPED
+
+
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        [1, 2, 3, 4, 5, 6, 7, 8, 14, 15, 16, 2, 17],  # glyph numbers read as control characters
+        [36, 37, 38, 39, 40, 41, 37, 42, 43, 44],  # … or as random letters ("EFGHIJFKLM")
+    ],
+)
+def test_pdf_page_in_a_font_without_a_unicode_map_is_not_indexed_and_named(tmp_path, codes):
+    path = tmp_path / "handout.pdf"
+    path.write_bytes(_pdf([_text_page("Backpropagation computes gradients."), _glyph_page(codes)]))
+    doc = read_document(path)
+    assert "Backpropagation computes gradients." in doc.text
+    assert not CONTROL.search(doc.text)
+    assert doc.text.strip() == "Backpropagation computes gradients."
+    (warning,) = doc.metadata["warnings"]
+    assert warning.startswith("page 2: ")
+    assert "Unicode map" in warning and "ABCDEF+MS-Mincho" in warning and "OCR" in warning
+
+
+def test_pdf_whose_every_page_is_garbage_is_refused_saying_why(tmp_path):
+    path = tmp_path / "all-garbage.pdf"
+    path.write_bytes(_pdf([_glyph_page([1, 2, 3, 4, 5]), _glyph_page([6, 7, 8, 14])]))
+    with pytest.raises(UnreadableFileError) as caught:
+        read_document(path)
+    assert "Unicode map" in str(caught.value) and "OCR" in str(caught.value)
+
+
+def test_pdf_page_of_only_an_image_is_named(tmp_path):
+    image = (
+        b"<< /XObject << /Im1 << /Type /XObject /Subtype /Image /Width 1 /Height 1 "
+        b"/ColorSpace /DeviceGray /BitsPerComponent 8 /Length 1 >> >> >>"
+    )
+    # (the image's stream is left out: only the page's resources are looked at)
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(_pdf([_text_page("Typed page."), (b"q 100 0 0 100 0 0 cm Q", image)]))
+    doc = read_document(path)
+    assert doc.metadata["warnings"] == [
+        "page 2: only images, no text (scanned?); not indexed (OCR would be needed to read it)"
+    ]
+
+
+def test_the_bundled_pdf_has_no_warnings():
+    assert read_document(PDF_NOTE).metadata["warnings"] == []
+
+
+@given(st.text(), st.lists(st.tuples(st.text(max_size=5), st.just("F")), max_size=3))
+def test_clean_page_text_never_keeps_controls_and_keeps_the_line_count(raw, pieces):
+    page = clean_page_text(raw, pieces)
+    lines = normalise_newlines(raw.strip("\n")).split("\n")
+    assert not CONTROL.search(page.text)
+    assert page.text.count("\n") == len(lines) - 1
+    for before, after in zip(lines, page.text.split("\n"), strict=True):
+        assert after == "" or len(after) == len(before)
+    assert 0 <= page.garbled <= page.lines
+
+
+def test_clean_page_text_keeps_text_with_a_stray_control():
+    page = clean_page_text("確率的勾配降下法\x02では学習率を小さくする。\n\x01\x02\x03\x04")
+    assert page.text == "確率的勾配降下法 では学習率を小さくする。\n"
+    assert (page.garbled, page.lines) == (1, 2)
+
+
+# --- encoded data in notes (issue 25, case 25) ------------------------------------------------
+
+
+def test_markdown_with_a_pasted_image_warns_that_it_is_left_out(tmp_path):
+    import base64
+
+    payload = base64.b64encode(random.Random(5).randbytes(3000)).decode()
+    path = tmp_path / "figure.md"
+    path.write_text(f"# 図\n\n![曲線](data:image/png;base64,{payload})\n", encoding="utf-8")
+    (warning,) = read_document(path).metadata["warnings"]
+    assert "line 3" in warning and "data: URI" in warning and "alt text" in warning

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from ingest.structure import (
     CODE,
+    ENCODED,
     HEADING,
+    IMAGE,
     SKIP,
     TABLE_HEAD,
     TABLE_ROW,
     TEXT,
     inline_tags,
     markdown_layout,
+    non_text_runs,
+    paragraph_layout,
     readable,
 )
 
@@ -198,3 +204,111 @@ def test_inline_tags():
 def test_tags_in_code_are_not_tags():
     layout = markdown_layout("`#notatag` and\n\n```\n#nottag\n```\n\n#real\n")
     assert layout.tags == ["real"]
+
+
+# --- footnotes (issue 25, case 24) ------------------------------------------------------------
+
+
+def test_footnote_definitions_without_spaces_are_text_where_they_are_written():
+    # a CommonMark parser alone reads `[^id]:text-without-spaces` as a link reference
+    # definition, which produces nothing: the footnote would never be indexed
+    text = (
+        "# 注意機構\n\n## Transformer\n\n本文[^a]。\n\n## 計算量\n\n本文[^b]。\n\n"
+        "[^a]: 出典はVaswaniらが2017年に発表した論文。\n"
+        "[^b]: 計算量はO(n^2d)になる。\n"
+    )
+    assert kinds(text) == [
+        (HEADING, 1, 1),
+        (HEADING, 3, 3),
+        (TEXT, 5, 5),
+        (HEADING, 7, 7),
+        (TEXT, 9, 9),
+        (TEXT, 11, 11),
+        (TEXT, 12, 12),
+    ]
+
+
+def test_footnotes_in_the_middle_stay_in_their_section_and_unreferenced_ones_are_kept():
+    text = (
+        "# A\n\n[^x]: 参照されない脚注も内容である。\n"
+        "    二段落目は字下げで続く。\n\n# B\n\n本文^[インライン脚注] です。\n"
+    )
+    blocks = markdown_layout(text).blocks
+    assert [(b.kind, b.start + 1, b.end) for b in blocks] == [
+        (HEADING, 1, 1),
+        (TEXT, 3, 4),
+        (HEADING, 6, 6),
+        (TEXT, 8, 8),
+    ]
+    # blocks in document order: nothing moved to the end, as the plugin would by default
+    assert [b.start for b in blocks] == sorted(b.start for b in blocks)
+
+
+def test_a_footnote_reference_in_a_heading_is_not_its_title():
+    assert headings("# 結果[^1]\n\n[^1]: 注。\n") == [(1, "結果", 1)]
+
+
+# --- encoded data that is not text (issue 25, case 25) ----------------------------------------
+
+
+def _payload(n: int, seed: int = 1) -> str:
+    import base64
+
+    return base64.b64encode(random.Random(seed).randbytes(n)).decode()
+
+
+def test_a_data_uri_image_is_non_text_and_named_in_a_warning():
+    uri = "data:image/png;base64," + _payload(3000)
+    text = f"# 図\n\n前の文。\n\n![学習曲線]({uri})\n\n後の文。\n"
+    layout = markdown_layout(text)
+    assert len(layout.non_text) == 1
+    run = layout.non_text[0]
+    assert text[run.start : run.end] == uri and run.line == 5 and run.kind == IMAGE
+    assert len(layout.warnings) == 1
+    assert "line 5" in layout.warnings[0] and "data: URI" in layout.warnings[0]
+
+
+def test_a_wrapped_data_uri_is_one_run():
+    lines = [_payload(57 * 8)[i : i + 76] for i in range(0, 608, 76)]
+    text = '<img src="data:image/png;base64,' + "\n".join(lines) + '">\n\n次の文。\n'
+    (run,) = non_text_runs(text)
+    assert text[run.start : run.end].endswith(lines[-1])
+
+
+@pytest.mark.parametrize(
+    ("run", "encoded"),
+    [
+        (_payload(90), True),  # bare base64, 120 characters
+        ("0123456789abcdef" * 8, True),  # a hex dump
+        ("a" * 40, False),  # too short
+        ("/path/to-some/very-long/slug-of-lowercase-words-and-hyphens" * 2, False),
+        ("=" * 120, False),  # a separator line
+        (_payload(60), False),  # 80 characters: left as text
+    ],
+)
+def test_bare_runs_that_are_not_text(run, encoded):
+    found = non_text_runs(f"前の文 {run} 後の文")
+    assert bool(found) == encoded
+    if encoded:
+        assert found[0].kind == ENCODED
+
+
+def test_ordinary_notes_have_no_non_text():
+    from pathlib import Path
+
+    for path in (Path(__file__).resolve().parents[2] / "notes").glob("*.md"):
+        layout = markdown_layout(path.read_text(encoding="utf-8"))
+        assert layout.non_text == [] and not any("not text" in w for w in layout.warnings)
+
+
+# --- PDF paragraphs: page breaks (issue 25, case 28) ------------------------------------------
+
+
+def test_paragraph_layout_breaks_at_page_starts():
+    text = "page one line\nstill page one\npage two line\n"
+    assert [(b.kind, b.start, b.end) for b in paragraph_layout(text).blocks] == [(TEXT, 0, 3)]
+    assert [(b.kind, b.start, b.end) for b in paragraph_layout(text, frozenset({2})).blocks] == [
+        (TEXT, 0, 2),
+        (SKIP, 2, 2),
+        (TEXT, 2, 3),
+    ]

@@ -1,0 +1,144 @@
+"""The ingest cases of issue 25 about what notes hold (footnotes, pasted images, PDF pages whose
+text cannot be extracted), each with its README's values, through the real parts: the real
+embedding model, the embedded store, the ingest report and the HTTP API in process; the answers
+(the READMEs' "B" parts) with the real vLLM CPU server.
+
+Each case is ingested from its own folder (`../shared/cases/ingest/NN-*/`, the working
+directory, so sources read `notes/…` as in the READMEs) into a fresh store, with the helpers of
+`tests.integration.test_ingest_cases`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shiori.config import Settings
+from shiori.embedding import Embedder
+from tests.integration.test_ingest_cases import Case, ask, cited, ingested
+
+pytestmark = pytest.mark.slow
+
+CONTROL = re.compile("[\x00-\x08\x0e-\x1f]")
+BASE64_PAYLOAD = re.compile(r"base64,[A-Za-z0-9+/=]{100}")
+B64_RUN = re.compile(r"[A-Za-z0-9+/=]{100,}")
+
+
+def note_lines(case: Case, source: str) -> list[str]:
+    return (case.folder / source).read_text(encoding="utf-8").split("\n")
+
+
+def holding(results: list[dict[str, Any]], line: int, text: str) -> list[dict[str, Any]]:
+    """The results whose lines cover ``line`` and whose text holds ``text``."""
+    return [r for r in results if r["lines"][0] <= line <= r["lines"][1] and text in r["text"]]
+
+
+def warnings_for(case: Case, source: str) -> list[str]:
+    return [w["warning"] for w in case.report.warnings if w["path"] == source]
+
+
+# --- 24: footnote definitions -------------------------------------------------------------------
+
+
+def test_24_footnotes_are_indexed_and_cited_with_their_lines(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    source = "notes/attention.md"
+    with ingested("24", embedder, tmp_path) as case:
+        lines = note_lines(case, source)
+        results = case.search("位置符号化 正弦波 学習 パラメータ 出典 論文 計算量", top_k=20)
+        assert {r["source"] for r in results} == {source}
+        for line, start in ((12, "出典はVaswani"), (13, "原論文の位置符号化は"), (14, "系列長をn")):
+            # the footnote's text, as the note writes it after `[^id]: `
+            text = lines[line - 1].split("]: ", 1)[1]
+            assert text.startswith(start)
+            found = holding(results, line, text)
+            assert found, (line, [(r["lines"], r["heading"]) for r in results])
+            # where it is written (the system does not move footnotes to their references)
+            assert {r["heading"] for r in found} == {"注意機構のまとめ > 計算量"}
+        # the body passages are still there, under their own headings
+        assert holding(results, 5, "自己注意だけで系列を処理する")[0]["heading"] == (
+            "注意機構のまとめ > Transformer"
+        )
+
+
+def test_answers_24_come_from_the_footnotes(
+    embedder: Embedder, tmp_path: Path, llm_settings: Settings
+) -> None:
+    source = "notes/attention.md"
+    with ingested("24", embedder, tmp_path, llm_settings) as case:
+        fixed = ask(case, "原論文の位置符号化には学習するパラメータがありますか？")
+        assert re.search(r"ない|ありません|いいえ|固定|正弦", fixed["answer"]), fixed["answer"]
+        spans = [c["lines"] for c in cited(fixed, source)]
+        assert any(a <= 13 <= b for a, b in spans), spans
+        year = ask(case, "Transformer の原論文は何年に発表されましたか？")
+        assert "2017" in year["answer"], year["answer"]
+        spans = [c["lines"] for c in cited(year, source)]
+        assert any(a <= 12 <= b for a, b in spans), spans
+
+
+# --- 25: an image pasted as a base64 data: URI ----------------------------------------------------
+
+
+def test_25_a_pasted_image_is_no_chunk_and_the_text_around_it_is(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    source = "notes/learning-curve.md"
+    with ingested("25", embedder, tmp_path) as case:
+        assert case.report.chunks_written <= 3
+        assert case.report.files_new == 1 and not case.report.failures
+        # the report says what was left out, and where
+        (warning,) = warnings_for(case, source)
+        assert "line 7" in warning and "data: URI" in warning
+        results = case.search("学習曲線の図 検証損失 エポック 早期終了", top_k=20)
+        assert results
+        for r in results:
+            assert not BASE64_PAYLOAD.search(r["text"]) and not B64_RUN.search(r["text"])
+            assert len(r["text"]) <= 2000
+        lines = note_lines(case, source)
+        for line in (5, 9, 10):
+            found = holding(results, line, lines[line - 1].strip())
+            assert found, (line, [(r["lines"], r["text"][:40]) for r in results])
+            assert {r["heading"] for r in found} == {"学習曲線の記録 > 実験 3"}
+        # every stored passage is within the embedder's budget, and the image's alt text is kept
+        chunks = case.chunks()
+        assert max(embedder.count_tokens([c.text for c in chunks])) <= 320
+        assert any("学習曲線（実験3）" in c.text for c in chunks)
+
+
+def test_answers_25_about_the_figure_without_its_payload(
+    embedder: Embedder, tmp_path: Path, llm_settings: Settings
+) -> None:
+    with ingested("25", embedder, tmp_path, llm_settings) as case:
+        body = ask(case, "実験3の学習曲線で、検証損失が最小になったのは何エポック目ですか？")
+        assert "12" in re.findall(r"\d+", re.sub(r"\[\d+\]|実験\s*\d+", "", body["answer"]))
+        spans = [c["lines"] for c in cited(body, "notes/learning-curve.md")]
+        assert any(a <= 9 <= b for a, b in spans), spans
+        assert not any(BASE64_PAYLOAD.search(c["text"]) for c in body["contexts"])
+
+
+# --- 28: a PDF page in a font without a Unicode map ---------------------------------------------
+
+
+def test_28_a_pdf_page_that_cannot_be_extracted_is_named_not_indexed(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    source = "notes/handout.pdf"
+    with ingested("28", embedder, tmp_path) as case:
+        assert case.report.files_new == 1 and not case.report.failures
+        (warning,) = warnings_for(case, source)
+        assert warning.startswith("page 2: ")
+        assert "Unicode map" in warning and "OCR" in warning
+        for chunk in case.chunks():
+            assert not CONTROL.search(chunk.text), chunk
+            assert chunk.page == 1  # page 2 has nothing readable to index
+        results = case.search("誤差逆伝播法 勾配 学習率", top_k=20)
+        assert results
+        for r in results:
+            assert not CONTROL.search(r["text"]), r
+            assert r["page"] != 2 or "確率的勾配降下法では学習率を小さくする。" in r["text"]
+        (page1,) = [r for r in results if "誤差逆伝播法で各層の重みの勾配を求める。" in r["text"]]
+        assert page1["page"] == 1 and page1["source"] == source
