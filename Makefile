@@ -87,9 +87,9 @@ bench-serve: models  ## index latency at 10k/100k chunks; /v1/search, /v1/ask, T
 	$(SHIORI) llm setup
 	$(PY) bench/bench_serve.py --write docs/benchmarks.md
 
-bench-load: models  ## loopback load: 16 /v1/search clients 60 s, 4 /v1/ask clients 5 min; p95, memory
+bench-load: models  ## loopback load: 16 /v1/search clients 60 s, 4 /v1/ask clients 5 min; p95, memory (soak: ARGS="--ask-s 1800")
 	$(SHIORI) llm setup
-	$(PY) bench/bench_load.py --write docs/benchmarks.md
+	$(PY) bench/bench_load.py --write docs/benchmarks.md $(ARGS)
 
 bench-followup: models  ## what a follow-up question's rewrite costs, against its standalone question
 	$(SHIORI) llm setup

@@ -68,6 +68,17 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
     )
 
 
+def curve(samples: list[tuple[float, float]], parts: int) -> list[float]:
+    """Mean of (seconds, bytes) samples in each of ``parts`` equal stretches of time, in MB."""
+    if not samples:
+        return []
+    end = samples[-1][0] or 1.0
+    bins: list[list[float]] = [[] for _ in range(parts)]
+    for t, b in samples:
+        bins[min(parts - 1, int(t / end * parts))].append(b / 1e6)
+    return [statistics.fmean(b) if b else float("nan") for b in bins]
+
+
 class MemoryProbe:
     """Samples RSS every second in a thread: the API process and the vLLM session."""
 
@@ -132,6 +143,8 @@ class Phase:
                 "end": api[-1][1] / 1e6 if api else None,
                 "peak": max(a for _, a in api) / 1e6 if api else None,
                 "growth_mb_per_min_second_half": slope_mb_per_min(second_half),
+                # the curve: mean RSS of each tenth of the phase, so a reader sees flat or rising
+                "curve": curve(api, 10),
             },
             "vllm_rss_mb": {
                 "start": vllm[0] / 1e6 if vllm else None,
@@ -256,6 +269,10 @@ def report(phases: list[dict[str, Any]], command: str, settings: Settings) -> st
             f"| {p['phase']} | {a['start']:.0f} | {a['end']:.0f} | {a['peak']:.0f} | "
             f"{a['growth_mb_per_min_second_half']:+.1f} MB/min | {vllm} |"
         )
+    lines += ["", "API RSS (MB), mean of each tenth of the phase:", ""]
+    for p in phases:
+        points = " → ".join(f"{v:.0f}" for v in p["api_rss_mb"]["curve"])
+        lines.append(f"- {p['phase']} ({p['seconds'] / 60:.0f} min): {points}")
     errors = {p["phase"]: p["client_errors"] for p in phases if p["client_errors"]}
     if errors:
         lines += ["", f"Client-side errors (no response): {errors}"]
@@ -299,7 +316,7 @@ def main() -> None:
                 server.wait(timeout=60)
     finally:
         llm.close()
-    command = "make bench-load"
+    command = "python bench/bench_load.py " + " ".join(sys.argv[1:])
     text = report(results, command, settings)
     print(text)
     print(f"server alive after the load: {alive}")

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import heap
 from service.api import contract, errors
 from service.api.limits import BodyLimitMiddleware, ClientGoneError
 from service.components import Components
@@ -76,6 +77,8 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = components is None
+        if owned:
+            heap.limit_arenas(settings.malloc_arenas)  # before the models' threads allocate
         parts: Components = (
             components
             if components is not None
@@ -91,9 +94,13 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
             settings.llm_url,
         )
         watcher = _start_watching(settings, parts)
+        trim_stop = anyio.Event()
+        trimmer = asyncio.create_task(heap.trim_every(settings.heap_trim_s, trim_stop))
         try:
             yield
         finally:
+            trim_stop.set()
+            await trimmer
             if watcher is not None:
                 watcher[0].set()
                 await watcher[1]

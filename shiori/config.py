@@ -260,6 +260,18 @@ class Settings(BaseSettings):
     busy_retry_after_s: int = Field(
         default=5, ge=1, description="the Retry-After a 429 sends when every generation is taken"
     )
+    malloc_arenas: int = Field(
+        default=2,
+        ge=0,
+        description="glibc malloc arenas of the API process (0: glibc's default of 8 per core); "
+        "few arenas keep its memory from growing while worker threads run the models",
+    )
+    heap_trim_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds between returns of the API process's free heap pages to the "
+        "system (malloc_trim; 0: never)",
+    )
     notes_dir: Path = Field(
         default=Path("notes"),
         description="the notes folder `POST /v1/ingest` may read by default (relative paths: "

@@ -27,11 +27,13 @@ def serve(
     may start later: until it answers, /v1/ask says 503 and /v1/search works. Start one with
     `shiori llm serve`, or run both with `make run`."""
 
+    from service import heap
     from service.components import Components
     from shiori.index import StoreLockedError, StoreUnavailableError
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = load_settings().model_copy(update=overrides)
+    heap.limit_arenas(settings.malloc_arenas)  # before the models' threads allocate
     try:
         with err.status("loading the embedding model and the index…", spinner="dots"):
             parts = Components.build(settings)
@@ -91,11 +93,13 @@ def up(
     state; none of its processes outlives `shiori up`, even when this one is killed."""
     from runtime.llm import vllm_cpu
     from runtime.llm.supervisor import local_llm
+    from service import heap
     from service.components import Components
     from shiori.index import StoreLockedError, StoreUnavailableError
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = load_settings().model_copy(update=overrides)
+    heap.limit_arenas(settings.malloc_arenas)  # before the models' threads allocate
     try:
         with local_llm(settings, llm_log, say) as supervisor:
             with err.status("loading the embedding model and the index…", spinner="dots"):
