@@ -332,4 +332,8 @@ class IngestPathsRequest(BaseModel):
         description="ingest whole roots: with no paths, every root; with paths, allows those "
         "that are roots themselves",
     )
-    prune: bool = Field(default=False, description="forget files under these that are gone")
+    prune: bool = Field(
+        default=False,
+        description="also forget notes under these paths that are still on disk but no longer "
+        "taken (hidden, .shioriignore); notes whose files are gone are always forgotten",
+    )
