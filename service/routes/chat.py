@@ -9,8 +9,11 @@ text, for UIs, and given in a ``sources`` field, for programs. `GET /v1/models` 
 "shiori". Streaming follows OpenAI's chunk format and ends with ``data: [DONE]``.
 
 A message's ``content`` is a string or a list of content parts, as OpenAI's API allows: the
-text parts are read, joined in order; parts of other types (an attached image) are not read,
-and the response says so, in a ``warnings`` field and in a note under the answer.
+text parts (``text``, or ``input_text`` as OpenAI's Responses API and some clients send) are
+read, joined in order; parts of other types (an attached image) are not read, and the response
+says so, in a ``warnings`` field and in a note under the answer. The last user message is the
+question: when it holds no text (an image alone), the request is refused (422), never answered
+with an earlier question.
 """
 
 from __future__ import annotations
@@ -36,14 +39,15 @@ from service.deps import Shared, require_api_key
 from service.routes.ask import check_question, observe
 
 MODEL_ID = "shiori"
+TEXT_PARTS = ("text", "input_text")  # input_text: OpenAI's Responses API, sent by some clients
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(require_api_key)])
 
 
 class ChatContentPart(BaseModel):
     """One part of a message's content, OpenAI style: ``{"type": "text", "text": ...}``,
     ``{"type": "image_url", "image_url": {"url": ...}}``, ``input_audio``, ``file``,
-    ``refusal``... Only "text" parts are read; the others are accepted and named as not read
-    (`ChatMessage.unread`)."""
+    ``refusal``... Only "text" and "input_text" parts are read; the others are accepted and
+    named as not read (`ChatMessage.unread`)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
@@ -63,22 +67,22 @@ class ChatMessage(BaseModel):
     content: str | list[ChatContentPart] | None = Field(
         default=None,
         description="text of at most SHIORI_MAX_QUESTION_CHARS characters (maxLength), or a "
-        'list of content parts: the "text" parts are read, joined in order with a new line; '
-        "other parts (image_url, input_audio, file) are not read, and the response says so "
-        "(warnings)",
+        'list of content parts: the "text" (or "input_text") parts are read, joined in order '
+        "with a new line; other parts (image_url, input_audio, file) are not read, and the "
+        "response says so (warnings)",
     )
 
     def text(self) -> str:
         """The message's text: the string, or its text parts joined in order with "\n"."""
         if isinstance(self.content, list):  # [{"type": "text", "text": ...}, ...]
-            return "\n".join(p.text or "" for p in self.content if p.type == "text")
+            return "\n".join(p.text or "" for p in self.content if p.type in TEXT_PARTS)
         return self.content or ""
 
     def unread(self) -> list[str]:
-        """The types of the parts that are not read (not "text"), in order: ["image_url"]."""
+        """The types of the parts that are not read (not text), in order: ["image_url"]."""
         if not isinstance(self.content, list):
             return []
-        return [p.type for p in self.content if p.type != "text"]
+        return [p.type for p in self.content if p.type not in TEXT_PARTS]
 
 
 def unread_parts(messages: list[ChatMessage]) -> list[str]:
@@ -120,7 +124,7 @@ def _a_user_question(schema: dict[str, Any]) -> None:
                         "contains": {
                             "type": "object",
                             "required": ["type", "text"],
-                            "properties": {"type": {"const": "text"}, "text": text},
+                            "properties": {"type": {"enum": list(TEXT_PARTS)}, "text": text},
                         },
                     },
                 ]
@@ -136,8 +140,8 @@ class ChatRequest(BaseModel):
     model: str = MODEL_ID
     messages: list[ChatMessage] = Field(
         min_length=1,
-        description="at most SHIORI_MAX_CHAT_MESSAGES (maxItems); the last user message with "
-        "text is the question",
+        description="at most SHIORI_MAX_CHAT_MESSAGES (maxItems); the last user message is the "
+        "question, and must hold text (422 otherwise)",
     )
     stream: bool = False
 
@@ -170,8 +174,10 @@ def footnote(answer: Answer) -> str:
 
 
 def conversation_of(body: ChatRequest, parts: Components) -> tuple[str, list[Turn]]:
-    """The last user message with text, and the user and assistant messages before it (system
-    messages and blank ones left out), after the limits /openapi.json states."""
+    """The last user message's text, and the user and assistant messages before it (system
+    messages and blank ones left out), after the limits /openapi.json states. 422 when the last
+    user message holds no text (an image alone): answering an earlier question instead would
+    answer what was not asked."""
     s = parts.settings
     if len(body.messages) > s.max_chat_messages:
         raise ApiError(
@@ -183,21 +189,26 @@ def conversation_of(body: ChatRequest, parts: Components) -> tuple[str, list[Tur
     for n, message in enumerate(body.messages):
         if len(message.text()) > s.max_question_chars:
             check_question(message.text(), parts, f"messages[{n}]")
-    for at in range(len(body.messages) - 1, -1, -1):
-        message = body.messages[at]
-        if message.role == "user" and not is_blank(message.text()):
-            history = [
-                Turn("user" if m.role == "user" else "assistant", valid_unicode(m.text()))
-                for m in body.messages[:at]
-                if m.role in ("user", "assistant") and not is_blank(m.text())
-            ]
-            return valid_unicode(message.text()), history
-    unread = unread_parts(body.messages)
-    raise ApiError(
-        422,
-        "invalid_request",
-        "messages hold no user message with text" + (f" ({'; '.join(unread)})" if unread else ""),
-    )
+    users = [at for at, m in enumerate(body.messages) if m.role == "user"]
+    if not users:
+        raise ApiError(422, "invalid_request", "messages hold no user message with text")
+    at = users[-1]
+    message = body.messages[at]
+    if is_blank(message.text()):
+        kinds = message.unread()
+        unread = f" (only {', '.join(kinds)} parts, which Shiori does not read)" if kinds else ""
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"the last user message, messages[{at}], holds no text to answer{unread}; "
+            "send the question as text",
+        )
+    history = [
+        Turn("user" if m.role == "user" else "assistant", valid_unicode(m.text()))
+        for m in body.messages[:at]
+        if m.role in ("user", "assistant") and not is_blank(m.text())
+    ]
+    return valid_unicode(message.text()), history
 
 
 @router.get(

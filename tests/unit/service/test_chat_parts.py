@@ -78,4 +78,34 @@ def test_an_image_alone_is_refused_naming_the_unread_part(tmp_path: Path) -> Non
     r = asyncio.run(request(app, "POST", "/v1/chat/completions", chat([IMAGE])))
     assert r.status_code == 422
     message = r.json()["error"]["message"]
-    assert "no user message with text" in message and "image_url" in message
+    assert "no text" in message and "image_url" in message
+
+
+def test_input_text_parts_are_read_like_text_parts(tmp_path: Path) -> None:
+    """OpenAI's Responses API (and clients that follow it) send ``input_text`` parts."""
+    llm = Recorder("", "Word2Vec は 2013 年に発表された。[1]")
+    content = [{"type": "input_text", "text": QUESTION}, IMAGE]
+    r = asyncio.run(request(app_with(tmp_path, llm), "POST", "/v1/chat/completions",
+                            chat(content)))  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert QUESTION in json.dumps(llm.requests[-1], ensure_ascii=False)
+    (warning,) = r.json()["warnings"]
+    assert "image_url" in warning and "input_text" not in warning
+
+
+def test_a_last_message_of_an_image_alone_never_answers_the_question_before(
+    tmp_path: Path,
+) -> None:
+    llm = Recorder("", "Word2Vec は 2013 年に発表された。[1]")
+    body = {
+        "messages": [
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": "2013 年です。"},
+            {"role": "user", "content": [IMAGE]},
+        ]
+    }
+    r = asyncio.run(request(app_with(tmp_path, llm), "POST", "/v1/chat/completions", body))
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"]
+    assert "last user message" in message and "messages[2]" in message and "image_url" in message
+    assert not llm.requests
