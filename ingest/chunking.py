@@ -278,7 +278,15 @@ def segments(text: str, layout: Layout) -> list[Segment]:
             found.append(Segment(tuple(h for _, h in path), tuple(units)))
             units.clear()
 
+    ends = [r.end for r in non_text]
+    after = 0  # where the last block ended
     for block in layout.blocks:
+        first = starts[block.start] if block.start < len(starts) else len(text)
+        # a run between blocks (a link reference definition to a data: URI): no chunk spans it
+        k = bisect.bisect_right(ends, after)
+        if k < len(non_text) and non_text[k].start < first:
+            close()
+        after = max(after, span_of(block.start, block.end)[1] if block.end > block.start else first)
         if block.kind == HEADING:
             close()
             path = [(lv, h) for lv, h in path if lv < block.level] + [(block.level, block.title)]

@@ -96,6 +96,15 @@ def _odd(ch: str) -> bool:
     return category in ("Cc", "Cn", "Co", "Cs") or ch == "\ufffd" or 0x2500 <= code <= 0x259F
 
 
+def _garbled_char(ch: str) -> bool:
+    """A character no correct PDF text extraction yields: C0/C1 controls but tab and line feed,
+    unassigned code points, private use, surrogates, U+FFFD. Unlike `_odd` (written for legacy
+    encodings read wrong), half-width katakana and box drawing are real text in a PDF."""
+    if ch in "\t\n":
+        return False
+    return unicodedata.category(ch) in ("Cc", "Cn", "Co", "Cs") or ch == "\ufffd"
+
+
 def oddness(text: str) -> float:
     """Share of implausible characters (0 = clean text)."""
     if not text:
@@ -365,9 +374,10 @@ def clean_page_text(raw: str, unmapped: Sequence[tuple[str, str]] = ()) -> PdfPa
 
     ``unmapped``: (text, font name) pieces the page shows in fonts without a Unicode map. A line
     is garbage when at least half of its characters come from such pieces or when 30% of them
-    are implausible (`_odd`: controls, unassigned, private use …); it becomes an empty line, so
-    the page keeps its line count. Elsewhere control characters become spaces (same offsets).
-    The result's text has LF line breaks and no control character but tab and line feed."""
+    are implausible (`_garbled_char`: controls, unassigned, private use …); it becomes an empty
+    line, so the page keeps its line count. Elsewhere control characters become spaces (same
+    offsets). The result's text has LF line breaks and no control character but tab and line
+    feed."""
     lines = normalise_newlines(raw.strip("\n")).split("\n")
     out: list[str] = []
     garbled, total = 0, 0
@@ -389,7 +399,7 @@ def clean_page_text(raw: str, unmapped: Sequence[tuple[str, str]] = ()) -> PdfPa
         from_unmapped = sum(
             1 for c, hit in zip(line, covered, strict=True) if hit and not c.isspace()
         )
-        odd = sum(1 for c in shown if _odd(c))
+        odd = sum(1 for c in shown if _garbled_char(c))
         if from_unmapped >= _UNMAPPED_LINE * len(shown) or odd >= _GARBLED_LINE * len(shown):
             out.append("")  # blanked, not removed: line numbers stay those of the page's text
             garbled += 1

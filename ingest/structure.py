@@ -277,47 +277,74 @@ def markdown_layout(text: str, text_title: bool = False) -> Layout:
 
 # --- runs that are not text ---------------------------------------------------------------------
 
-# Shorter runs are left as text: a short data: URI or a hash quoted in a note is something a
-# person may search for, and fits any budget. 100 is where the README of case 25 draws the line.
+# Shorter runs are left as text: a short data: URI is something a person may search for, and
+# fits any budget. 100 is where the README of case 25 draws the line.
 MIN_RUN = 100
+# A bare run (no data: URI around it) must be much longer: hashes (a 40- or 64-hex git or
+# SHA-256 sum, 128 for SHA-512), IDs in URLs and paths with long slugs are text a person quotes.
+MIN_BARE = 200
 _B64 = "A-Za-z0-9+/=_-"  # standard and URL-safe base64 alphabets, with padding
-# An image (or any file) pasted as a data: URI; the payload may be wrapped over lines (some
-# exporters wrap at 76 characters), so base64 of 16 characters or more that starts the next
-# line belongs to it.
+# An image (or any file) pasted as a data: URI. Base64: the payload may be wrapped over lines
+# (some exporters wrap at 76 characters), so base64 of 16 characters or more that starts the
+# next line belongs to it. Otherwise (``data:image/svg+xml;charset=utf-8,%3Csvg…``, plain
+# ``data:text/plain,…``) the payload runs to white space, a quote, a bracket or a parenthesis.
 _DATA_URI = re.compile(
-    rf"data:[^,\s()\"'<>]{{0,200}};base64,[{_B64}]*"
-    rf"(?:[ \t]*\n[ \t]*[{_B64}]{{16,}})*",
+    rf"data:[\w.+-]+/[\w.+-]+(?:;[^,\s()\"'<>]{{0,200}})?,"
+    rf"(?:(?<=;base64,)[{_B64}]*(?:[ \t]*\n[ \t]*[{_B64}]{{16,}})*"
+    r"|[^\s\"'<>()\[\]]*)",
     re.IGNORECASE,
 )
-_RUN = re.compile(rf"[{_B64}]{{{MIN_RUN},}}")
-_HEX = re.compile(rf"[0-9A-Fa-f]{{{MIN_RUN},}}")
+_RUN = re.compile(rf"[{_B64}]{{{MIN_BARE},}}")
+_HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
+# The pieces of an identifier: capitalised or lowercase words, acronyms, numbers
+_WORD = re.compile(r"(?:[A-Z]{2,}(?![a-z])|[A-Z]?[a-z]+|[A-Z]|[0-9])[0-9]*")
+_TOKEN_END = re.compile(r"[\s\"'<>()\[\]]")
+
+
+def _in_url_or_path(text: str, start: int) -> bool:
+    """Whether the run at ``start`` continues a URL (``scheme://``, ``www.``) or a path
+    (``name.ext/``, ``dir\\``): what precedes it in the same token, back to white space, a
+    quote or a bracket, has such structure."""
+    if start == 0 or _TOKEN_END.match(text, start - 1):
+        return False
+    lo = max(0, start - 2000)
+    before = text[lo:start]
+    cut = max((m.end() for m in _TOKEN_END.finditer(before)), default=0)
+    token = before[cut:]
+    return "://" in token or "www." in token.lower() or any(c in token for c in "./\\")
+
+
+def _wordlike(segment: str) -> bool:
+    """A piece of a path, slug or identifier: hex (a hash), one case, or words and numbers (a
+    name such as ``Week3``, ``BertForMaskedLM``) rather than random letters of both cases."""
+    if _HEX.fullmatch(segment) or segment.lower() == segment or segment.upper() == segment:
+        return True  # a hash; one case (``lr2e``, ``seed42``, ``JGLUE``): random only 1 in 100
+    words = _WORD.findall(segment)
+    return len(segment) <= 3 or len(segment) / max(len(words), 1) >= 3
 
 
 def _encoded(run: str) -> bool:
-    """A bare run of the base64 alphabet that no language writes: hex, or base64 (letters of
-    both cases and digits mixed; a path or slug, lowercase words and hyphens, is not)."""
+    """A bare run of the base64 alphabet that no language writes: one hex run, or base64 (most
+    of it random letters of both cases and digits; a path, slug or identifier, words and hashes
+    joined by ``/ - _``, is not)."""
     if _HEX.fullmatch(run):
-        return True
-    alnum = sum(ch.isalnum() for ch in run)
-    return (
-        alnum >= 0.8 * len(run)
-        and any(ch.isupper() for ch in run)
-        and any(ch.islower() for ch in run)
-        and any(ch.isdigit() for ch in run)
-    )
+        return any(c.isdigit() for c in run) and not run.isdigit()
+    segments = re.split(r"[+/=_-]+", run)
+    random = sum(len(s) for s in segments if not _wordlike(s))
+    return random >= 0.6 * len(run)
 
 
 def non_text_runs(text: str) -> list[NonText]:
-    """Runs of ``text`` that are encoded data, not text: ``data:…;base64,`` URIs with a payload
-    of at least `MIN_RUN` characters (the ``data:`` prefix included), and bare base64 or hex runs
-    of at least `MIN_RUN` characters. In order, never overlapping; ``[]`` for ordinary text."""
+    """Runs of ``text`` that are encoded data, not text: ``data:<mime>[;…],<payload>`` URIs of
+    more than `MIN_RUN` characters, and bare base64 or hex runs of at least `MIN_BARE`
+    characters that are no part of a URL or path. In order, never overlapping; ``[]`` for
+    ordinary text."""
     if len(text) < MIN_RUN:
         return []
     found: list[NonText] = []
     taken = 0
     for m in _DATA_URI.finditer(text):
-        payload = m.end() - (text.index(",", m.start()) + 1)
-        if payload >= MIN_RUN:
+        if m.end() - m.start() > MIN_RUN:
             for run in _bare_runs(text, taken, m.start()):
                 found.append(run)
             found.append(NonText(m.start(), m.end(), text.count("\n", 0, m.start()) + 1, IMAGE))
@@ -330,7 +357,7 @@ def _bare_runs(text: str, start: int, end: int) -> list[NonText]:
     return [
         NonText(m.start(), m.end(), text.count("\n", 0, m.start()) + 1, ENCODED)
         for m in _RUN.finditer(text, start, end)
-        if _encoded(m.group(0))
+        if not _in_url_or_path(text, m.start()) and _encoded(m.group(0))
     ]
 
 
@@ -359,15 +386,19 @@ def _lines(runs: list[NonText]) -> str:
 
 
 def _find_non_text(text: str, layout: Layout) -> None:
-    # only runs inside indexed blocks matter (front matter is never indexed)
+    # runs inside unindexed blocks do not matter (front matter, headings); all others do, in
+    # indexed blocks and between blocks (``[fig3]: data:…``, a link reference definition, is
+    # no block, but a chunk around it would span it)
     starts = [0]
     starts.extend(m.end() for m in re.finditer("\n", text))
-    indexed = [
+    unindexed = [
         (starts[b.start], starts[b.end] if b.end < len(starts) else len(text))
         for b in layout.blocks
-        if b.kind not in (SKIP, HEADING) and b.start < len(starts)
+        if b.kind in (SKIP, HEADING) and b.start < len(starts)
     ]
-    runs = [r for r in non_text_runs(text) if any(a < r.end and r.start < b for a, b in indexed)]
+    runs = [
+        r for r in non_text_runs(text) if not any(a <= r.start and r.end <= b for a, b in unindexed)
+    ]
     layout.non_text = runs
     warning = non_text_warning(runs)
     if warning:

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.chunking import (
     NoteSplitter,
@@ -757,6 +759,32 @@ def test_split_bare_base64_in_code_is_left_out():
     nodes = split(text, chunk_tokens=50)
     # the code around the run stays, on both sides; no chunk spans the run
     assert [n.text for n in nodes] == ['```\nkey = "', "print(key)\n```"]
+
+
+_URL_PART = st.one_of(
+    st.from_regex(r"[A-Z]?[a-z]{2,10}[0-9]{0,2}", fullmatch=True),
+    st.from_regex(r"[0-9a-f]{8,64}", fullmatch=True),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(["https://www.notion.so/", "https://github.com/", "www.", "s3://bucket/"]),
+    st.lists(st.tuples(st.sampled_from(["/", "-", "_", "."]), _URL_PART), min_size=1, max_size=25),
+)
+def test_split_keeps_urls_whole_and_warns_of_nothing(head, parts):
+    url = head + "".join(sep + part for sep, part in parts).lstrip("/-_.")
+    text = f"# 資料\n\n講義ノートは {url} にある。\n\n次の文。\n"
+    nodes = split(text, chunk_tokens=1000)
+    assert any(url in n.text for n in nodes)
+    assert markdown_layout(text).warnings == []
+
+
+def test_split_a_reference_defined_data_uri_is_left_out():
+    png = "data:image/png;base64," + _b64(9000)
+    text = f"前の文。\n![図][fig3]\n\n[fig3]: {png}\n\n後の文。\n"
+    nodes = split(text, chunk_tokens=1000)
+    assert [n.text for n in nodes] == ["前の文。\n![図][fig3]", "後の文。"]
 
 
 def test_split_pdf_chunks_never_span_a_page_break():

@@ -593,6 +593,31 @@ def test_clean_page_text_keeps_text_with_a_stray_control():
     assert (page.garbled, page.lines) == (1, 2)
 
 
+# PDF text is what the fonts map, not a legacy encoding read wrong: half-width katakana, box
+# drawing and other symbols that correct extraction yields are text (review of issue 25)
+_PDF_TEXT = st.text(
+    st.sampled_from(
+        [chr(c) for c in range(0xFF61, 0xFFA0)]  # half-width katakana
+        + [chr(c) for c in range(0x2500, 0x25A0)]  # box drawing, blocks
+        + list("概論計算機科学 ab12|")
+    ),
+    min_size=1,
+)
+
+
+@given(st.lists(_PDF_TEXT, min_size=1, max_size=5))
+def test_clean_page_text_keeps_half_width_katakana_and_box_drawing(lines):
+    raw = "\n".join(line for line in lines if line.strip()) or "ｱ"
+    page = clean_page_text(raw)
+    assert page.garbled == 0 and page.text == raw
+
+
+def test_clean_page_text_keeps_a_box_drawn_table():
+    raw = "ｺﾝﾋﾟｭｰﾀｰｻｲｴﾝｽ概論\n┌──┬──┐\n│ａ│ｂ│\n└──┴──┘"
+    assert clean_page_text(raw).text == raw
+    assert clean_page_text("\ue000\ue001\ufffd\x85").garbled == 1  # still garbage
+
+
 # --- encoded data in notes (issue 25, case 25) ------------------------------------------------
 
 

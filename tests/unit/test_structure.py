@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.structure import (
     CODE,
@@ -278,8 +280,10 @@ def test_a_wrapped_data_uri_is_one_run():
 @pytest.mark.parametrize(
     ("run", "encoded"),
     [
-        (_payload(90), True),  # bare base64, 120 characters
-        ("0123456789abcdef" * 8, True),  # a hex dump
+        (_payload(300), True),  # bare base64, 400 characters
+        (_payload(90), False),  # 120 characters: a token or key a person may quote
+        ("0123456789abcdef" * 16, True),  # a hex dump
+        ("0123456789abcdef" * 8, False),  # a SHA-512 sum
         ("a" * 40, False),  # too short
         ("/path/to-some/very-long/slug-of-lowercase-words-and-hyphens" * 2, False),
         ("=" * 120, False),  # a separator line
@@ -291,6 +295,70 @@ def test_bare_runs_that_are_not_text(run, encoded):
     assert bool(found) == encoded
     if encoded:
         assert found[0].kind == ENCODED
+
+
+# --- URLs, paths and identifiers are text (review of issue 25) --------------------------------
+
+_SEGMENT = st.one_of(
+    st.from_regex(r"[A-Z]?[a-z]{2,12}[0-9]{0,3}", fullmatch=True),
+    st.from_regex(r"(?:[A-Z][a-z]{2,8}[0-9]?){1,4}", fullmatch=True),
+    st.from_regex(r"[a-z]{1,4}[0-9]{1,4}[a-z]?", fullmatch=True),
+    st.from_regex(r"[0-9a-f]{8,64}", fullmatch=True),
+    st.from_regex(r"[A-Z]{2,6}", fullmatch=True),
+    st.from_regex(r"[0-9]{1,6}", fullmatch=True),
+)
+_URL = st.builds(
+    lambda scheme, host, parts, seps: (
+        scheme + host + "".join(sep + part for sep, part in zip(seps, parts, strict=False))
+    ),
+    st.sampled_from(["https://", "http://www.", "www.", "obsidian://", "s3://", ""]),
+    st.sampled_from(["www.notion.so", "github.com", "wandb.ai", "outputs", "runs/ja"]),
+    st.lists(_SEGMENT, min_size=1, max_size=40),
+    st.lists(st.sampled_from(["/", "-", "_", "/", "-", "_", "."]), min_size=40, max_size=40),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_URL)
+def test_urls_and_paths_of_words_and_hex_are_text(url):
+    text = f"資料は {url} にある。\n"
+    layout = markdown_layout(text)
+    assert layout.non_text == [] and layout.warnings == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://www.notion.so/myteam/Machine-Learning-Lecture-Notes-Week3-"
+        "8f3b2c1d9e7a4b6c8d0e2f4a6b8c0d2e?pvs=4&" + "Machine-Learning-Lecture-Notes-Week3-" * 5,
+        "https://github.com/huggingface/transformers/blob/"
+        + "3f2a1b4c5d6e7f8091a2b3c4d5e6f708192a3b4c/src/transformers/models/bert/"
+        "modeling_bert.py#L200-L260" * 2,
+        "https://drive.google.com/drive/folders/1aBcD3eFgHiJkLmNoPqRsTuVwXyZ01234?usp=sharing"
+        + "&resourcekey=0-AbCdEfGhIjKlMnOpQrStUv" * 6,
+        "outputs/bert-base-japanese-v3_JGLUE-MARC-ja_lr2e-5_bs32_ep3_seed42/checkpoint-12000/"
+        "pytorch_model.bin" * 3,
+        "wandb/run-20231105_123456-3k9x8z7q/files/media/images/"
+        "eval_confusion_matrix_1200_8f3b2c1d9e7a4b6c8d0e.png" * 3,
+        "sha256:" + "8f3b2c1d9e7a4b6c8d0e2f4a6b8c0d2e" * 2 + " と git " + "3f2a1b4c5d" * 4,
+    ],
+)
+def test_long_urls_paths_and_hashes_are_text(text):
+    note = f"# 実験\n\n{text}\n\n```\n{text}\n```\n"
+    layout = markdown_layout(note)
+    assert layout.non_text == [] and layout.warnings == []
+
+
+def test_data_uris_of_any_encoding_and_in_reference_definitions_are_non_text():
+    svg = "data:image/svg+xml;charset=utf-8,%3Csvg%20xmlns%3D%22http%3A%2F%2Fwww.w3.org" + (
+        "%2F2000%2Fsvg%22%3E%3Cpath%20d%3D%22M0%200L10%2010%22%2F%3E" * 5
+    )
+    png = "data:image/png;base64," + _payload(9000)
+    text = f"前の文。\n\n![図][fig3] と ![線]({svg})\n\n[fig3]: {png}\n\n後の文。\n"
+    layout = markdown_layout(text)
+    assert [text[r.start : r.end] for r in layout.non_text] == [svg, png]
+    assert all(r.kind == IMAGE for r in layout.non_text)
+    assert len(layout.warnings) == 1 and "2 inline image(s)" in layout.warnings[0]
 
 
 def test_ordinary_notes_have_no_non_text():
