@@ -468,8 +468,10 @@ class NoteIndex:
             # `source` is stored in NFC; `path` as the file system spells it (NFD on macOS)
             # A folder, not a string: the file itself (exact value) or a name under
             # "<prefix>/" (prefix match), so `notes/ml` never takes in `notes/ml-old/x.md`.
-            exact, folder = forms
-            spellings = {form: {form, unicodedata.normalize("NFD", form)} for form in forms}
+            # One pair per spelling of the prefix (as typed, and its real path when absolute).
+            nfd = unicodedata.normalize
+            exacts = sorted({name for exact, _ in forms for name in (exact, nfd("NFD", exact))})
+            folders = sorted({name for _, f in forms for name in (f, nfd("NFD", f))})
             must.append(
                 qm.Filter(
                     should=[
@@ -478,11 +480,11 @@ class NoteIndex:
                         for condition in (
                             *(
                                 qm.FieldCondition(key=key, match=qm.MatchValue(value=name))
-                                for name in sorted(spellings[exact])
+                                for name in exacts
                             ),
                             *(
                                 qm.FieldCondition(key=key, match=qm.MatchPrefix(prefix=name))
-                                for name in sorted(spellings[folder])
+                                for name in folders
                             ),
                         )
                     ]
