@@ -75,7 +75,7 @@ def test_answers_24_the_year_comes_from_a_footnote(
         contexts = [c for c in year["contexts"] if c["source"] == source]
         assert [c for c in contexts if c["lines"][0] <= 12 <= c["lines"][1]], contexts
         if year["abstained"] and year["reason"] == "unsupported":
-            # seen (bf16 CPU model): the right draft "Transformer の原論文は2017年に発表されました。"
+            # seen (bf16 CPU model): the right draft "Transformer の原論文は2017年に…"
             # withdrawn: the footnote's passage (heading 計算量) never names Transformer; only its
             # reference [^vaswani] in the Transformer section does, which the answer checks do not
             # follow (a follow-up: give a footnote the heading path of its first reference)
