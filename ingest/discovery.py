@@ -14,8 +14,9 @@ material or a synced folder into their notes): each folder is walked once, known
 not followed again. Links are followed only after every plain folder has been walked, so a note
 reachable both directly and through a link is found at its direct path. With ``confine_to`` (the
 service), a link to a folder outside those folders is not followed. Whatever is not walked
-(loops, links leading out, folders that cannot be listed) is named in ``Discovery.skipped``
-with the reason: a skipped subtree never looks like a complete walk.
+(loops, links leading out, folders that cannot be listed, links whose target is missing) is
+named in ``Discovery.skipped`` with the reason: a skipped subtree never looks like a complete
+walk, and the ones whose contents could not be known are also in ``Discovery.unlisted``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class Discovery:
     outside: list[Path] = field(default_factory=list)  # links that lead out of `confine_to`
     # folders not walked, with the reason (a loop, a link out of `confine_to`, unreadable)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    # of those, the ones whose contents could not be known (a folder that cannot be listed, a
+    # link whose target is missing: unmounted, offline): an ingest keeps the notes it already
+    # has from them, since "not listed" is not "gone"
+    unlisted: list[Path] = field(default_factory=list)
 
 
 def _read_spec(folder: Path) -> pathspec.GitIgnoreSpec | None:
@@ -71,6 +76,8 @@ LOOP = (
     "not followed again"
 )
 OUTSIDE = "a symbolic link to a folder outside the folders this service may read: not followed"
+KEPT = "notes already indexed from it are kept"
+TARGET_MISSING = f"link target missing (unmounted, offline or deleted): not followed; {KEPT}"
 
 
 @dataclass
@@ -97,7 +104,9 @@ class _Walk:
         try:
             st = here.stat()  # follows the link: the folder itself
         except OSError as exc:
-            self.found.skipped.append((here, f"cannot open this folder: {exc.strerror or exc}"))
+            why = f"cannot open this folder: {exc.strerror or exc}; {KEPT}"
+            self.found.skipped.append((here, why))
+            self.found.unlisted.append(here)
             return
         key = (st.st_dev, st.st_ino)
         if key in self.walked:
@@ -117,7 +126,9 @@ class _Walk:
             with os.scandir(here) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:  # os.walk would drop it silently
-            self.found.skipped.append((here, f"cannot list this folder: {exc.strerror or exc}"))
+            why = f"cannot list this folder: {exc.strerror or exc}; {KEPT}"
+            self.found.skipped.append((here, why))
+            self.found.unlisted.append(here)
             return
         own = _read_spec(here)
         if own is not None:
@@ -131,6 +142,13 @@ class _Walk:
             if entry.is_dir():  # a folder, or a link to one
                 if not _ignored(path, True, active):
                     (self.links if entry.is_symlink() else self.now).append((path, specs))
+                continue
+            # a dangling link not named as a note: most likely a folder gone offline
+            dangling = entry.is_symlink() and not os.path.exists(path)
+            if dangling and path.suffix.lower() not in SUPPORTED:
+                if not _ignored(path, True, active):
+                    self.found.skipped.append((path, TARGET_MISSING))
+                    self.found.unlisted.append(path)
                 continue
             if _ignored(path, False, active):
                 continue

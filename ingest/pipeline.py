@@ -25,6 +25,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, Protocol
 
 from llama_index.core.ingestion import IngestionPipeline
@@ -33,7 +34,7 @@ from llama_index.core.schema import BaseNode
 from ingest import instructions
 from ingest.chunking import NoteSplitter
 from ingest.discovery import Discovery, discover
-from ingest.readers import UnreadableFileError, read_document
+from ingest.readers import EmptyDocumentError, UnreadableFileError, read_document
 from ingest.structure import readable
 from shiori.config import Settings
 from shiori.embedding import Embedder
@@ -282,8 +283,12 @@ class Ingestor:
             self._store(group, report, reporter)
 
         # after the writes, so that a moved note's new path could reuse its old vectors
-        moved_to = {p.file_hash: p.path for p in todo if p.is_new and p.chunks}
-        self._forget(found, records, report, reporter, prune=prune, moved_to=moved_to)
+        written = [p for p in todo if p.is_new and p.chunks]
+        moved_to = {p.file_hash: p.path for p in written}
+        donated = {d: p.path for p in written for d in p.donors}
+        self._forget(
+            found, records, report, reporter, prune=prune, moved_to=moved_to, donated=donated
+        )
         if report.chunks_written or report.chunks_deleted:
             self.index.optimize()
         report.seconds = round(time.perf_counter() - began, 3)
@@ -346,9 +351,9 @@ class Ingestor:
         try:
             document = read_document(pending.path)
         except UnreadableFileError as exc:
-            # read_document's word for a file with no text (only white space); an empty note
+            # a file with no text (only white space, an emptied HTML body); an empty note
             # is the author's choice, not a fault of the file
-            if str(exc).startswith("empty"):
+            if isinstance(exc, EmptyDocumentError):
                 return
             raise
         nodes: Sequence[BaseNode] = self.pipeline.run(documents=[document])
@@ -463,25 +468,37 @@ class Ingestor:
         *,
         prune: bool,
         moved_to: dict[str, Path],
+        donated: dict[str, Path],
     ) -> None:
         """Forget the notes under this run's roots that the roots no longer hold: files gone
         from disk (deleted, renamed, moved; ``moved_to``: file hash → the path this run wrote
         with those bytes, named as the new place) and, with ``prune``, files still on disk that
-        the walk no longer takes. ``records``: the index's records before this run. Records
-        outside the roots are not looked at: an ingest of one folder never forgets another's
-        notes. Each forgotten note is counted in ``files_deleted`` and named in ``forgotten``."""
+        the walk no longer takes. ``donated``: old path → the new path this run wrote with its
+        bytes (and vectors); such a note is forgotten as moved when its file is gone, under
+        the roots or not. A note in a folder the walk could not list (``found.unlisted``) or
+        behind a link whose target is missing is kept: it is not known to be gone.
+        ``records``: the index's records before this run. Other records outside the roots are
+        not looked at: an ingest of one folder never forgets another's notes still on disk. Each
+        forgotten note is counted in ``files_deleted`` and named in ``forgotten``."""
         taken = {str(p) for p in (*found.files, *found.outside)}
         for path_str, record in sorted(records.items()):
             path = Path(path_str)
-            if not any(path == root or root in path.parents for root in found.roots):
+            under = any(path == root or root in path.parents for root in found.roots)
+            # a note whose bytes this run wrote at a new path (its vectors were reused): forgotten
+            # wherever it was, once its file is gone (the same bytes are indexed at the new path)
+            if not under and path_str not in donated:
                 continue
-            if not os.path.isfile(path):  # gone (or replaced by a folder of that name)
-                target = moved_to.get(record.file_hash)
+            if any(path == f or f in path.parents for f in found.unlisted):
+                continue  # in a folder that could not be listed: not known to be gone (warned)
+            if file_is_gone(path):  # gone (or replaced by a folder of that name)
+                target = moved_to.get(record.file_hash) or donated.get(path_str)
                 reason = (
                     f"moved to {display_path(target, self.settings.uploads_dir)}"
                     if target is not None
                     else "file is gone"
                 )
+            elif not under:
+                continue
             elif prune and path_str not in taken:
                 reason = "no longer taken from these paths (hidden, or in a .shioriignore)"
             else:
@@ -491,6 +508,20 @@ class Ingestor:
             shown = display_path(path, self.settings.uploads_dir)
             report.forgotten.append({"path": shown, "reason": reason})
             reporter.warn(f"forgot {shown}: {reason}")
+
+
+def file_is_gone(path: Path) -> bool:
+    """Whether a note's file is known to be gone: no such path, or no longer a regular file. A
+    path that cannot be looked at (permissions) or a link whose target is missing (a mount that
+    is offline) is not known to be gone."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        # a dangling link, at the note or at a folder above it, says nothing of the note
+        return not any(os.path.islink(p) and not os.path.exists(p) for p in (path, *path.parents))
+    except OSError:
+        return False
+    return not S_ISREG(st.st_mode)
 
 
 def _passages(n: int) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.discovery import IGNORE_FILE, discover
-from ingest.pipeline import Ingestor, IngestReport, Reporter
+from ingest.pipeline import Ingestor, IngestReport, Reporter, file_is_gone
 from ingest.remove import remove_notes
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ def ingest_changes(
     modified or deleted. A changed file is read when an ingest of ``roots`` would take it. A
     changed folder that exists stands for every file under it that such an ingest takes: the
     operating system reports a folder renamed or moved into place as one event for the folder
-    and none for the files inside. A changed path that no longer exists is forgotten with every
+    and none for the files inside; notes under it whose files are gone are forgotten (a folder
+    name reused within one batch). A changed path that no longer exists is forgotten with every
     note under it (a deleted file, a folder renamed away). A changed .shioriignore re-checks
     every file under the roots, with prune (notes it now excludes are forgotten).
 
@@ -51,6 +52,7 @@ def ingest_changes(
     read are failures in the report."""
     changed = {Path(p).absolute() for p in changed}
     taken: set[Path] = set()
+    folders: list[Path] = []
     if any(p.name == IGNORE_FILE for p in changed):
         report = ingestor.run(list(roots), prune=True, reporter=reporter)
     else:
@@ -61,6 +63,15 @@ def ingest_changes(
         todo = sorted(taken)
         report = ingestor.run(todo, reporter=reporter) if todo else IngestReport()
     gone = [str(p) for p in changed if not p.exists()]
+    if folders:
+        # a changed folder that exists may hold the records of notes gone from it: a folder
+        # name reused in one batch (week1 renamed away, week2 renamed to week1) arrives as
+        # "added week1" and "deleted week1" together, and week1 is there
+        for record in ingestor.index.file_records().values():
+            path = Path(record.path)
+            under = any(path.is_relative_to(d) for d in folders)
+            if under and path not in taken and file_is_gone(path):
+                gone.append(record.path)
     if gone:
         records = ingestor.index.file_records()
         # where the same bytes now live (this batch's files), to name a move as one

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.discovery import LOOP, OUTSIDE, discover
+from ingest.discovery import LOOP, OUTSIDE, TARGET_MISSING, discover
 
 
 def make(root: Path, *names: str) -> None:
@@ -69,6 +69,20 @@ def test_a_folder_that_cannot_be_listed_is_named(tmp_path: Path) -> None:
         locked.chmod(0o755)
     ((path, why),) = found.skipped
     assert path == locked.resolve() and "cannot list" in why
+
+
+def test_a_folder_link_whose_target_is_missing_is_skipped_not_unsupported(
+    tmp_path: Path,
+) -> None:
+    make(tmp_path, "vault/a.md")
+    root = (tmp_path / "vault").resolve()
+    (root / "drive").symlink_to(tmp_path / "unmounted", target_is_directory=True)
+    (root / "gone.md").symlink_to(tmp_path / "nowhere.md")  # a note link: read, then fails
+    found = discover([root])
+    assert found.unsupported == []
+    assert found.skipped == [(root / "drive", TARGET_MISSING)]
+    assert found.unlisted == [root / "drive"]
+    assert found.files == [root / "a.md", root / "gone.md"]
 
 
 @settings(

@@ -7,15 +7,19 @@ tests/integration/test_ingest_cases_changes.py)."""
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ingest import pipeline
 from ingest.pipeline import Ingestor
 from ingest.watch import ingest_changes
 from shiori.config import Settings
@@ -200,6 +204,120 @@ def test_a_renamed_folder_is_read_at_its_new_name(ingestor: Ingestor, tmp_path: 
     later = ingest_changes(ingestor, [vault], [vault / "w1"])
     assert later.files_new == 2
     assert sources(ingestor) == ["vault/index.md", "vault/w1/cnn.md", "vault/w1/rnn.md"]
+
+
+def test_a_folder_name_reused_in_one_batch_forgets_the_notes_gone_from_it(
+    ingestor: Ingestor, tmp_path: Path
+) -> None:
+    """mv vault/week1 vault/week1-old; mv vault/week2 vault/week1: one batch says week1 was
+    added and deleted; week1 exists, and its old notes that are gone must not stay listed."""
+    vault = tmp_path / "vault"
+    write(vault / "week1" / "cnn.md", "# CNN\n\n畳み込み層はフィルタを滑らせる。\n")
+    write(vault / "week2" / "attn.md", "# 注意\n\n内積を次元の平方根で割る。\n")
+    ingestor.run([vault])
+    (vault / "week1").rename(vault / "week1-old")
+    (vault / "week2").rename(vault / "week1")
+
+    changed = [vault / "week1", vault / "week1-old", vault / "week2"]
+    report = ingest_changes(ingestor, [vault], changed)
+    assert sources(ingestor) == ["vault/week1-old/cnn.md", "vault/week1/attn.md"]
+    assert sorted(report.forgotten, key=lambda f: f["path"]) == [
+        {"path": "vault/week1/cnn.md", "reason": "moved to vault/week1-old/cnn.md"},
+        {"path": "vault/week2/attn.md", "reason": "moved to vault/week1/attn.md"},
+    ]
+    assert report.files_deleted == 2 and report.embeddings_computed == 0
+
+
+def test_a_note_moved_into_another_ingested_folder_is_forgotten_at_its_old_path(
+    ingestor: Ingestor, tmp_path: Path
+) -> None:
+    """ingest inbox/; mv inbox/a.md courses/t/a.md; ingest courses: the old record gave its
+    vectors and its file is gone, so it is forgotten as moved (not left citable, unsaid)."""
+    old = write(tmp_path / "inbox" / "a.md", "# 受信箱\n\n後で整理するメモ。\n")
+    write(tmp_path / "inbox" / "b.md", "# 残る\n\n受信箱に残るメモ。\n")
+    ingestor.run([tmp_path / "inbox"])
+    new = tmp_path / "courses" / "t" / "a.md"
+    new.parent.mkdir(parents=True)
+    old.rename(new)
+
+    report = ingestor.run([tmp_path / "courses"])
+    assert report.files_new == 1 and report.embeddings_computed == 0
+    assert report.forgotten == [{"path": "inbox/a.md", "reason": "moved to courses/t/a.md"}]
+    assert report.files_deleted == 1
+    assert sources(ingestor) == ["courses/t/a.md", "inbox/b.md"]
+
+
+def test_a_copied_note_keeps_the_original(ingestor: Ingestor, tmp_path: Path) -> None:
+    original = write(tmp_path / "inbox" / "a.md", "# 写し\n\n同じ内容のメモ。\n")
+    ingestor.run([tmp_path / "inbox"])
+    write(tmp_path / "courses" / "a.md", original.read_text(encoding="utf-8"))
+    report = ingestor.run([tmp_path / "courses"])
+    assert report.forgotten == [] and report.files_deleted == 0
+    assert sources(ingestor) == ["courses/a.md", "inbox/a.md"]
+
+
+def test_notes_in_a_folder_that_cannot_be_listed_are_kept(
+    ingestor: Ingestor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """chmod 000 notes/locked (emulated: the tests may run as root, who lists anything): the
+    folder is named in the warnings and its notes stay; they are not 'file is gone'."""
+    folder = tmp_path / "notes"
+    write(folder / "a.md", "# A\n\n本文A。\n")
+    write(folder / "locked" / "b.md", "# B\n\n本文B。\n")
+    ingestor.run([folder])
+    locked = str((folder / "locked").resolve())
+    real_scandir, real_stat = os.scandir, os.stat
+
+    def scandir(path: Any = ".") -> Any:
+        if str(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_scandir(path)
+
+    def fake_stat(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(path).startswith(locked + "/"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os.path, "isfile", lambda p: not str(p).startswith(locked + "/"))
+    monkeypatch.setattr(pipeline.os, "stat", fake_stat)
+    for prune in (False, True):
+        report = ingestor.run([folder], prune=prune)
+        assert report.forgotten == [] and report.files_deleted == 0
+        (warning,) = report.warnings
+        assert warning["path"] == "notes/locked" and "cannot list" in warning["warning"]
+        assert "kept" in warning["warning"]
+        assert sources(ingestor) == ["notes/a.md", "notes/locked/b.md"]
+
+
+def test_notes_behind_a_folder_link_whose_target_is_missing_are_kept(
+    ingestor: Ingestor, tmp_path: Path
+) -> None:
+    """vault/drive -> a synced folder that is offline (unmounted): its notes are kept and the
+    link is named; when the target is back, nothing was lost."""
+    drive = tmp_path / "mnt" / "drive"
+    write(drive / "lecture.md", "# 講義\n\n外付けドライブのノート。\n")
+    vault = tmp_path / "vault"
+    write(vault / "index.md", "# 目次\n\n目次。\n")
+    (vault / "drive").symlink_to(drive, target_is_directory=True)
+    ingestor.run([vault])
+    drive.rename(tmp_path / "mnt" / "offline")
+
+    report = ingestor.run([vault], prune=True)
+    assert report.forgotten == [] and report.files_deleted == 0
+    assert report.files_unsupported == 0
+    (warning,) = report.warnings
+    assert warning["path"] == "vault/drive" and "link target missing" in warning["warning"]
+    assert sources(ingestor) == ["vault/drive/lecture.md", "vault/index.md"]
+    # a change-batch naming the folder above it does not forget them either
+    ingest_changes(ingestor, [vault], [vault])
+    assert sources(ingestor) == ["vault/drive/lecture.md", "vault/index.md"]
+    # back online, then the note deleted for real: through the (working) link it is gone
+    (tmp_path / "mnt" / "offline").rename(drive)
+    assert ingestor.run([vault]).files_unchanged == 2
+    (drive / "lecture.md").unlink()
+    gone = ingestor.run([vault])
+    assert gone.forgotten == [{"path": "vault/drive/lecture.md", "reason": "file is gone"}]
 
 
 # --- property: after any ingest the index is the folder as it is --------------------------------
