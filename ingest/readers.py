@@ -54,6 +54,11 @@ class UnreadableFileError(ValueError):
     """A file that cannot be turned into text; the message says why, the ingest goes on."""
 
 
+class EmptyDocumentError(UnreadableFileError):
+    """A file that reads fine but has no text to index (blank, only markup or front matter):
+    the author's choice, a warning rather than a failure. Every reader raises this one for it."""
+
+
 # --- decoding ---------------------------------------------------------------------------------
 
 # UTF-32-LE's mark starts with UTF-16-LE's: the longer marks are tried first.
@@ -307,7 +312,7 @@ class HtmlReader(BaseReader):
             parts.append(str(string))
         flush()
         if not lines:
-            raise UnreadableFileError("no visible text found in the HTML")
+            raise EmptyDocumentError("empty: no visible text found in the HTML")
         text = "\n".join(lines) + "\n"
         # a document line after which hidden content was dropped: no chunk spans that gap
         breaks = [
@@ -562,5 +567,5 @@ def read_document(path: Path) -> Document:
     except OSError as exc:
         raise UnreadableFileError(f"cannot read: {exc.strerror or exc}") from exc
     if not docs or not docs[0].text.strip():
-        raise UnreadableFileError("empty: no text to index")
+        raise EmptyDocumentError("empty: no text to index")
     return docs[0]

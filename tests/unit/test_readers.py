@@ -231,6 +231,24 @@ def test_html_without_text_raises(tmp_path):
         read_document(path)
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("emptied.html", "<html><body></body></html>"),
+        ("emptied.htm", "<html><head><title>x</title></head><body> </body></html>"),
+        ("emptied.md", "\n\n  \n"),
+        ("emptied.txt", " \n"),
+    ],
+)
+def test_a_note_with_no_text_is_empty_whatever_its_format(tmp_path, name, content):
+    from ingest.readers import EmptyDocumentError
+
+    path = tmp_path / name
+    path.write_text(content, "utf-8")
+    with pytest.raises(EmptyDocumentError):
+        read_document(path)
+
+
 def test_html_japanese_in_shift_jis(tmp_path):
     html = (
         '<html><head><meta charset="shift_jis"><title>ノート</title></head>'
