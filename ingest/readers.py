@@ -347,17 +347,51 @@ _GARBLED_LINE = 0.3  # a line with this share of implausible characters is garba
 _UNMAPPED_LINE = 0.5  # ... or with this share of its characters from a font without a map
 
 
-def _unmapped(font: Any) -> bool:
-    """A composite font whose codes are glyph numbers (Identity-H/V) and no /ToUnicode map:
-    what its text means cannot be recovered from the file (only OCR can read it)."""
+_STANDARD_ENCODINGS = (
+    "/WinAnsiEncoding",
+    "/MacRomanEncoding",
+    "/StandardEncoding",
+    "/MacExpertEncoding",
+    "/PDFDocEncoding",
+)
+# what pypdf makes of the codes of a simple font it has no map for: glyph names (/g33/g34 …)
+_GLYPH_NAMES = re.compile(r"(?:\s*/[A-Za-z._]*[0-9]+)+\s*")
+
+
+def _resolved(value: Any) -> Any:
+    return value.get_object() if hasattr(value, "get_object") else value
+
+
+def _glyph_codes(text: str) -> bool:
+    """Text that is glyph numbers, not words: glyph names, or a run of punctuation and symbols
+    without a letter (codes 0x21… read as ASCII: ``!"#$%&'()*+``)."""
+    shown = [c for c in text if not c.isspace()]
+    if len(shown) < 4 or any(c.isalpha() for c in shown):
+        return bool(_GLYPH_NAMES.fullmatch(text)) if len(shown) >= 4 else False
+    marks = sum(1 for c in shown if unicodedata.category(c)[0] in "PS")
+    return marks >= 0.6 * len(shown)
+
+
+def _unmapped(font: Any, text: str = "") -> bool:
+    """A font whose codes are glyph numbers and that has no /ToUnicode map, so what its
+    ``text`` means cannot be recovered from the file (only OCR can read it): a composite font
+    with Identity-H/V, or a simple font (TrueType, Type1) with no standard encoding whose text
+    reads as glyph names or punctuation runs (`_glyph_codes`)."""
     try:
-        encoding = font.get("/Encoding")
-        return (
-            font.get("/Subtype") == "/Type0"
-            and isinstance(encoding, str)
-            and encoding in ("/Identity-H", "/Identity-V")
-            and "/ToUnicode" not in font
-        )
+        font = _resolved(font)
+        if "/ToUnicode" in font:
+            return False
+        subtype = _resolved(font.get("/Subtype"))
+        encoding = _resolved(font.get("/Encoding"))
+        if subtype == "/Type0":
+            return isinstance(encoding, str) and encoding in ("/Identity-H", "/Identity-V")
+        if subtype not in ("/TrueType", "/Type1", "/MMType1"):
+            return False
+        if isinstance(encoding, dict):
+            encoding = _resolved(encoding.get("/BaseEncoding"))
+        if isinstance(encoding, str) and encoding in _STANDARD_ENCODINGS:
+            return False
+        return _glyph_codes(text)
     except Exception:  # a damaged font dictionary: judged by its text alone
         return False
 
@@ -422,7 +456,7 @@ def _check_page(page: Any) -> PdfPage:
     pieces: list[tuple[str, str]] = []  # text shown in an unmapped font, and the font's name
 
     def visit(text: str, cm: Any, tm: Any, font: Any, size: Any) -> None:
-        if text.strip() and font is not None and _unmapped(font):
+        if text.strip() and font is not None and _unmapped(font, text):
             pieces.append((text.strip(), str(font.get("/BaseFont", "?")).lstrip("/")))
 
     raw = page.extract_text(visitor_text=visit) or ""

@@ -647,3 +647,58 @@ def test_markdown_with_a_pasted_image_warns_that_it_is_left_out(tmp_path):
     path.write_text(f"# 図\n\n![曲線](data:image/png;base64,{payload})\n", encoding="utf-8")
     (warning,) = read_document(path).metadata["warnings"]
     assert "line 3" in warning and "data: URI" in warning and "alt text" in warning
+
+
+# --- PDF fonts without a Unicode map (review of issue 25) --------------------------------------
+
+
+class _Ref:
+    """An indirect reference, as pypdf's ``dict.get`` returns it (not resolved)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def get_object(self):
+        return self.value
+
+
+def _font(subtype, encoding=None, to_unicode=False):
+    from pypdf.generic import DictionaryObject, NameObject
+
+    font = DictionaryObject({NameObject("/Subtype"): NameObject(subtype)})
+    if encoding is not None:  # (dict's own setter: pypdf's refuses a stand-in reference)
+        dict.__setitem__(font, NameObject("/Encoding"), encoding)
+    if to_unicode:
+        font[NameObject("/ToUnicode")] = NameObject("/Stream")
+    return font
+
+
+def test_an_indirect_identity_encoding_is_unmapped():
+    from pypdf.generic import NameObject
+
+    from ingest.readers import _unmapped
+
+    assert _unmapped(_font("/Type0", _Ref(NameObject("/Identity-H"))), "abc")
+    assert not _unmapped(_font("/Type0", _Ref(NameObject("/Identity-H")), to_unicode=True))
+
+
+@given(st.lists(st.integers(1, 255), min_size=4, max_size=30))
+def test_simple_fonts_without_a_map_show_glyph_names_or_punctuation(codes):
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+    from ingest.readers import _unmapped
+
+    names = "".join(f"/g{c}" for c in codes)
+    punctuation = "".join(chr(0x21 + c % 15) for c in codes)  # ! " # … /
+    differences = DictionaryObject({NameObject("/Differences"): ArrayObject()})
+    for font in (
+        _font("/TrueType"),
+        _font("/Type1", differences),
+        _font("/Type1", _Ref(differences)),
+    ):
+        assert _unmapped(font, names) and _unmapped(font, punctuation)
+        assert not _unmapped(font, "Backpropagation computes the gradient.")
+        assert not _unmapped(font, "誤差逆伝播法")
+    standard = _font("/TrueType", NameObject("/WinAnsiEncoding"))
+    assert not _unmapped(standard, punctuation) and not _unmapped(standard, names)
+    assert not _unmapped(_font("/TrueType", to_unicode=True), names)
