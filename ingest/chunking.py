@@ -220,9 +220,12 @@ def layout_of(text: str, metadata: dict[str, Any]) -> Layout:
 
 
 # What is left of link or attribute syntax next to a data: URI that was left out: the image's
-# alt text is kept as ``![alt]``, without the dangling ``(``, ``src="`` or ``)``.
-_BEFORE_DATA = re.compile(r"(?:\(\s*<?|\bsrc\s*=\s*[\"']?|\burl\(\s*[\"']?)\Z", re.IGNORECASE)
-_AFTER_DATA = re.compile(r"(?:>?\s*\)|[\"'])")
+# alt text is kept as ``![alt]``, without the dangling ``(``, ``src="`` or ``)``; of an HTML
+# ``<img src="…">`` no ``<img`` is left (an ``alt`` attribute written after the URI stays).
+_BEFORE_DATA = re.compile(
+    r"(?:\(\s*<?|(?:<img\s+)?\bsrc\s*=\s*[\"']?|\burl\(\s*[\"']?)\Z", re.IGNORECASE
+)
+_AFTER_DATA = re.compile(r"(?:>?\s*\)|[\"'](?:\s*/?>)?)")
 _MEANINGFUL = re.compile(r"\w")
 
 

@@ -787,6 +787,22 @@ def test_split_a_reference_defined_data_uri_is_left_out():
     assert [n.text for n in nodes] == ["前の文。\n![図][fig3]", "後の文。"]
 
 
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        (
+            '前の文。\n\n<img src="{uri}" alt="曲線">\n\n後の文。\n',
+            ["前の文。", 'alt="曲線">\n\n後の文。'],
+        ),
+        ('前の文。<img src="{uri}">後の文。\n', ["前の文。", "後の文。"]),
+        ("前の文。<IMG SRC='{uri}'/>後の文。\n", ["前の文。", "後の文。"]),
+    ],
+)
+def test_split_an_html_img_with_a_data_uri_leaves_no_tag_behind(template, expected):
+    text = template.format(uri="data:image/png;base64," + _b64(600))
+    assert [n.text for n in split(text)] == expected
+
+
 def test_split_pdf_chunks_never_span_a_page_break():
     page1 = "誤差逆伝播法で各層の重みの勾配を求める。\n連鎖律を使う。"
     page2 = "確率的勾配降下法では学習率を小さくする。"
