@@ -7,14 +7,18 @@ folders have been quiet for ``debounce_ms``. A batch is incremental: only the ch
 an ingest of the folders would take (supported, not hidden, not in a .shioriignore) are read,
 with every such file under a changed folder (a folder renamed or moved in arrives as one event
 for the folder), and notes whose files or folders are gone are forgotten. A changed
-.shioriignore re-checks every file under the folders (unchanged ones cost a hash).
+.shioriignore re-checks every file under the folders (unchanged ones cost a hash). The watched
+folders themselves are looked at every few seconds: one renamed away or deleted is named in a
+warning (its notes are forgotten), and one back again or replaced is ingested and watched anew.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import aclosing, closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +94,63 @@ def ingest_changes(
     return report
 
 
+POLL_S = 3.0  # how often the watched folders themselves are looked at (gone, back, replaced)
+
+
+class _Roots:
+    """The watched folders' identities, (st_dev, st_ino) or None while a folder is missing: a
+    watched folder renamed away, deleted or replaced is not followed by the file-system events,
+    so the watcher looks at the folders themselves between batches and starts over when one
+    changed."""
+
+    def __init__(self, roots: Sequence[Path]) -> None:
+        self.roots = list(roots)
+        self.ids = {r: self._id(r) for r in self.roots}
+
+    @staticmethod
+    def _id(root: Path) -> tuple[int, int] | None:
+        try:
+            st = root.stat()
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino) if root.is_dir() else None
+
+    def present(self) -> list[Path]:
+        return [r for r in self.roots if self.ids[r] is not None]
+
+    def check(self, changed: Iterable[Path] = ()) -> tuple[list[Path], list[Path]]:
+        """(folders gone since the last look, folders back or replaced since then, or named
+        themselves in ``changed``: renamed away and back within one batch)."""
+        named = {Path(p) for p in changed}
+        gone: list[Path] = []
+        back: list[Path] = []
+        for root in self.roots:
+            now = self._id(root)
+            if now is None and self.ids[root] is not None:
+                gone.append(root)
+            elif now is not None and (now != self.ids[root] or root in named):
+                back.append(root)
+            self.ids[root] = now
+        return gone, back
+
+
+def _root_gone(root: Path, reporter: Reporter | None) -> None:
+    message = (
+        f"the watched folder {root} is gone (renamed, moved or deleted): its notes are "
+        "forgotten; it is watched again when it is back"
+    )
+    _log.warning(message)
+    if reporter is not None:
+        reporter.warn(message)
+
+
+def _root_back(ingestor: Ingestor, root: Path, reporter: Reporter | None) -> IngestReport:
+    _log.warning("the watched folder %s is there again (or was replaced): ingesting it", root)
+    if reporter is not None:
+        reporter.warn(f"the watched folder {root} is there again: ingesting it")
+    return ingestor.run([root], prune=True, reporter=reporter)
+
+
 def watch(
     ingestor: Ingestor,
     roots: Sequence[Path],
@@ -98,13 +159,45 @@ def watch(
     stop: threading.Event | None = None,
     debounce_ms: int = DEBOUNCE_MS,
     reporter: Reporter | None = None,
+    poll_s: float = POLL_S,
 ) -> None:
-    """Handle batches of changes under ``roots`` until ``stop`` is set (or Ctrl-C)."""
+    """Handle batches of changes under ``roots`` until ``stop`` is set (or Ctrl-C). A watched
+    folder that goes away is named (its notes are forgotten); when it is back, or replaced by
+    another folder of that name, it is ingested again and watched from then on."""
     from watchfiles import watch as watch_paths
 
-    for changes in watch_paths(*roots, debounce=debounce_ms, stop_event=stop):
-        report = ingest_changes(ingestor, roots, [Path(p) for _, p in changes], reporter)
-        on_batch(report)
+    state = _Roots(roots)
+    while stop is None or not stop.is_set():
+        present = state.present()
+        if not present:  # nothing to watch until a folder is back
+            if stop is not None:
+                stop.wait(poll_s)
+            else:
+                time.sleep(poll_s)
+            for root in state.check()[1]:
+                on_batch(_root_back(ingestor, root, reporter))
+            continue
+        batches = watch_paths(
+            *present,
+            debounce=debounce_ms,
+            stop_event=stop,
+            rust_timeout=int(poll_s * 1000),
+            yield_on_timeout=True,
+        )
+        with closing(batches):
+            for changes in batches:
+                paths = [Path(p) for _, p in changes]
+                if paths:
+                    on_batch(ingest_changes(ingestor, roots, paths, reporter))
+                gone, back = state.check(paths)
+                for root in gone:
+                    _root_gone(root, reporter)
+                for root in back:
+                    on_batch(_root_back(ingestor, root, reporter))
+                if gone or back:
+                    break  # start over: watch the folders that are there now
+            else:
+                return  # stopped
 
 
 async def watch_in_service(
@@ -112,7 +205,8 @@ async def watch_in_service(
 ) -> None:
     """The service's watcher: first brings the folders up to date (what changed while the service
     was down), then handles each batch of changes; all under the service's ingest lock, in a
-    worker thread."""
+    worker thread. A watched folder that goes away is logged; when it is back (or replaced) it
+    is ingested again and watched from then on."""
     import anyio
     from watchfiles import awatch
 
@@ -123,15 +217,54 @@ async def watch_in_service(
         _log_report(first)
     except Exception:
         _log.exception("ingesting the watched folders failed")
-    async for changes in awatch(*roots, debounce=DEBOUNCE_MS, stop_event=stop):
-        paths = [Path(p) for _, p in changes]
-        try:
-            async with lock:
-                report = await anyio.to_thread.run_sync(ingest_changes, ingestor, roots, paths)
-        except Exception:  # a watcher must outlive one bad batch; the next batch retries
-            _log.exception("re-ingesting changed notes failed")
+    state = _Roots(roots)
+
+    async def reingest(back: list[Path]) -> None:
+        for root in back:
+            try:
+                async with lock:
+                    report = await anyio.to_thread.run_sync(_root_back, ingestor, root, None)
+            except Exception:
+                _log.exception("ingesting %s failed", root)
+                continue
+            _log_report(report)
+
+    while not stop.is_set():
+        present = state.present()
+        if not present:
+            with anyio.move_on_after(POLL_S):
+                await stop.wait()
+            await reingest(state.check()[1])
             continue
-        _log_report(report)
+        restart = False
+        batches = awatch(
+            *present,
+            debounce=DEBOUNCE_MS,
+            stop_event=stop,
+            rust_timeout=int(POLL_S * 1000),
+            yield_on_timeout=True,
+        )
+        async with aclosing(batches):
+            async for changes in batches:
+                paths = [Path(p) for _, p in changes]
+                if paths:
+                    try:
+                        async with lock:
+                            report = await anyio.to_thread.run_sync(
+                                ingest_changes, ingestor, roots, paths
+                            )
+                        _log_report(report)
+                    except Exception:  # a watcher must outlive one bad batch; the next retries
+                        _log.exception("re-ingesting changed notes failed")
+                gone, back = state.check(paths)
+                for root in gone:
+                    _root_gone(root, None)
+                await reingest(back)
+                if gone or back:
+                    restart = True
+                    break
+        if not restart:
+            return
 
 
 def _log_report(report: IngestReport) -> None:

@@ -198,6 +198,63 @@ def test_watch_reingests_on_file_events(store: tuple[Ingestor, Path]) -> None:
     assert batches
 
 
+def test_a_watched_folder_renamed_away_and_back_is_watched_again(
+    store: tuple[Ingestor, Path],
+) -> None:
+    """The watched folder itself renamed away: named (its notes are forgotten); renamed back or
+    replaced by a new folder of that name: ingested again, and its later changes followed."""
+    ingestor, root = store
+    folder = (root / "watched").resolve()
+    write(folder / "a.md", "# A\n\n初版。\n")
+    ingestor.run([folder])
+    warned: list[str] = []
+
+    class Warns:
+        def start(self, total_files: int) -> None: ...
+
+        def advance(self, files: int = 1) -> None: ...
+
+        def warn(self, message: str) -> None:
+            warned.append(message)
+
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=watch,
+        args=(ingestor, [folder], lambda report: None),
+        kwargs={"stop": stop, "debounce_ms": 200, "reporter": Warns(), "poll_s": 0.3},
+        daemon=True,
+    )
+    thread.start()
+
+    def wait_for(names: list[str]) -> list[str]:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sources(ingestor) != names:
+            time.sleep(0.1)
+        return sources(ingestor)
+
+    try:
+        time.sleep(0.5)  # let the watcher start
+        folder.rename(root / "away")
+        assert wait_for([]) == []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any("is gone" in w for w in warned):
+            time.sleep(0.1)
+        assert any(str(folder) in w and "is gone" in w for w in warned)
+        (root / "away").rename(folder)
+        assert wait_for(["watched/a.md"]) == ["watched/a.md"]
+        time.sleep(0.8)  # the watch restarted on the folder that is back
+        write(folder / "b.md", "# B\n\n戻った後のノート。\n")
+        assert wait_for(["watched/a.md", "watched/b.md"]) == ["watched/a.md", "watched/b.md"]
+        # replaced by another folder of that name
+        folder.rename(root / "old")
+        write(root / "new" / "c.md", "# C\n\n新しいフォルダ。\n")
+        (root / "new").rename(folder)
+        assert wait_for(["watched/c.md"]) == ["watched/c.md"]
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
 def test_cli_remove(store: tuple[Ingestor, Path]) -> None:
     ingestor, root = store
     write(root / "notes" / "a.md", "# A\n\n本文。\n")
