@@ -78,17 +78,22 @@ class ShioriClient:
             raise ServiceUnreachableError(f"no Shiori service at {self.url}: {exc}") from exc
         return _checked(response)
 
-    def ingest_files(self, files: Sequence[Path | tuple[str, Path]]) -> dict[str, Any]:
+    def ingest_files(
+        self, files: Sequence[Path | tuple[str, Path]], sync_roots: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """Upload notes (POST /v1/ingest, multipart) and return the ingest report.
 
         Each item is ``(name, file)``, the name being the path the service keeps the note at
         (``"notes/2024/summary.md"``, see `upload_names`), or a bare file, sent under its base
-        name. Raises `ServiceError` (e.g. 422 for a name the service refuses), or
+        name. ``sync_roots``: folders (``"notes"``) sent whole: notes the service keeps under
+        them that are not in this upload are forgotten (``forgotten`` in the report). Raises
+        `ServiceError` (e.g. 422 for a name the service refuses), or
         `ServiceUnreachableError`."""
         named = [item if isinstance(item, tuple) else (item.name, item) for item in files]
+        data = {"sync_root": list(sync_roots)} if sync_roots else None
         with ExitStack() as stack:
             parts = [("file", (name, stack.enter_context(f.open("rb")))) for name, f in named]
-            return self._post("/v1/ingest", files=parts)
+            return self._post("/v1/ingest", files=parts, data=data)
 
 
 def upload_names(roots: Sequence[Path], files: Sequence[Path]) -> list[tuple[str, Path]]:
@@ -118,6 +123,18 @@ def upload_names(roots: Sequence[Path], files: Sequence[Path]) -> list[tuple[str
         owner[name] = f
         named.append((name, f))
     return named
+
+
+def sync_roots(roots: Sequence[Path], unlisted: Sequence[Path] = ()) -> list[str]:
+    """The upload names of the folders among ``roots`` (their base names, as `upload_names`
+    starts the names of their files), to send as ``sync_root``: the service then forgets what
+    it keeps under them that this upload does not hold. A folder with a part that could not be
+    listed (``unlisted``) is left out: what is in it is not known to be gone."""
+    return [
+        r.name
+        for r in roots
+        if r.name and r.is_dir() and not any(u == r or u.is_relative_to(r) for u in unlisted)
+    ]
 
 
 class AsyncShioriClient:

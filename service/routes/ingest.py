@@ -13,13 +13,20 @@ sends its work here instead of opening the store. Two forms:
   the relative path their file name gives (``2024/summary.md``: folders kept, so same-named
   notes of different folders stay two notes) and ingested from there; a new upload of the same
   path replaces it. A name that is absolute, holds ``..``, a hidden part or a control
-  character, or two parts naming one file, refuse the request (422) before anything is written.
+  character, two parts naming one file, or a place in the uploads folder taken by a file where
+  a folder is needed (or the reverse), refuse the request (422) before anything is written.
+  With one or more ``sync_root`` fields (``notes``: an uploaded folder's name, as the file
+  names start), the parts under it are the whole of that folder: uploaded notes under
+  ``uploads/<root>/`` that are not in this upload (renamed, deleted, no longer taken) are
+  forgotten and their kept copies deleted, named in the report's ``forgotten``. Parts outside
+  every sync root, and uploads without ``sync_root``, only add or replace notes.
 
 One ingest runs at a time; searches and answers go on meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import unicodedata
@@ -31,6 +38,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from ingest.pipeline import display_path
 from service.api import errors
 from service.api.errors import ApiError
 from service.api.schemas import MAX_PATH_CHARS, IngestPathsRequest
@@ -44,6 +52,7 @@ MAX_UPLOAD_DEPTH = 32  # folders in an uploaded file's name
 MAX_NAME_BYTES = 255  # one file or folder name, in UTF-8 (the common file system limit)
 _SEPARATORS = re.compile(r"[/\\]")  # Windows clients send "week1\\index.md"
 _DRIVE = re.compile(r"^[A-Za-z]:")  # "C:notes.md", "C:\\notes\\a.md"
+MAX_SYNC_ROOTS = 32
 
 
 class BadUploadNameError(ValueError):
@@ -193,7 +202,17 @@ async def run_ingest(
                                 "items": {"type": "string", "format": "binary"},
                                 "description": "notes to keep in SHIORI_UPLOADS_DIR and "
                                 "ingest; at most SHIORI_MAX_UPLOAD_MB a request",
-                            }
+                            },
+                            "sync_root": {
+                                "type": "array",
+                                "maxItems": MAX_SYNC_ROOTS,
+                                "items": {"type": "string", "maxLength": MAX_PATH_CHARS},
+                                "description": "the uploaded folder(s), as the file names "
+                                "start (notes for notes/2024/a.md): the upload is the whole "
+                                "folder, and kept notes under uploads/<root>/ not in it are "
+                                "forgotten (named in the report's forgotten). Without it an "
+                                "upload only adds or replaces notes",
+                            },
                         },
                     }
                 },
@@ -234,14 +253,22 @@ async def ingest_uploads(request: Request, parts: Shared) -> dict[str, Any]:
         "(SHIORI_MAX_UPLOAD_MB)",
     )
     # the body as a whole was counted while it arrived (service.api.limits); this is the files
-    async with request.form(max_files=MAX_UPLOAD_FILES, max_fields=10) as form:
+    async with request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_SYNC_ROOTS) as form:
         uploads = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
+        raw_roots = [v for k, v in form.multi_items() if k == "sync_root" and isinstance(v, str)]
         others = sorted(
-            {k for k, v in form.multi_items() if k != "file" or not isinstance(v, UploadFile)}
+            {
+                k
+                for k, v in form.multi_items()
+                if not (k == "file" and isinstance(v, UploadFile))
+                and not (k == "sync_root" and isinstance(v, str))
+            }
         )
         if others:
             raise ApiError(
-                422, "invalid_request", f"unexpected form fields {others}: only 'file' parts"
+                422,
+                "invalid_request",
+                f"unexpected form fields {others}: only 'file' parts and 'sync_root' fields",
             )
         if not uploads:
             raise ApiError(422, "invalid_request", "multipart body holds no 'file' part")
@@ -249,15 +276,96 @@ async def ingest_uploads(request: Request, parts: Shared) -> dict[str, Any]:
             raise too_big
         try:
             targets = upload_targets([u.filename or "" for u in uploads])
+            roots = sync_roots(raw_roots)
         except BadUploadNameError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from exc
         folder = parts.settings.uploads_dir
         folder.mkdir(parents=True, exist_ok=True)
         home = folder.resolve()
-        saved: list[Path] = []
-        for upload, rel in zip(uploads, targets, strict=True):
-            saved.append(await _keep(upload, home, rel))
-    return await run_ingest(parts, saved, False, [home])
+        async with parts.ingest_lock:
+            stale = stale_uploads(home, roots, targets)
+            for rel in targets:  # every place checked before anything is written
+                _check_place(home, rel, stale)
+            for path in stale:
+                path.unlink(missing_ok=True)
+            saved: list[Path] = []
+            for upload, rel in zip(uploads, targets, strict=True):
+                saved.append(await _keep(upload, home, rel))
+            # a synced folder is ingested whole: its notes whose files were deleted above are
+            # forgotten by the ingest (named in `forgotten`)
+            paths = [home.joinpath(*r.parts) for r in roots]
+            paths += [p for p in saved if not any(p.is_relative_to(r) for r in paths)]
+            report = await anyio.to_thread.run_sync(
+                lambda: parts.ingestor.run(paths, prune=False, confine_to=[home])
+            )
+    result = report.to_dict()
+    shown = {display_path(p, home) for p in stale}
+    for entry in result.get("forgotten", []):
+        if entry.get("path") in shown and entry.get("reason") == "file is gone":
+            entry["reason"] = "not in this upload of its folder (sync_root)"
+    return result
+
+
+def sync_roots(raw: list[str]) -> list[PurePosixPath]:
+    """The ``sync_root`` fields as folders relative to the uploads folder (`upload_relpath`'s
+    rules). Raises `BadUploadNameError`."""
+    roots: list[PurePosixPath] = []
+    for value in raw:
+        try:
+            roots.append(upload_relpath(value))
+        except BadUploadNameError as exc:
+            raise BadUploadNameError(f"bad sync_root {value!r}: {exc}") from exc
+    return list(dict.fromkeys(roots))
+
+
+def stale_uploads(
+    home: Path, roots: list[PurePosixPath], targets: list[PurePosixPath]
+) -> list[Path]:
+    """The kept files under the sync roots that this upload does not hold: to delete (their
+    notes are then forgotten). Hidden files (a write in progress) and anything behind a
+    symbolic link are left alone; a root that leads out of ``home`` is refused (403)."""
+    keep = {home.joinpath(*t.parts) for t in targets}
+    stale: list[Path] = []
+    for root in roots:
+        top = home.joinpath(*root.parts)
+        if not top.exists():
+            continue
+        if top.is_symlink() or not top.resolve().is_relative_to(home) or not top.is_dir():
+            raise ApiError(
+                422, "invalid_request", f"sync_root {root} is not a folder among the uploads"
+            )
+        for dirpath, dirnames, filenames in os.walk(top):  # links are not followed
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                path = Path(dirpath, name)
+                if not name.startswith(".") and path not in keep:
+                    stale.append(path)
+    return sorted(stale)
+
+
+def _check_place(home: Path, rel: PurePosixPath, stale: list[Path]) -> None:
+    """Whether ``rel`` can be written under ``home`` without a change to anything else: 422
+    when a folder on the way is a file (one of ``stale``, deleted first, excepted) or the
+    path is a folder; 403 when a folder on the way is a link leading out of ``home``."""
+    path = home
+    for part in rel.parts[:-1]:
+        path = path / part
+        if path.is_symlink():
+            with contextlib.suppress(OSError):
+                if path.resolve().is_relative_to(home) and path.resolve().is_dir():
+                    continue
+            raise ApiError(
+                403, "forbidden_path", f"{rel} leads outside the uploads folder (a link)"
+            )
+        if path.exists() and not path.is_dir() and path not in stale:
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"{rel}: the upload {path.relative_to(home).as_posix()} is a file, not a folder",
+            )
+    target = home.joinpath(*rel.parts)
+    if target.is_dir() and not target.is_symlink():
+        raise ApiError(422, "invalid_request", f"{rel} is a folder among the uploads")
 
 
 async def _keep(upload: UploadFile, home: Path, rel: PurePosixPath) -> Path:

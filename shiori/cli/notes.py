@@ -80,7 +80,11 @@ def ingest(
     ] = None,
     upload: Annotated[
         bool,
-        typer.Option(help="With --server: send the files' contents (for a service elsewhere)."),
+        typer.Option(
+            help="With --server: send the files' contents (for a service elsewhere). A folder "
+            "is sent whole: notes uploaded from it before that it no longer holds (renamed, "
+            "deleted, hidden, in a .shioriignore) are forgotten on the service, as with --prune."
+        ),
     ] = False,
     watch: Annotated[
         bool,
@@ -212,7 +216,13 @@ def _ingest_remote(
     settings: Settings, url: str, paths: list[Path], prune: bool, upload: bool, as_json: bool
 ) -> None:
     from ingest.discovery import discover
-    from shiori.client import ServiceError, ServiceUnreachableError, ShioriClient, upload_names
+    from shiori.client import (
+        ServiceError,
+        ServiceUnreachableError,
+        ShioriClient,
+        sync_roots,
+        upload_names,
+    )
 
     try:
         with (
@@ -228,12 +238,21 @@ def _ingest_remote(
                     named = upload_names(found.roots, found.files)
                 except ValueError as exc:
                     fail(exc, ExitStatus.USAGE)
-                report = client.ingest_files(named)
+                # each folder is synced (what it no longer holds is forgotten there), so
+                # --prune is what an upload does anyway; a folder with a part this side could
+                # not list is only added to (its missing notes are not known to be gone)
+                synced = sync_roots(found.roots, found.unlisted)
+                report = client.ingest_files(named, synced)
                 # what this side's walk did not follow (loops, unreadable folders) is part of
                 # the report too: a skipped folder never looks like a complete upload
                 report.setdefault("warnings", [])[:0] = [
                     {"path": str(folder), "warning": why} for folder, why in found.skipped
-                ]
+                ] + [
+                    {"path": str(root), "warning": "not synced: a folder in it could not be "
+                     "listed, so notes uploaded from it before are kept"}
+                    for root in found.roots
+                    if root.is_dir() and root.name and root.name not in synced
+                ]  # fmt: skip
             else:
                 report = client.ingest_paths(paths, prune)
     except (ServiceError, ServiceUnreachableError) as exc:

@@ -180,3 +180,116 @@ def test_a_link_in_the_uploads_folder_carries_no_write_out_of_it(tmp_path: Path)
     r, ingestor = upload(tmp_path, [("linked/x.md", b"x")])
     assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden_path", r.text
     assert not (outside / "x.md").exists() and ingestor.paths == []
+
+
+class _Syncing(_Ingestor):
+    """Like the pipeline: a run forgets the indexed notes under its paths whose files are gone."""
+
+    def __init__(self, indexed: list[Path]) -> None:
+        super().__init__()
+        self.indexed = indexed
+
+    def run(self, paths: list[Path], **_: object) -> IngestReport:
+        self.paths = list(paths)
+        home = paths[0].parents[0] if paths else Path("/")
+        gone = [
+            p for p in self.indexed if not p.exists() and any(p.is_relative_to(r) for r in paths)
+        ]
+        forgotten = [
+            {"path": "uploads/" + p.relative_to(home).as_posix(), "reason": "file is gone"}
+            for p in gone
+        ]
+        return IngestReport(files_deleted=len(gone), forgotten=forgotten)
+
+
+def post(tmp_path: Path, form: list[tuple[str, object]], ingestor: _Ingestor) -> httpx.Response:
+    settings_ = Settings(qdrant=":memory:", uploads_dir=tmp_path / "uploads")
+    parts = SimpleNamespace(
+        settings=settings_, ingestor=ingestor, ingest_lock=asyncio.Lock(), metrics=Metrics()
+    )
+    app = create_app(settings_, parts)  # type: ignore[arg-type]
+    app.state.components = parts
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shiori") as http:
+            files = [(k, v) for k, v in form if k == "file"]
+            data: dict[str, list[object]] = {}
+            for k, v in form:
+                if k != "file":
+                    data.setdefault(k, []).append(v)
+            return await http.post("/v1/ingest", files=files, data=data)  # type: ignore[arg-type]
+
+    return asyncio.run(go())
+
+
+def test_a_synced_folder_upload_forgets_the_notes_renamed_or_deleted_since(
+    tmp_path: Path,
+) -> None:
+    uploads = (tmp_path / "uploads").resolve()
+    old = {"notes/2024/summary.md": b"# 24\n", "notes/2025/summary.md": b"# 25\n",
+           "notes/keep.md": b"k", "other/x.md": b"x"}  # fmt: skip
+    for name, data in old.items():
+        (uploads / name).parent.mkdir(parents=True, exist_ok=True)
+        (uploads / name).write_bytes(data)
+    ingestor = _Syncing([uploads / n for n in old])
+    # mv 2024/summary.md 2024/seminar.md; rm 2025/summary.md; then upload the folder again
+    form: list[tuple[str, object]] = [
+        ("file", ("notes/2024/seminar.md", b"# 24\n")),
+        ("file", ("notes/keep.md", b"k")),
+        ("sync_root", "notes"),
+    ]
+    r = post(tmp_path, form, ingestor)
+    assert r.status_code == 200, r.text
+    assert not (uploads / "notes/2024/summary.md").exists()
+    assert not (uploads / "notes/2025/summary.md").exists()
+    assert (uploads / "notes/2024/seminar.md").exists() and (uploads / "other/x.md").exists()
+    assert ingestor.paths == [uploads / "notes"]  # the folder whole: its gone notes forgotten
+    forgotten = {f["path"]: f["reason"] for f in r.json()["forgotten"]}
+    assert set(forgotten) == {"uploads/notes/2024/summary.md", "uploads/notes/2025/summary.md"}
+    assert all("sync_root" in reason for reason in forgotten.values())
+
+
+def test_without_sync_root_an_upload_only_adds(tmp_path: Path) -> None:
+    uploads = (tmp_path / "uploads").resolve()
+    (uploads / "notes").mkdir(parents=True)
+    (uploads / "notes" / "old.md").write_bytes(b"o")
+    r = post(tmp_path, [("file", ("notes/new.md", b"n"))], _Ingestor())
+    assert r.status_code == 200, r.text
+    assert (uploads / "notes" / "old.md").exists()
+
+
+def test_a_synced_upload_only_adds_outside_its_folder(tmp_path: Path) -> None:
+    uploads = (tmp_path / "uploads").resolve()
+    (uploads / "elsewhere").mkdir(parents=True)
+    (uploads / "elsewhere" / "old.md").write_bytes(b"o")
+    form: list[tuple[str, object]] = [("file", ("elsewhere/a.md", b"a")), ("sync_root", "notes")]
+    r = post(tmp_path, form, _Ingestor())
+    assert r.status_code == 200, r.text
+    assert (uploads / "elsewhere" / "a.md").exists() and (uploads / "elsewhere" / "old.md").exists()
+    for bad in ("../x", "/abs", ".hidden"):
+        r = post(tmp_path, [("file", ("notes/a.md", b"a")), ("sync_root", bad)], _Ingestor())
+        assert r.status_code == 422 and "sync_root" in r.text, r.text
+
+
+def test_a_refused_upload_writes_nothing(tmp_path: Path) -> None:
+    """`uploads/a.md` is a file: `a.md/b.md` is refused, and `x/new.md` before it not kept."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "a.md").write_bytes(b"a")
+    r, ingestor = upload(tmp_path, [("x/new.md", b"n"), ("a.md/b.md", b"b")])
+    assert r.status_code == 422, r.text
+    assert not (uploads / "x" / "new.md").exists() and ingestor.paths == []
+    assert (uploads / "a.md").read_bytes() == b"a"
+
+
+def test_the_cli_syncs_the_folders_it_uploads(tmp_path: Path) -> None:
+    from shiori.client import sync_roots
+
+    notes, other = tmp_path / "notes", tmp_path / "other"
+    (notes / "2024").mkdir(parents=True)
+    (other / "locked").mkdir(parents=True)
+    single = tmp_path / "extra.md"
+    single.write_text("x")
+    # a file is only added; a folder with a part that could not be listed is not synced
+    assert sync_roots([notes, other, single], [other / "locked"]) == ["notes"]
