@@ -30,6 +30,7 @@ import contextlib
 import os
 import re
 import unicodedata
+import urllib.parse
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -51,7 +52,9 @@ MAX_UPLOAD_FILES = 1000
 MAX_UPLOAD_DEPTH = 32  # folders in an uploaded file's name
 MAX_NAME_BYTES = 255  # one file or folder name, in UTF-8 (the common file system limit)
 _SEPARATORS = re.compile(r"[/\\]")  # Windows clients send "week1\\index.md"
-_DRIVE = re.compile(r"^[A-Za-z]:")  # "C:notes.md", "C:\\notes\\a.md"
+# "C:\\notes\\a.md", "C:/notes/a.md"; not "Q:A.md", a name with a colon in it
+_DRIVE = re.compile(r"^[A-Za-z]:[/\\]")
+_EXT_FILENAME = re.compile(r"""filename\*\s*=\s*([^';\s]*)'[^']*'([^;\s]+)""", re.IGNORECASE)
 MAX_SYNC_ROOTS = 32
 
 
@@ -89,6 +92,20 @@ def upload_relpath(filename: str) -> PurePosixPath:
         if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
             raise BadUploadNameError(f"a part is longer than {MAX_NAME_BYTES} bytes")
     return PurePosixPath(*parts)
+
+
+def part_filename(upload: UploadFile) -> str:
+    """A part's file name: its ``filename*`` (RFC 5987, e.g. ``UTF-8''2024%2Fa.md``) when it has
+    one, as RFC 6266 says a receiver should prefer, else its ``filename``."""
+    disposition = upload.headers.get("content-disposition", "") if upload.headers else ""
+    found = _EXT_FILENAME.search(disposition)
+    if found:
+        charset = found.group(1) or "utf-8"
+        try:
+            return urllib.parse.unquote(found.group(2), encoding=charset, errors="strict")
+        except (LookupError, UnicodeDecodeError):
+            pass  # an unknown charset or bytes not in it: the plain name
+    return upload.filename or ""
 
 
 def upload_targets(filenames: list[str]) -> list[PurePosixPath]:
@@ -264,6 +281,13 @@ async def ingest_uploads(request: Request, parts: Shared) -> dict[str, Any]:
                 and not (k == "sync_root" and isinstance(v, str))
             }
         )
+        if "file" in others:  # a part with no plain filename= parameter arrives as a field
+            raise ApiError(
+                422,
+                "invalid_request",
+                "a 'file' part has no filename parameter (a filename*= alone is not read): "
+                'send filename="NAME" (and filename*= for a name that is not ASCII)',
+            )
         if others:
             raise ApiError(
                 422,
@@ -275,7 +299,7 @@ async def ingest_uploads(request: Request, parts: Shared) -> dict[str, Any]:
         if sum(u.size or 0 for u in uploads) > limit:
             raise too_big
         try:
-            targets = upload_targets([u.filename or "" for u in uploads])
+            targets = upload_targets([part_filename(u) for u in uploads])
             roots = sync_roots(raw_roots)
         except BadUploadNameError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from exc

@@ -293,3 +293,43 @@ def test_the_cli_syncs_the_folders_it_uploads(tmp_path: Path) -> None:
     single.write_text("x")
     # a file is only added; a folder with a part that could not be listed is not synced
     assert sync_roots([notes, other, single], [other / "locked"]) == ["notes"]
+
+
+def test_only_a_drive_with_a_separator_is_absolute() -> None:
+    assert upload_relpath("Q:A.md").as_posix() == "Q:A.md"  # a colon in a name
+    for name in ("C:\\notes\\a.md", "C:/notes/a.md"):
+        with pytest.raises(BadUploadNameError, match="absolute"):
+            upload_relpath(name)
+
+
+def raw_upload(tmp_path: Path, disposition: bytes) -> tuple[httpx.Response, _Ingestor]:
+    settings_ = Settings(qdrant=":memory:", uploads_dir=tmp_path / "uploads")
+    ingestor = _Ingestor()
+    parts = SimpleNamespace(
+        settings=settings_, ingestor=ingestor, ingest_lock=asyncio.Lock(), metrics=Metrics()
+    )
+    app = create_app(settings_, parts)  # type: ignore[arg-type]
+    app.state.components = parts
+    body = b'--B\r\nContent-Disposition: form-data; name="file"; ' + disposition
+    body += b"\r\n\r\n# x\r\n--B--\r\n"
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shiori") as http:
+            headers = {"content-type": "multipart/form-data; boundary=B"}
+            return await http.post("/v1/ingest", content=body, headers=headers)
+
+    return asyncio.run(go()), ingestor
+
+
+def test_filename_star_is_preferred_and_its_absence_of_filename_is_explained(
+    tmp_path: Path,
+) -> None:
+    r, ingestor = raw_upload(
+        tmp_path, b"filename=\"a.md\"; filename*=UTF-8''2024%2F%E3%83%8E%E3%83%BC%E3%83%88.md"
+    )
+    assert r.status_code == 200, r.text
+    assert ingestor.paths == [(tmp_path / "uploads").resolve() / "2024" / "ノート.md"]
+    r, _ = raw_upload(tmp_path, b"filename*=UTF-8''%E3%83%8E.md")
+    assert r.status_code == 422 and "filename" in r.json()["error"]["message"], r.text
+    assert "unexpected form fields" not in r.text
