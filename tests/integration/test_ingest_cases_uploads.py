@@ -133,6 +133,38 @@ def test_21_the_cli_uploads_a_folder_tree_keeping_its_folders(
         ).read_bytes()
 
 
+def test_21_a_second_upload_of_the_folder_forgets_renamed_and_deleted_notes(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    notes = tmp_path / "mine" / "notes"
+    shutil.copytree(case_dir("21") / "notes", notes)
+    uploads = tmp_path / "uploads"
+    with (
+        in_folder(case_dir("21"), embedder, tmp_path / "store", "c21s", uploads_dir=uploads)
+        as case,
+        served(case.parts) as url,
+    ):  # fmt: skip
+
+        def upload() -> dict[str, Any]:
+            done = run_cli(["ingest", "--server", url, "--upload", "--json", str(notes)],
+                           tmp_path, tmp_path / "unused-store")  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            return dict(json.loads(done.stdout))
+
+        upload()
+        (notes / "2024" / "summary.md").rename(notes / "2024" / "seminar.md")
+        (notes / "2025" / "summary.md").unlink()
+        report = upload()
+        forgotten = {f["path"] for f in report["forgotten"]}
+        assert forgotten == {"uploads/notes/2024/summary.md", "uploads/notes/2025/summary.md"}
+        with httpx.Client(base_url=url, timeout=600) as http:
+            listed = {n["source"] for n in http.get("/v1/notes").json()["notes"]}
+        assert listed == {"uploads/notes/2024/seminar.md"}
+    assert sorted(p.relative_to(uploads).as_posix() for p in uploads.rglob("*.md")) == [
+        "notes/2024/seminar.md"
+    ]
+
+
 def test_21_multipart_parts_whose_names_carry_folders(embedder: Embedder, tmp_path: Path) -> None:
     folder = case_dir("21")
     with in_folder(folder, embedder, tmp_path / "store", "c21b",
