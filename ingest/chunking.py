@@ -290,7 +290,19 @@ def segments(text: str, layout: Layout) -> list[Segment]:
         if k < len(non_text) and non_text[k].start < first:
             close()
         after = max(after, span_of(block.start, block.end)[1] if block.end > block.start else first)
-        if block.kind == HEADING:
+        if block.headings is not None:
+            # a footnote definition: a segment of its own under the path of its reference
+            close()
+            written = path
+            path = list(enumerate(block.headings, start=1))
+            for piece in _clear_pieces(text, *span_of(block.start, block.end), non_text):
+                if piece is None:
+                    close()
+                else:
+                    units.extend(Unit(s.start, s.end) for s in _paragraph_sentences(text, *piece))
+            close()
+            path = written
+        elif block.kind == HEADING:
             close()
             path = [(lv, h) for lv, h in path if lv < block.level] + [(block.level, block.title)]
         elif block.kind == SKIP:

@@ -50,6 +50,10 @@ class Block:
     level: int = 0  # heading level 1–6
     title: str = ""  # heading text, as plain text
     table: int = -1  # which table a TABLE_HEAD / TABLE_ROW belongs to
+    # a footnote definition's text: the heading path where the note first refers to it (its
+    # context: "出典は…2017年" belongs to the section whose sentence carries [^vaswani]); None:
+    # the path in force where the block is written
+    headings: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,20 @@ def _use_front_matter(data: dict[str, Any], layout: Layout) -> None:
     layout.aliases.extend(_as_list(data.get("aliases", data.get("alias"))))
 
 
+def _footnote_contexts(tokens: list[Token]) -> dict[str, tuple[str, ...]]:
+    """Footnote label → the heading path (top-level headings) in force at its first reference."""
+    path: list[tuple[int, str]] = []
+    found: dict[str, tuple[str, ...]] = {}
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and i + 1 < len(tokens):
+            level = int(tok.tag[1])
+            path = [(lv, h) for lv, h in path if lv < level] + [(level, plain(tokens[i + 1]))]
+        for child in tok.children or []:
+            if child.type == "footnote_ref":
+                found.setdefault(str(child.meta.get("label", "")), tuple(h for _, h in path))
+    return found
+
+
 @lru_cache(maxsize=16)
 def markdown_layout(text: str, text_title: bool = False) -> Layout:
     """The blocks of Markdown (or plain) ``text``; ``text`` must use ``\\n`` line breaks only.
@@ -224,11 +242,21 @@ def markdown_layout(text: str, text_title: bool = False) -> Layout:
         else:
             _use_front_matter(data, layout)
     blocks = layout.blocks
+    referred = _footnote_contexts(tokens)
+    footnote: tuple[str, ...] | None = None  # inside a definition referred to from here
     tables = 0
     i = 0
     while i < len(tokens):
         tok = tokens[i]
         kind = tok.type
+        if kind == "footnote_reference_open":
+            footnote = referred.get(str(tok.meta.get("label", "")))
+        elif kind == "footnote_reference_close":
+            footnote = None
+        elif footnote is not None and kind == "paragraph_open" and tok.map:
+            blocks.append(Block(TEXT, tok.map[0], tok.map[1], headings=footnote))
+            i += 1
+            continue
         if kind == "front_matter" and tok.map:
             blocks.append(Block(SKIP, tok.map[0], tok.map[1]))
         elif kind == "heading_open" and tok.map:
@@ -320,7 +348,10 @@ def _wordlike(segment: str) -> bool:
     if _HEX.fullmatch(segment) or segment.lower() == segment or segment.upper() == segment:
         return True  # a hash; one case (``lr2e``, ``seed42``, ``JGLUE``): random only 1 in 100
     words = _WORD.findall(segment)
-    return len(segment) <= 3 or len(segment) / max(len(words), 1) >= 3
+    # random base64 averages ~2.5–3 characters a "word" (digits glue onto the word before), so
+    # a long piece needs longer words to pass for a name (``ScaledDotProductAttention``: 6.25)
+    per_word = len(segment) / max(len(words), 1)
+    return len(segment) <= 3 or per_word >= (3 if len(segment) <= 24 else 4)
 
 
 def _encoded(run: str) -> bool:

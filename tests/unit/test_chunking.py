@@ -711,19 +711,26 @@ def test_a_table_chunk_maps_its_offsets_to_the_note_lines():
 # --- issue 25: footnotes, encoded data, PDF pages -----------------------------------------------
 
 
-def test_split_indexes_footnote_definitions_under_the_heading_they_are_written_in():
+def test_split_indexes_footnote_definitions_under_the_heading_of_their_reference():
+    # "原論文" and "二乗" only make sense in the section that refers to the footnote: its
+    # definition is its own chunk (its own lines) under that section's heading path
     text = (
         "# 注意機構\n\n## Transformer\n\n位置は位置符号化で与える[^pe]。\n\n## 計算量\n\n"
         "二乗に比例する[^cost]。\n\n"
         "[^pe]: 原論文の位置符号化は学習するパラメータを持たない。\n"
         "[^cost]: 計算量はO(n^2d)になる。\n"
+        "[^unused]: どこからも参照されない注。\n"
     )
     nodes = split(text, chunk_tokens=320)
     by_line = {(n.metadata["line_start"], n.metadata["line_end"]): n for n in nodes}
-    assert sorted(by_line) == [(5, 5), (9, 12)]
-    footnotes = by_line[(9, 12)]
-    assert footnotes.metadata["headings"] == ["注意機構", "計算量"]
-    assert "学習するパラメータを持たない" in footnotes.text and "O(n^2d)" in footnotes.text
+    assert sorted(by_line) == [(5, 5), (9, 9), (11, 11), (12, 12), (13, 13)]
+    assert by_line[(11, 11)].metadata["headings"] == ["注意機構", "Transformer"]
+    assert "学習するパラメータを持たない" in by_line[(11, 11)].text
+    assert "O(n^2d)" in by_line[(12, 12)].text
+    assert by_line[(12, 12)].metadata["headings"] == ["注意機構", "計算量"]
+    # never referred to: under the heading where it is written
+    assert "参照されない" in by_line[(13, 13)].text
+    assert by_line[(13, 13)].metadata["headings"] == ["注意機構", "計算量"]
 
 
 def _b64(n: int, seed: int = 3) -> str:
