@@ -53,7 +53,8 @@ def test_any_name_is_refused_or_lands_inside_the_uploads_folder(tmp_path: Path, 
 
 @given(names=st.lists(RELATIVE, min_size=1, max_size=6, unique_by=str.casefold))
 def test_distinct_relative_names_map_to_distinct_files(names: list[str]) -> None:
-    folders = {str(PurePosixPath(n).parent).casefold() for n in names}
+    # every folder on the way, not only the parent ('0' and '0/0/0' clash as well)
+    folders = {str(f).casefold() for n in names for f in PurePosixPath(n).parents}
     if any(n.casefold() in folders for n in names):  # a file where another needs a folder
         with pytest.raises(BadUploadNameError):
             upload_targets(names)
