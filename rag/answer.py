@@ -105,7 +105,8 @@ class Answer:
 
 
 def source_json(n: int, p: Passage) -> dict[str, Any]:
-    """A passage as JSON: what a citation points at."""
+    """A passage as JSON: what a citation points at, with its flagged text's offsets into the
+    text it shows (`service.api.schemas.InstructionSpanOut`)."""
     c = p.chunk
     return {
         "n": n,
@@ -117,6 +118,9 @@ def source_json(n: int, p: Passage) -> dict[str, Any]:
         "text": c.text,
         "score": round(p.score, 4),
         "similarity": round(p.similarity, 4),
+        "instruction_spans": [
+            {"start": s.start, "end": s.end, "reason": s.reason} for s in c.instruction_spans
+        ],
     }
 
 
@@ -124,7 +128,8 @@ def citation_json(n: int, p: Passage, evidence: Sequence[str]) -> dict[str, Any]
     """What the answer cites of passage [n]: of a passage joined from adjacent chunks
     (`packing.merge_adjacent`), the one stored chunk that holds all of ``evidence`` (the texts
     of the evidence sentences the answer rests on there), so that a citation is as narrow as
-    the note's chunking allows; else the whole passage."""
+    the note's chunking allows (its text, lines and flagged spans that chunk's own); else the
+    whole passage."""
     holding = [c for c in p.parts if evidence and all(e in c.text for e in evidence)]
     if not holding:
         return source_json(n, p)

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rag.answer import Answer, source_json
 from rag.conversation import Turn
 from rag.retrieve import Filters, Passage
-from shiori.chunk import Chunk
 
 # Whitespace as JSON Schema's (ECMA-262) \s knows it, spelled out so that the schema's pattern,
 # Python's check and every validator agree on what a blank question is.
@@ -159,11 +158,6 @@ class AskRequest(SearchRequest):
     )
 
 
-def instruction_spans_json(chunk: Chunk) -> list[dict[str, Any]]:
-    """A chunk's instruction-like spans as the API gives them (see `InstructionSpanOut`)."""
-    return [{"start": s.start, "end": s.end, "reason": s.reason} for s in chunk.instruction_spans]
-
-
 class InstructionSpanOut(BaseModel):
     """Instruction-like text in a passage (see ingest/instructions.py): note text aimed at an
     AI model. It is shown, never followed."""
@@ -196,9 +190,7 @@ class SourceOut(BaseModel):
 
     @classmethod
     def of(cls, n: int, p: Passage) -> SourceOut:
-        data = source_json(n, p)
-        data.setdefault("instruction_spans", instruction_spans_json(p.chunk))
-        return cls.model_validate(data)
+        return cls.model_validate(source_json(n, p))
 
 
 class EvidenceOut(BaseModel):
@@ -295,11 +287,9 @@ class AskResponse(BaseModel):
 
     @classmethod
     def of(cls, a: Answer) -> AskResponse:
-        data = a.to_json()
-        for source in [*data.get("contexts", []), *data.get("citations", [])]:
-            chunk = a.passages[source["n"] - 1].chunk
-            source.setdefault("instruction_spans", instruction_spans_json(chunk))
-        return cls.model_validate(data)
+        # each source carries the flagged spans of the text it shows: a citation narrowed to
+        # one chunk of a joined passage its chunk's (`rag.answer.citation_json`)
+        return cls.model_validate(a.to_json())
 
 
 def _paths_or_all(schema: dict[str, Any]) -> None:
