@@ -16,7 +16,8 @@ sources, so drafts may be accepted often). Acceptance is read from vLLM's /metri
 
     python bench/bench_answer.py [--questions N] [--configs today,ngram,no-prefix-cache]
         (a configuration may repeat, in any order: figures compare with the first one;
-         bf16, w8a8 and w4a16 serve that checkpoint of the model, SHIORI_LLM_QUANTIZATION)
+         bf16, w8a8 and w4a16 serve that checkpoint of the model, SHIORI_LLM_QUANTIZATION;
+         whole and focus show whole passages or focused ones, SHIORI_PROMPT_FOCUS)
         [--write docs/benchmarks.md]
 """
 
@@ -69,9 +70,21 @@ CONFIGS: dict[str, list[str]] = {
     "w8a8": [],
     "w4a16": [],
 }
+CONFIGS["whole"] = []  # today's flags, the prompt shows whole passages (before issue 22's focus)
+CONFIGS["focus"] = []  # today's flags, the prompt shows the sentences that bear on the question
+CONFIGS["w8a8-focus"] = []
 CONFIGS["llamaindex"] = []  # a plain LlamaIndex pipeline on today's server (`plain_pipeline`)
 # configurations that serve another checkpoint of the model (SHIORI_LLM_QUANTIZATION)
-WEIGHTS = {"bf16": "none", "w8a8": "w8a8", "w4a16": "w4a16"}
+WEIGHTS = {"bf16": "none", "w8a8": "w8a8", "w4a16": "w4a16", "w8a8-focus": "w8a8"}
+# configurations that change Shiori's own settings (the answer path's, not the server's)
+ANSWERING: dict[str, dict[str, Any]] = {
+    "whole": {"prompt_focus": False},
+    "focus": {"prompt_focus": True},
+    "w8a8-focus": {"prompt_focus": True},
+    "bf16": {"prompt_focus": False},
+    "w8a8": {"prompt_focus": False},
+    "w4a16": {"prompt_focus": False},
+}
 
 
 @dataclass
@@ -101,6 +114,9 @@ class Run:
     generations: list[Generation] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
     abstained: list[bool] = field(default_factory=list)
+    # per question: the answer's own stage timings (`Answer.timings`, ms) and prompt tokens
+    stages: list[dict[str, float]] = field(default_factory=list)
+    prompt_tokens: list[int] = field(default_factory=list)
     accepted: float | None = None
     drafted: float | None = None
 
@@ -156,6 +172,8 @@ async def answer_all(parts: Components, asked: list[str], run: Run) -> None:
         assert final is not None
         run.answers.append(final.answer)
         run.abstained.append(final.abstained)
+        run.stages.append(dict(final.timings))
+        run.prompt_tokens.append(final.prompt_tokens)
 
 
 def plain_pipeline(settings: Settings) -> Any:
@@ -201,6 +219,8 @@ def run_config(name: str, parts: Components, asked: list[str], work: Path) -> Ru
     cmd = vllm_cpu.prepare(settings) + CONFIGS[name]
     log = work / f"vllm-{name}.log"
     run = Run(name)
+    answering = parts.answerer.settings
+    parts.answerer.settings = answering.model_copy(update=ANSWERING.get(name, {}))
     began = time.perf_counter()
     proc = vllm_cpu.spawn(cmd, log)
     try:
@@ -212,6 +232,7 @@ def run_config(name: str, parts: Components, asked: list[str], work: Path) -> Ru
         asyncio.run(session(parts, asked, run))
         run.accepted, run.drafted = spec_metrics(settings)
     finally:
+        parts.answerer.settings = answering
         parts.answerer.__dict__.pop("_events", None)
         vllm_cpu.stop(proc)
     return run
@@ -270,7 +291,11 @@ def report(runs: list[Run], asked: list[str], command: str) -> str:
         decode = [d for g in r.generations if (d := g.decode_tok_s) is not None]
         same = sum(a == b for a, b in zip(r.answers, base.answers, strict=True))
         flags = " ".join(CONFIGS[r.config]) or (
-            f"weights {WEIGHTS[r.config]}" if r.config in WEIGHTS else "(today's)"
+            ", ".join(
+                [f"weights {WEIGHTS[r.config]}"] * (r.config in WEIGHTS)
+                + [f"{k}={v}" for k, v in ANSWERING.get(r.config, {}).items()]
+            )
+            or "(today's)"
         )
         accept = (
             f"{r.accepted / r.drafted:.0%} ({r.accepted:.0f} / {r.drafted:.0f})"
@@ -288,10 +313,37 @@ def report(runs: list[Run], asked: list[str], command: str) -> str:
         "",
         f"- Generations per configuration: {gens} for {len(asked)} questions (a refusal is read "
         "a second time). Answers compared as the final text Shiori returns.",
+        *stage_lines(runs),
         "",
         MARK_END,
     ]
     return "\n".join(lines)
+
+
+STAGES = ("rewrite_ms", "retrieve_ms", "first_token_ms", "generate_ms", "verify_ms", "total_ms")
+
+
+def stage_lines(runs: list[Run]) -> list[str]:
+    """p50 of each stage of Shiori's answers (`Answer.timings`), per configuration."""
+    out = []
+    for r in runs:
+        if not r.stages:
+            continue
+        cells = []
+        for key in STAGES:
+            values = [s[key] for s in r.stages if key in s]
+            if values:
+                cells.append(f"{key.removesuffix('_ms')} {statistics.median(values):.0f} ms")
+        gens = len(r.generations)
+        tokens = [t for t in r.prompt_tokens if t]
+        mean_tokens = (
+            f", prompt tokens per answer (mean) {statistics.mean(tokens):.0f}" if tokens else ""
+        )
+        out.append(
+            f"- {r.config}, p50 by stage: {', '.join(cells)}; {gens} generations, "
+            f"{sum(r.abstained)} abstained{mean_tokens}."
+        )
+    return out
 
 
 def main() -> None:
@@ -347,6 +399,9 @@ def main() -> None:
                     "answers": r.answers,
                     "ttft_ms": [g.ttft_ms for g in r.generations],
                     "decode": [g.decode_tok_s for g in r.generations],
+                    "stages": r.stages,
+                    "prompt_tokens": r.prompt_tokens,
+                    "abstained": r.abstained,
                 }
                 for r in runs
             ]

@@ -292,7 +292,11 @@ class Answerer:
             self.settings.min_relative_score,
         )
         chunks = [p.chunk for p in passages]
-        messages = build_messages(question, chunks, self.style, language)
+        messages = build_messages(
+            question, chunks, self.style, language, focused=self.settings.prompt_focus
+        )
+        # the second reading shows whole passages: the first may have refused because the
+        # focused text left out the sentence that answers
         retry = (
             build_messages(question, chunks, self.style, language, may_refuse=False)
             if self.settings.retry_refusals

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 
+from rag.focus import Shown, focus_all
 from rag.tables import focus_tables
 from shiori.index import Chunk
 
@@ -62,15 +63,24 @@ def build_messages(
     style: PromptStyle = PromptStyle.SYSTEM,
     answer_language: str | None = None,
     may_refuse: bool = True,
+    focused: bool = False,
 ) -> list[dict[str, str]]:
     """The chat messages for ``question`` over ``chunks`` ([n] = position + 1).
     ``answer_language`` ('ja' | 'en') defaults to the question's: a follow-up rewritten with a
     Japanese name in it is still answered in the language the user wrote in. With
-    ``may_refuse`` the rules let the model reply NOT_FOUND; without, they are `RETRY_RULES`."""
+    ``may_refuse`` the rules let the model reply NOT_FOUND; without, they are `RETRY_RULES`.
+    With ``focused`` a long passage is shown as the sentences that bear on the question
+    (`rag.focus`); long tables are always cut to the rows it names (`rag.tables`)."""
     language = "Japanese" if (answer_language or language_of(question)) == "ja" else "English"
+    texts = [focus_tables(without_instructions(c), question) for c in chunks]
+    if focused:
+        texts = focus_all(
+            [Shown(t, f"{c.heading}\n{c.title}") for t, c in zip(texts, chunks, strict=True)],
+            question,
+        )
     sources = "\n\n".join(
-        f"[{n}] {source_label(c)}\n{focus_tables(without_instructions(c), question).strip()}"
-        for n, c in enumerate(chunks, 1)
+        f"[{n}] {source_label(c)}\n{t.strip()}"
+        for n, (c, t) in enumerate(zip(chunks, texts, strict=True), 1)
     )
     user = f"Sources:\n{sources}\n\nQuestion: {question.strip()}"
     rules = (RULES if may_refuse else RETRY_RULES).format(language=language)

@@ -165,6 +165,12 @@ class Settings(BaseSettings):
         le=1,
         description="leave out passages whose fused score is below this share of the best one's",
     )
+    prompt_focus: bool = Field(
+        default=True,
+        description="show a long passage to the model as the sentences holding the question's "
+        "terms, with their neighbours (rag/focus.py; docs/benchmarks.md: prompt tokens, TTFT, "
+        "coverage and hallucination with and without)",
+    )
     context_tokens: int = Field(
         default=1600, ge=128, description="budget of the sources in the prompt (embedding tokens)"
     )
