@@ -292,7 +292,7 @@ def report(runs: list[Run], asked: list[str], command: str) -> str:
         same = sum(a == b for a, b in zip(r.answers, base.answers, strict=True))
         flags = " ".join(CONFIGS[r.config]) or (
             ", ".join(
-                [f"weights {WEIGHTS[r.config]}"] * (r.config in WEIGHTS)
+                [f"weights {WEIGHTS[r.config]}" for _ in range(r.config in WEIGHTS)]
                 + [f"{k}={v}" for k, v in ANSWERING.get(r.config, {}).items()]
             )
             or "(today's)"
@@ -389,8 +389,6 @@ def main() -> None:
             if (args.questions, args.configs) != (8, "today,ngram,no-prefix-cache")
             else ""
         )
-        text = report(runs, asked, command)
-        print(text)
         if args.keep:
             raw = [
                 {
@@ -406,6 +404,8 @@ def main() -> None:
                 for r in runs
             ]
             args.keep.write_text(json.dumps({"questions": asked, "runs": raw}, ensure_ascii=False))
+        text = report(runs, asked, command)
+        print(text)
         if args.write:
             write_block(
                 args.write, MARK_BEGIN, MARK_END, text, "Answers sooner (`make bench-answer`)"
