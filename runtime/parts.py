@@ -17,7 +17,7 @@ from rag.retrieve import Retriever
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.grounding import Claim, GroundingVerifier
-from shiori.index import NoteIndex, StoreClient, open_client
+from shiori.index import NoteIndex, StoreEngine, open_client
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Runtime:
 
     settings: Settings
     embedder: Embedder
-    client: StoreClient
+    client: StoreEngine
     index: NoteIndex
     retriever: Retriever
     llm: AsyncOpenAI

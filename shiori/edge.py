@@ -1,18 +1,18 @@
-"""The embedded store: Qdrant Edge (Qdrant's Rust engine, in process) behind qdrant-client's API.
+"""The embedded store: Qdrant Edge (Qdrant's Rust engine, in process) as a `StoreEngine`.
 
-`shiori.index` speaks qdrant-client (collections, points, filters, prefetch + fusion queries).
-On a server that is a `QdrantClient`; for a store in a directory it is an `EdgeClient`, which
-answers the same calls, with the same models (`qdrant_client.models`), from one `EdgeShard` per
-collection. So the same query reaches the same engine code whether Shiori runs on a laptop or
-against a cluster: dense + sparse (IDF modifier) prefetches fused by DBSF or RRF, filters with
-payload indexes, a write-ahead log (a process killed mid-write loses at most the last update,
-never the shard). Only the subset of calls Shiori makes is implemented; anything else raises
-`AttributeError`, as a typo would.
+`shiori.index` speaks `shiori.engine.StoreEngine` (qdrant-client's collections, points, filters,
+prefetch + fusion queries). On a server that is a `QdrantEngine`; for a store in a directory it
+is an `EdgeClient`, which answers the same calls, with the same models (`qdrant_client.models`),
+from one `EdgeShard` per collection. So the same query reaches the same engine code whether
+Shiori runs on a laptop or against a cluster: dense + sparse (IDF modifier) prefetches fused by
+DBSF or RRF, filters with payload indexes, a write-ahead log (a process killed mid-write loses
+at most the last update, never the shard). Only the calls of `StoreEngine` are implemented, with
+explicit parameters: anything else raises `AttributeError` or `TypeError`, as a typo would.
 
 Layout of a store directory ``root``::
 
     root/edge/.lock               held (flock) while a process has the store open
-    root/edge/<collection>.json   the collection's vector parameters (what `get_collection` says)
+    root/edge/<collection>.json   the collection's vector parameters (`collection_params`)
     root/edge/<collection>/       the EdgeShard (segments, WAL, payload indexes)
 
 Why the booleans: qdrant-edge-py 0.9.0 turns ``MatchValue(True)`` into ``MatchValue(1)``, which
@@ -36,12 +36,13 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from qdrant_client import models as qm
 from qdrant_client.http.models import QueryResponse  # (qm.QueryResponse is fastembed's)
+
+from shiori.engine import CollectionParams, Payload, Selector, StoreEngine
 
 SHADOW = "__shiori_bool__"  # keyword shadow of a top-level boolean payload value (module doc)
 EDGE_DIR = "edge"
@@ -68,26 +69,6 @@ def _edge() -> Any:
     return qdrant_edge
 
 
-# --- the collection's shape, as `get_collection` reports it -----------------------------------
-@dataclass
-class EdgeCollectionParams:
-    vectors: dict[str, qm.VectorParams] = field(default_factory=dict)
-    sparse_vectors: dict[str, qm.SparseVectorParams] = field(default_factory=dict)
-
-
-@dataclass
-class EdgeCollectionConfig:
-    params: EdgeCollectionParams
-
-
-@dataclass
-class EdgeCollectionInfo:
-    """The part of `qdrant_client.models.CollectionInfo` Shiori reads."""
-
-    config: EdgeCollectionConfig
-    points_count: int
-
-
 def _shadow_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(payload)
     for key, value in payload.items():
@@ -104,12 +85,15 @@ def _point_id(value: Any) -> str | int:
     return value if isinstance(value, int) else str(value)
 
 
-class EdgeClient:
-    """qdrant-client's interface, as far as Shiori uses it, over Qdrant Edge shards in ``root``.
+class EdgeClient(StoreEngine):
+    """`StoreEngine` over Qdrant Edge shards in ``root``: one shard per collection, no cluster
+    layout, payload indexes that match prefixes (on `PREFIX_FIELDS`).
 
     Raises `EdgeLockedError` when another process holds the store, `EdgeUnavailableError` when
     qdrant-edge-py is not installed. ``search_threads``: each shard's search pool (None: the
     engine's default, one per CPU). Not thread-safe: `NoteIndex` serialises calls."""
+
+    matches_prefix = True
 
     def __init__(self, root: Path, search_threads: int | None = None) -> None:
         self._qe = _edge()
@@ -130,7 +114,7 @@ class EdgeClient:
         self._stale: set[str] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
-    def close(self, **_: Any) -> None:
+    def close(self) -> None:
         for shard in self._shards.values():
             shard.close()
         self._shards.clear()
@@ -160,6 +144,10 @@ class EdgeClient:
         return changed
 
     # --- collections -----------------------------------------------------------------------
+    @property
+    def layout(self) -> dict[str, Any]:
+        return {}  # one process, one shard
+
     def _meta_path(self, name: str) -> Path:
         if not name or "/" in name or name.startswith(".") or "\x00" in name:
             raise ValueError(f"'{name}' is not a usable collection name")
@@ -171,14 +159,16 @@ class EdgeClient:
     def collection_exists(self, collection_name: str) -> bool:
         return self._meta_path(collection_name).is_file() and (self.dir / collection_name).is_dir()
 
-    def _read_meta(self, name: str) -> EdgeCollectionParams:
-        meta = json.loads(self._meta_path(name).read_text(encoding="utf-8"))
-        return EdgeCollectionParams(
+    def collection_params(self, collection_name: str) -> CollectionParams:
+        if not self.collection_exists(collection_name):
+            raise ValueError(f"collection '{collection_name}' does not exist")
+        meta = json.loads(self._meta_path(collection_name).read_text(encoding="utf-8"))
+        return CollectionParams(
             vectors={k: qm.VectorParams(**v) for k, v in meta["vectors"].items()},
             sparse_vectors={k: qm.SparseVectorParams(**v) for k, v in meta["sparse"].items()},
         )
 
-    def _config(self, params: EdgeCollectionParams) -> Any:
+    def _config(self, params: CollectionParams) -> Any:
         qe = self._qe
         distances = {
             qm.Distance.COSINE: qe.Distance.Cosine,
@@ -221,19 +211,15 @@ class EdgeClient:
     def create_collection(
         self,
         collection_name: str,
-        vectors_config: qm.VectorParams | Mapping[str, qm.VectorParams] | None = None,
-        sparse_vectors_config: Mapping[str, qm.SparseVectorParams] | None = None,
-        **_layout: Any,  # shards, replicas…: one process has one shard
+        vectors_config: Mapping[str, qm.VectorParams],
+        sparse_vectors_config: Mapping[str, qm.SparseVectorParams],
     ) -> bool:
         """Create an empty collection; ValueError if it exists. A collection without any vector
         (Shiori's file records) gets one unused sparse vector: a shard needs one."""
         if self.collection_exists(collection_name):
             raise ValueError(f"collection '{collection_name}' already exists")
-        if isinstance(vectors_config, qm.VectorParams):
-            vectors_config = {"": vectors_config}
-        params = EdgeCollectionParams(
-            vectors=dict(vectors_config or {}),
-            sparse_vectors=dict(sparse_vectors_config or {}),
+        params = CollectionParams(
+            vectors=dict(vectors_config), sparse_vectors=dict(sparse_vectors_config)
         )
         if not params.vectors and not params.sparse_vectors:
             params.sparse_vectors["unused"] = qm.SparseVectorParams()
@@ -254,7 +240,7 @@ class EdgeClient:
         os.replace(tmp, self._meta_path(collection_name))  # the collection exists from here on
         return True
 
-    def delete_collection(self, collection_name: str, **_: Any) -> bool:
+    def delete_collection(self, collection_name: str) -> bool:
         if not self.collection_exists(collection_name):
             return False
         shard = self._shards.pop(collection_name, None)
@@ -264,14 +250,16 @@ class EdgeClient:
         shutil.rmtree(self.dir / collection_name)
         return True
 
-    def get_collection(self, collection_name: str) -> EdgeCollectionInfo:
-        params = self._read_meta(collection_name)
-        points = int(self._shard(collection_name).info().points_count)
-        return EdgeCollectionInfo(EdgeCollectionConfig(params), points)
+    def ensure_payload_indexes(
+        self, collection_name: str, schema: Mapping[str, qm.PayloadSchemaType]
+    ) -> None:
+        for key, kind in schema.items():
+            self.create_payload_index(collection_name, key, kind)
 
     def create_payload_index(
-        self, collection_name: str, field_name: str, field_schema: Any = None, **_: Any
+        self, collection_name: str, field_name: str, field_schema: qm.PayloadSchemaType | str
     ) -> None:
+        """A keyword (with prefixes on `PREFIX_FIELDS`) or bool index; idempotent."""
         qe = self._qe
         if field_schema in (qm.PayloadSchemaType.BOOL, "bool"):
             field_name = SHADOW + field_name  # booleans are filtered through their shadow
@@ -381,8 +369,9 @@ class EdgeClient:
 
     # --- points ----------------------------------------------------------------------------
     def upsert(
-        self, collection_name: str, points: Iterable[qm.PointStruct], **_: Any
+        self, collection_name: str, points: Iterable[qm.PointStruct], wait: bool = True
     ) -> qm.UpdateResult:
+        # (``wait``: every update is applied, and logged, before the call returns)
         qe = self._qe
         batch = [
             qe.Point(
@@ -397,30 +386,39 @@ class EdgeClient:
         return qm.UpdateResult(operation_id=None, status=qm.UpdateStatus.COMPLETED)
 
     def set_payload(
-        self, collection_name: str, payload: Mapping[str, Any], points: Any, **_: Any
+        self,
+        collection_name: str,
+        payload: Mapping[str, Any],
+        points: Selector,
+        wait: bool = True,
     ) -> qm.UpdateResult:
         qe = self._qe
         values = _shadow_payload(payload)
         # a key that held a boolean and now holds something else loses its shadow
         stale = [SHADOW + k for k, v in payload.items() if not isinstance(v, bool)]
-        if isinstance(points, qm.FilterSelector):
-            points = points.filter
+        selector: Any = points
+        if isinstance(selector, qm.FilterSelector):
+            selector = selector.filter
+        if isinstance(selector, qm.PointIdsList):
+            selector = selector.points
         shard = self._shard(collection_name)
-        if isinstance(points, qm.Filter):
-            flt = self._filter(points)
+        if isinstance(selector, qm.Filter):
+            flt = self._filter(selector)
             shard.update(qe.UpdateOperation.set_payload_by_filter(flt, values))
             if stale:
                 shard.update(qe.UpdateOperation.delete_payload_by_filter(flt, stale))
         else:
-            ids = [_point_id(i) for i in points]
+            ids = [_point_id(i) for i in selector]
             shard.update(qe.UpdateOperation.set_payload(ids, values))
             if stale:
                 shard.update(qe.UpdateOperation.delete_payload(ids, stale))
         return qm.UpdateResult(operation_id=None, status=qm.UpdateStatus.COMPLETED)
 
-    def delete(self, collection_name: str, points_selector: Any, **_: Any) -> qm.UpdateResult:
+    def delete(
+        self, collection_name: str, points_selector: Selector, wait: bool = True
+    ) -> qm.UpdateResult:
         qe = self._qe
-        selector = points_selector
+        selector: Any = points_selector
         if isinstance(selector, qm.FilterSelector):
             selector = selector.filter
         if isinstance(selector, qm.PointIdsList):
@@ -434,8 +432,9 @@ class EdgeClient:
         return qm.UpdateResult(operation_id=None, status=qm.UpdateStatus.COMPLETED)
 
     def count(
-        self, collection_name: str, count_filter: qm.Filter | None = None, **_: Any
+        self, collection_name: str, count_filter: qm.Filter | None = None, exact: bool = True
     ) -> qm.CountResult:
+        # (always exact: a shard counts what it holds)
         request = self._qe.CountRequest(exact=True, filter=self._filter(count_filter))
         return qm.CountResult(count=int(self._shard(collection_name).count(request)))
 
@@ -444,11 +443,10 @@ class EdgeClient:
         collection_name: str,
         scroll_filter: qm.Filter | None = None,
         limit: int = 10,
-        offset: Any = None,
-        with_payload: Any = True,
-        with_vectors: Any = False,
-        **_: Any,
-    ) -> tuple[list[qm.Record], Any]:
+        offset: qm.ExtendedPointId | None = None,
+        with_payload: Payload = True,
+        with_vectors: bool | Sequence[str] = False,
+    ) -> tuple[list[qm.Record], qm.ExtendedPointId | None]:
         request = self._qe.ScrollRequest(
             offset=uuid.UUID(offset) if isinstance(offset, str) else offset,
             limit=limit,
@@ -481,9 +479,8 @@ class EdgeClient:
         query_filter: qm.Filter | None = None,
         search_params: qm.SearchParams | None = None,
         limit: int = 10,
-        with_payload: Any = True,
-        with_vectors: Any = False,
-        **_: Any,
+        with_payload: Payload = True,
+        with_vectors: bool | Sequence[str] = False,
     ) -> QueryResponse:
         """One query: nearest to a dense or sparse vector (``using`` names it), or a fusion
         (`FusionQuery`) of ``prefetch`` lists. As on a server: segments that `optimize` indexed

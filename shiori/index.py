@@ -4,10 +4,11 @@ Everything that knows Qdrant's shape lives here: vector names, payload keys, how
 created (embedded or server, cluster parameters), and how a document version is published. Nothing
 else in Shiori branches on "embedded or server".
 
-Where the points live: a Qdrant server (`QdrantClient` over HTTP, for servers and clusters), a
-store in a directory (`shiori.edge.EdgeClient`: Qdrant Edge, the same engine in process), or
-':memory:' (qdrant-client's local mode, for tests). All three answer the same calls, so the same
-query runs everywhere; nothing mirrors the points in Python.
+Where the points live: a `shiori.engine.StoreEngine`, chosen once by `open_client`: a Qdrant
+server (`QdrantEngine`: `QdrantClient` over HTTP, for servers and clusters; or qdrant-client's
+local mode for ':memory:', in tests), or a store in a directory (`shiori.edge.EdgeClient`:
+Qdrant Edge, the same engine in process). Both answer the same calls, so the same query runs
+everywhere; nothing mirrors the points in Python, and nothing here asks which engine it has.
 
 Publishing protocol (crash safety): a document's chunks are written with ``live=false`` and a
 ``generation`` (a digest of the file's bytes and of the chunking/embedding settings); queries only
@@ -35,6 +36,7 @@ from qdrant_client import models as qm
 from shiori.chunk import Chunk
 from shiori.config import Settings
 from shiori.edge import EdgeClient, EdgeLockedError
+from shiori.engine import QdrantEngine, StoreEngine, as_engine
 from shiori.query import ChunkFilter, Hit
 from shiori.sparse import SparseVector
 from shiori.transfer import is_legacy_store, upgrade_legacy_store
@@ -44,8 +46,9 @@ __all__ = [
     "ChunkFilter",
     "FileRecord",
     "NoteIndex",
-    "StoreClient",
+    "StoreEngine",
     "Vectors",
+    "file_record_id",
     "open_client",
 ]
 
@@ -57,10 +60,6 @@ _NAMESPACE = uuid.UUID("6f1c2a4e-5b1d-4c8e-9a57-8e3f1d2c0b7a")
 _log = logging.getLogger(__name__)
 
 LIVE = qm.FieldCondition(key="live", match=qm.MatchValue(value=True))
-
-
-StoreClient = QdrantClient | EdgeClient
-"""What `NoteIndex` talks to: a server's client, or the embedded store behind the same calls."""
 
 
 class StoreLockedError(RuntimeError):
@@ -113,7 +112,8 @@ def point_id(path: str, generation: str, chunk_index: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{path}\x00{generation}\x00{chunk_index}"))
 
 
-def _file_id(path: str) -> str:
+def file_record_id(path: str) -> str:
+    """The id of the point that holds a file's `FileRecord` (in the files collection)."""
     return str(uuid.uuid5(_NAMESPACE, f"file\x00{path}"))
 
 
@@ -121,8 +121,9 @@ def _path_is(path: str) -> qm.FieldCondition:
     return qm.FieldCondition(key="path", match=qm.MatchValue(value=path))
 
 
-def open_client(settings: Settings) -> StoreClient:
-    """The client for ':memory:', a store directory (Qdrant Edge), or a server URL.
+def open_client(settings: Settings) -> StoreEngine:
+    """The engine for ':memory:' (qdrant-client's local mode), a store directory (Qdrant Edge),
+    or a server URL (with the settings' cluster layout): the one place the engine is chosen.
 
     A directory written by an earlier Shiori (qdrant-client's local mode) is upgraded to
     Qdrant Edge first, once, keeping the old files (`shiori.transfer`). Raises
@@ -131,12 +132,9 @@ def open_client(settings: Settings) -> StoreClient:
     location = settings.qdrant
     try:
         if location == ":memory:":
-            return QdrantClient(location=":memory:")
+            return QdrantEngine.local()
         if settings.is_remote:
-            key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-            client = QdrantClient(url=location, api_key=key, timeout=30)
-            client.get_collections()  # fail now, not at the first query
-            return client
+            return QdrantEngine.for_server(settings)
         root = Path(location).expanduser()
         if root.exists() and not root.is_dir():
             raise StoreUnavailableError(
@@ -162,22 +160,23 @@ def open_client(settings: Settings) -> StoreClient:
 
 
 KEYWORD_FIELDS = ("path", "source", "generation", "content_hash", "kind", "tags")
-
-
-def create_payload_indexes(client: StoreClient, collection: str) -> None:
-    """The payload indexes the chunk collection needs (the filters' fields), on a server or in
-    the embedded store.
-    Idempotent: Qdrant accepts creating an index that exists."""
-    for key in KEYWORD_FIELDS:
-        client.create_payload_index(collection, key, qm.PayloadSchemaType.KEYWORD)
-    client.create_payload_index(collection, "live", qm.PayloadSchemaType.BOOL)
+PAYLOAD_INDEXES: dict[str, qm.PayloadSchemaType] = {
+    **dict.fromkeys(KEYWORD_FIELDS, qm.PayloadSchemaType.KEYWORD),
+    "live": qm.PayloadSchemaType.BOOL,
+}
+"""The payload indexes the chunk collection needs (the filters' fields)."""
 
 
 class NoteIndex:
-    """Read and write Shiori's collection. One instance per process, sharing one client."""
+    """Read and write Shiori's collection. One instance per process, sharing one engine.
 
-    def __init__(self, client: StoreClient, settings: Settings, dimension: int) -> None:
-        self.client = client
+    ``client``: the engine `open_client` chose; a bare `QdrantClient` (qdrant-client's local
+    mode) is taken as a `QdrantEngine` without layout or payload indexes."""
+
+    def __init__(
+        self, client: StoreEngine | QdrantClient, settings: Settings, dimension: int
+    ) -> None:
+        self.client = as_engine(client)
         self.settings = settings
         self.dimension = dimension
         self.collection = settings.collection
@@ -197,57 +196,49 @@ class NoteIndex:
         if not self.client.collection_exists(self.collection):
             created = self._create(
                 self.collection,
-                vectors_config={
-                    DENSE: qm.VectorParams(size=self.dimension, distance=qm.Distance.COSINE)
-                },
-                sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
+                {DENSE: qm.VectorParams(size=self.dimension, distance=qm.Distance.COSINE)},
+                {SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
             )
-            if self.settings.is_remote:
-                create_payload_indexes(self.client, self.collection)
         if not created:
-            info = self.client.get_collection(self.collection)
-            vectors = info.config.params.vectors
-            size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
+            params = self.client.collection_params(self.collection)
+            size = params.size(DENSE)
             if size != self.dimension:
                 raise ValueError(
                     f"collection '{self.collection}' holds {size}-d vectors, but the embedding "
                     f"model gives {self.dimension}-d. Use another SHIORI_COLLECTION or delete it."
                 )
-            if self.settings.is_remote:
-                self._warn_on_other_layout(info.config.params)
-        if isinstance(self.client, EdgeClient):
-            # every time (idempotent): a store upgraded from an older Shiori, or one whose
-            # creation was cut short, gets them too
-            create_payload_indexes(self.client, self.collection)
+            self._warn_on_other_layout(params.layout)
+        # every time (only the missing ones are created): a store upgraded from an older
+        # Shiori, or one whose creation was cut short, gets them too
+        self.client.ensure_payload_indexes(self.collection, PAYLOAD_INDEXES)
         if not self.client.collection_exists(self.files_collection):
             # the file records get the same layout: with a replica each, losing a node loses
             # no record (without them the next ingest would re-embed every file)
-            self._create(
-                self.files_collection,
-                vectors_config={},
-                sparse_vectors_config={"unused": qm.SparseVectorParams()},
-            )
+            self._create(self.files_collection, {}, {"unused": qm.SparseVectorParams()})
 
-    def _create(self, name: str, **config: Any) -> bool:
-        """Create a collection; on a server with the cluster layout from the settings (shards,
-        replicas, write consistency; an embedded store has one shard and ignores them).
-        False when another process created it first."""
-        layout = self.settings.cluster_layout() if self.settings.is_remote else {}
+    def _create(
+        self,
+        name: str,
+        vectors: dict[str, qm.VectorParams],
+        sparse: dict[str, qm.SparseVectorParams],
+    ) -> bool:
+        """Create a collection (with the engine's cluster layout). False when another process
+        created it first."""
         try:
-            self.client.create_collection(name, **config, **layout)
+            self.client.create_collection(name, vectors, sparse)
         except Exception:
             if self.client.collection_exists(name):
                 return False
             raise
         return True
 
-    def _warn_on_other_layout(self, params: Any) -> None:
+    def _warn_on_other_layout(self, have: dict[str, Any]) -> None:
         """A collection keeps the layout it was created with (shards cannot be added later
         without resharding): say so when the settings ask for another one."""
         differs = {
-            key: (getattr(params, key, None), wanted)
-            for key, wanted in self.settings.cluster_layout().items()
-            if getattr(params, key, None) != wanted
+            key: (have.get(key), wanted)
+            for key, wanted in self.client.layout.items()
+            if have.get(key) != wanted
         }
         if differs:
             _log.warning(
@@ -347,12 +338,23 @@ class NoteIndex:
         deleted = self.client.count(self.collection, count_filter=stale, exact=True).count
         if deleted:
             self.client.delete(self.collection, points_selector=stale, wait=True)
+        self.record_files(records)
+        return deleted
+
+    @_locked
+    def record_files(self, records: Sequence[FileRecord]) -> None:
+        """Write these files' records (replacing the ones they had). `publish` does this;
+        `shiori store check --repair` rebuilds records from the live chunks with it."""
+        if not records:
+            return
         self.client.upsert(
             self.files_collection,
-            [qm.PointStruct(id=_file_id(r.path), vector={}, payload=asdict(r)) for r in records],
+            [
+                qm.PointStruct(id=file_record_id(r.path), vector={}, payload=asdict(r))
+                for r in records
+            ],
             wait=True,
         )
-        return deleted
 
     @_locked
     def discard_unpublished(self, paths: Iterable[str]) -> int:
@@ -381,10 +383,25 @@ class NoteIndex:
         self.client.delete(self.collection, points_selector=flt, wait=True)
         self.client.delete(
             self.files_collection,
-            points_selector=qm.PointIdsList(points=[_file_id(path)]),
+            points_selector=qm.PointIdsList(points=[file_record_id(path)]),
             wait=True,
         )
         return n
+
+    @_locked
+    def delete_points(self, ids: Sequence[str]) -> None:
+        """Delete chunk points by id (what `store check --repair` finds broken or unpublished)."""
+        if ids:
+            self.client.delete(self.collection, qm.PointIdsList(points=list(ids)), wait=True)
+
+    @_locked
+    def keep_generation(self, path: str, generation: str) -> None:
+        """Delete a file's points of every generation but ``generation``."""
+        other = qm.Filter(
+            must=[_path_is(path)],
+            must_not=[qm.FieldCondition(key="generation", match=qm.MatchValue(value=generation))],
+        )
+        self.client.delete(self.collection, points_selector=other, wait=True)
 
     # --- reading ---------------------------------------------------------------------------
     @_locked
@@ -392,9 +409,7 @@ class NoteIndex:
         """Let the embedded engine merge segments, drop deleted points and build its HNSW index
         where Qdrant's thresholds say so (a server does this in the background by itself).
         Blocking; True when something changed. Called after an ingest that wrote or deleted."""
-        if isinstance(self.client, EdgeClient):
-            return self.client.optimize()
-        return False
+        return self.client.optimize()
 
     @_locked
     def warm(self) -> None:
@@ -462,7 +477,7 @@ class NoteIndex:
         for tag in flt.tags if flt else ():
             must.append(qm.FieldCondition(key="tags", match=qm.MatchValue(value=tag)))
         forms = flt.prefix_forms() if flt else None
-        if forms is not None and isinstance(self.client, EdgeClient):
+        if forms is not None and self.client.matches_prefix:
             # the embedded engine matches prefixes (a server's keyword index does not): the
             # prefetches then hold only chunks under the prefix
             # `source` is stored in NFC; `path` as the file system spells it (NFD on macOS)
@@ -522,6 +537,28 @@ class NoteIndex:
             dense_vec = [float(x) for x in vec] if isinstance(vec, list) else []  # type: ignore[arg-type]
             hits.append((Chunk.from_payload(p.payload or {}), float(p.score), dense_vec))
         return hits
+
+    def stored_dimension(self) -> int | None:
+        """The size of the dense vectors the collection was created with (None: it has none)."""
+        with self.lock:
+            return self.client.collection_params(self.collection).size(DENSE)
+
+    def points(self, batch_size: int = 256) -> Iterator[qm.Record]:
+        """Every point of the chunk collection, live or not, with payload and vectors, in id
+        order (for `shiori.integrity`, which must see what no query would)."""
+        offset: Any = None
+        while True:
+            with self.lock:  # per page: a long check does not hold up searches
+                batch, offset = self.client.scroll(
+                    self.collection,
+                    limit=batch_size,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=True,
+                )
+            yield from batch
+            if offset is None:
+                return
 
     @_locked
     def count(self, live_only: bool = True) -> int:

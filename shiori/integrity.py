@@ -38,11 +38,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qdrant_client import models as qm
-
 from shiori.chunk import Chunk
 from shiori.config import Settings
-from shiori.index import DENSE, SPARSE, FileRecord, NoteIndex, _file_id
+from shiori.index import DENSE, SPARSE, FileRecord, NoteIndex
 from shiori.models import ModelError, resolve
 
 
@@ -127,34 +125,24 @@ def _vector_problem(vector: Any, size: int | None) -> str | None:
 
 
 def _points(index: NoteIndex, size: int | None) -> Iterator[_Point]:
-    offset: Any = None
-    while True:
-        batch, offset = index.client.scroll(
-            index.collection, limit=256, offset=offset, with_payload=True, with_vectors=True
-        )
-        for p in batch:
-            payload = p.payload or {}
-            try:
-                chunk: Chunk | None = Chunk.from_payload(payload)
-                why = _vector_problem(p.vector, size)
-            except (TypeError, ValueError) as exc:
-                chunk, why = None, f"unreadable payload: {exc}"
-            path = payload.get("path")
-            yield _Point(
-                str(p.id), path if isinstance(path, str) else "", chunk, bool(payload.get("live")),
-                why,
-            )  # fmt: skip
-        if offset is None:
-            return
+    for p in index.points():
+        payload = p.payload or {}
+        try:
+            chunk: Chunk | None = Chunk.from_payload(payload)
+            why = _vector_problem(p.vector, size)
+        except (TypeError, ValueError) as exc:
+            chunk, why = None, f"unreadable payload: {exc}"
+        path = payload.get("path")
+        yield _Point(
+            str(p.id), path if isinstance(path, str) else "", chunk, bool(payload.get("live")),
+            why,
+        )  # fmt: skip
 
 
 def check(index: NoteIndex, repair: bool = False) -> IntegrityReport:
     """Check the store behind ``index`` (and repair it: see the module doc). The report lists
     what was found; after a repair, `check` again to see the result."""
-    client = index.client
-    info = client.get_collection(index.collection)
-    vectors = info.config.params.vectors
-    size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
+    size = index.stored_dimension()
     report = IntegrityReport(index.collection, size)
     expected = model_dimension(index.settings)
     if size is not None and expected is not None and size != expected:
@@ -272,25 +260,11 @@ def _repair(
     keep_generation: dict[str, str],
     rebuild: dict[str, list[Chunk]],
 ) -> None:
-    client = index.client
     with index.lock:
-        if orphans:  # invisible leftovers, and points too broken to name their file
-            ids: list[Any] = orphans
-            client.delete(index.collection, qm.PointIdsList(points=ids), wait=True)
+        # invisible leftovers, and points too broken to name their file
+        index.delete_points(orphans)
         for path, generation in keep_generation.items():
-            other = qm.Filter(
-                must=[qm.FieldCondition(key="path", match=qm.MatchValue(value=path))],
-                must_not=[
-                    qm.FieldCondition(key="generation", match=qm.MatchValue(value=generation))
-                ],
-            )
-            client.delete(index.collection, points_selector=other, wait=True)
-        for path in rebuild:
-            record = _record_from(rebuild[path])
-            client.upsert(
-                index.files_collection,
-                [qm.PointStruct(id=_file_id(path), vector={}, payload=asdict(record))],
-                wait=True,
-            )
+            index.keep_generation(path, generation)
+        index.record_files([_record_from(chunks) for chunks in rebuild.values()])
     for path in forget:
         index.remove_file(path)

@@ -20,10 +20,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from qdrant_client import QdrantClient
-
 from shiori.config import Settings
-from shiori.index import FILES_SUFFIX, StoreClient, create_payload_indexes
+from shiori.engine import StoreEngine
+from shiori.index import FILES_SUFFIX, PAYLOAD_INDEXES
 from shiori.transfer import copy_collection
 
 Progress = Callable[[str, int], None]  # (collection, points just uploaded)
@@ -44,13 +43,13 @@ def collection_names(settings: Settings) -> list[str]:
     return [settings.collection, settings.collection + FILES_SUFFIX]
 
 
-def point_counts(client: StoreClient, names: Iterable[str]) -> dict[str, int]:
+def point_counts(client: StoreEngine, names: Iterable[str]) -> dict[str, int]:
     return {name: client.count(name, exact=True).count for name in names}
 
 
 def migrate_store(
-    source: StoreClient,
-    dest: StoreClient,
+    source: StoreEngine,
+    dest: StoreEngine,
     settings: Settings,
     dest_settings: Settings,
     *,
@@ -60,8 +59,9 @@ def migrate_store(
 ) -> MigrationReport:
     """Copy Shiori's collections (named by ``settings``) from ``source`` to ``dest``.
 
-    ``dest_settings`` describes the destination: when it is a server, collections are created
-    with its cluster layout and the chunk collection gets its payload indexes. Refuses (before
+    ``dest`` creates the collections with its cluster layout (a server's, from its settings)
+    and gives the chunk collection its payload indexes (where it has them); ``dest_settings``
+    names it in messages. Refuses (before
     writing anything) when the source lacks a collection or the destination has one, unless
     ``recreate``: then the destination's are deleted first."""
     if batch_size < 1:
@@ -83,17 +83,15 @@ def migrate_store(
             "another name"
         )
     expected = point_counts(source, names)
-    layout = dest_settings.cluster_layout() if dest_settings.is_remote else {}
     for name in existing:
         dest.delete_collection(name)
     for name in names:
         copy_collection(
-            source, dest, name, batch_size=batch_size, layout=layout,
+            source, dest, name, batch_size=batch_size,
             progress=progress or (lambda _name, _n: None),
         )  # fmt: skip
-    if dest_settings.is_remote or not isinstance(dest, QdrantClient):
-        create_payload_indexes(dest, settings.collection)
+    dest.ensure_payload_indexes(settings.collection, PAYLOAD_INDEXES)
     copied = point_counts(dest, names)
     if copied != expected:
         raise MigrationError(f"the copy is incomplete: source {expected}, destination {copied}")
-    return MigrationReport(points=copied, layout=layout)
+    return MigrationReport(points=copied, layout=dest.layout)

@@ -1,10 +1,10 @@
 """Copying collections between stores, and upgrading a store of an earlier Shiori.
 
-`copy_collection` works between any two clients of the shape `shiori.index` uses (a
-`QdrantClient` for a server, or qdrant-client's own local mode; an `EdgeClient` for a store in
-a directory): it reads the source's vector parameters, creates the collection at the
-destination, and copies every point (vectors and payload) in batches. `shiori store migrate`
-and the upgrade below are built on it.
+`copy_collection` works between any two `shiori.engine.StoreEngine`s (a `QdrantEngine` for a
+server, or qdrant-client's own local mode; an `EdgeClient` for a store in a directory): it reads
+the source's vector parameters, creates the collection at the destination (with the
+destination's cluster layout), and copies every point (vectors and payload) in batches.
+`shiori store migrate` and the upgrade below are built on it.
 
 The upgrade: Shiori up to 0.1 kept an embedded store in qdrant-client's local mode (a pure
 Python engine: ``meta.json`` and ``collection/<name>/storage.sqlite`` in the directory). Opening
@@ -23,12 +23,12 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from shiori.edge import EDGE_DIR, EdgeClient
+from shiori.engine import QdrantEngine, StoreEngine
 
 Progress = Callable[[str, int], None]  # (collection, points just copied)
 
@@ -40,25 +40,18 @@ _log = logging.getLogger(__name__)
 
 
 def copy_collection(
-    source: Any,
-    dest: Any,
+    source: StoreEngine,
+    dest: StoreEngine,
     name: str,
     *,
     batch_size: int = 256,
-    layout: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> int:
-    """Create ``name`` at ``dest`` with the source's vector parameters (and the cluster
-    ``layout``: shard number, replication… on a server) and copy every point into it.
+    """Create ``name`` at ``dest`` with the source's vector parameters (and the destination's
+    cluster layout: shard number, replication… on a server) and copy every point into it.
     Returns the number of points copied. The destination must not have the collection."""
-    params = source.get_collection(name).config.params
-    vectors = params.vectors if isinstance(params.vectors, dict) else {"": params.vectors}
-    dest.create_collection(
-        name,
-        vectors_config={k: v for k, v in vectors.items() if v is not None},
-        sparse_vectors_config=dict(params.sparse_vectors or {}),
-        **(layout or {}),
-    )
+    params = source.collection_params(name)
+    dest.create_collection(name, params.vectors, params.sparse_vectors)
     copied = 0
     offset: Any = None
     while True:
@@ -69,7 +62,9 @@ def copy_collection(
             dest.upsert(
                 name,
                 [
-                    qm.PointStruct(id=r.id, vector=r.vector or {}, payload=r.payload or {})
+                    qm.PointStruct(
+                        id=r.id, vector=cast(Any, r.vector) or {}, payload=r.payload or {}
+                    )
                     for r in records
                 ],
                 wait=True,
@@ -118,12 +113,12 @@ def upgrade_legacy_store(root: Path, batch_size: int = 512) -> dict[str, int]:
     partial = root / PARTIAL
     # the old store's lock first: a process upgrading it now holds it, and its copy in progress
     # must not be removed under it (raises if another process holds the old store)
-    legacy = QdrantClient(path=str(root))
+    legacy = QdrantEngine.local(str(root))
     counts: dict[str, int] = {}
     try:
         if partial.exists():
             shutil.rmtree(partial)  # an upgrade that was killed: start again
-        names = [c.name for c in legacy.get_collections().collections]
+        names = [c.name for c in legacy.client.get_collections().collections]
         _log.warning(
             "upgrading the embedded store at %s to Qdrant Edge (once): collections %s",
             root,

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shiori.config import Settings
 
 if TYPE_CHECKING:
-    from shiori.index import StoreClient
+    from shiori.index import StoreEngine
 
 err = Console(stderr=True, soft_wrap=True)  # messages stay whole lines in logs
 out = Console(soft_wrap=True)
@@ -45,7 +45,7 @@ def load_settings() -> Settings:
         fail(f"invalid configuration: {exc}", ExitStatus.USAGE)
 
 
-def open_store_or_exit(settings: Settings) -> StoreClient:
+def open_store_or_exit(settings: Settings) -> StoreEngine:
     """The store's client, or exit 3 saying why not (locked by another process, unreachable)."""
     from shiori.index import StoreLockedError, StoreUnavailableError, open_client
 

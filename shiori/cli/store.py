@@ -92,7 +92,7 @@ def migrate(
         totals = point_counts(source, [n for n in names if source.collection_exists(n)])
         progress = progress_bar(disable=as_json or not err.is_terminal)
         tasks = {n: progress.add_task(n, total=totals.get(n)) for n in names}
-        layout = dest_settings.cluster_layout() if dest_settings.is_remote else {}
+        layout = dest.layout
         if not as_json and len(totals) == len(names):
             err.print(
                 f"{settings.qdrant} → {to}: "
@@ -160,11 +160,8 @@ def check(
         if not client.collection_exists(settings.collection):
             err.print(f"collection '{settings.collection}' does not exist yet: run `shiori ingest`")
             raise typer.Exit(ExitStatus.FAILED)
-        size = client.get_collection(settings.collection).config.params.vectors
-        dimension = model_dimension(settings) or (
-            size["dense"].size if isinstance(size, dict) and "dense" in size else 0
-        )
-        index = NoteIndex(client, settings, dimension)
+        stored = client.collection_params(settings.collection).size("dense")
+        index = NoteIndex(client, settings, model_dimension(settings) or stored or 0)
         found = check_store(index, repair=repair)
         after = check_store(index) if found.repaired else found
     finally:

@@ -205,7 +205,7 @@ def test_a_key_that_stops_being_boolean_is_not_matched_as_one(tmp_path: Path) ->
     from qdrant_client import models as qm
 
     client = EdgeClient(tmp_path)
-    client.create_collection("p", sparse_vectors_config={"s": qm.SparseVectorParams()})
+    client.create_collection("p", {}, {"s": qm.SparseVectorParams()})
     client.upsert("p", [qm.PointStruct(id=1, vector={}, payload={"b": True})])
     client.set_payload("p", {"b": "no"}, points=[1])
     is_true = qm.Filter(must=[qm.FieldCondition(key="b", match=qm.MatchValue(value=True))])

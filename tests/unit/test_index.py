@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from qdrant_client import models as qm
 
 from shiori.config import Settings
+from shiori.engine import QdrantEngine
 from shiori.index import (
     Chunk,
     FileRecord,
@@ -87,13 +90,24 @@ class RecordingClient:
         self.real = QdrantClient(location=":memory:")
         self.created: dict[str, dict[str, object]] = {}
         self.indexed: dict[str, set[str]] = {}
+        self.index_calls = 0
 
     def create_collection(self, name: str, **kwargs: object) -> bool:
         self.created[name] = kwargs
         return self.real.create_collection(name, **kwargs)  # type: ignore[arg-type]
 
-    def create_payload_index(self, name: str, field: str, schema: object) -> None:
+    def create_payload_index(
+        self, name: str, field: str, schema: object, wait: bool = True
+    ) -> None:
         self.indexed.setdefault(name, set()).add(field)
+        self.index_calls += 1
+
+    def get_collection(self, name: str) -> Any:
+        """The real collection, with the recorded indexes in its schema, as a server says."""
+        info = self.real.get_collection(name)
+        keyword = qm.PayloadIndexInfo(data_type=qm.PayloadSchemaType.KEYWORD, points=0)
+        info.payload_schema = dict.fromkeys(self.indexed.get(name, ()), keyword)
+        return info
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.real, name)
@@ -103,10 +117,16 @@ def server_settings(**layout: int) -> Settings:
     return Settings(qdrant="http://qdrant.shiori.svc:6333", collection="c", **layout)
 
 
+def server(client: RecordingClient, settings: Settings) -> QdrantEngine:
+    """The engine `open_client` makes for a server URL, over the recording client."""
+    return QdrantEngine.for_server(settings, client=client)  # type: ignore[arg-type]
+
+
 def test_a_collection_on_a_server_gets_the_cluster_layout_from_the_settings() -> None:
     client = RecordingClient()
     settings = server_settings(shard_number=6, replication_factor=2, write_consistency_factor=1)
-    NoteIndex(client, settings, 4).ensure_collections()  # type: ignore[arg-type]
+    index = NoteIndex(server(client, settings), settings, 4)
+    index.ensure_collections()
     layout = {"shard_number": 6, "replication_factor": 2, "write_consistency_factor": 1}
     for name in ("c", "c__files"):  # the file records get replicas too
         assert {k: client.created[name].get(k) for k in layout} == layout
@@ -116,40 +136,56 @@ def test_a_collection_on_a_server_gets_the_cluster_layout_from_the_settings() ->
     # the collection really exists with the vectors Shiori expects
     params = client.real.get_collection("c").config.params
     assert params.vectors["dense"].size == 4  # type: ignore[index]
+    assert index.stored_dimension() == 4
+    # an existing collection whose indexes are all there: none created again; one that lacks
+    # one (its creation cut short) gets it
+    calls = client.index_calls
+    NoteIndex(server(client, settings), settings, 4).ensure_collections()
+    assert client.index_calls == calls
+    client.indexed["c"].discard("tags")
+    NoteIndex(server(client, settings), settings, 4).ensure_collections()
+    assert client.index_calls == calls + 1 and "tags" in client.indexed["c"]
 
 
 def test_without_a_layout_a_server_keeps_qdrants_defaults_and_embedded_ignores_it(
     tmp_path: Path,
 ) -> None:
     client = RecordingClient()
-    NoteIndex(client, server_settings(), 4).ensure_collections()  # type: ignore[arg-type]
+    NoteIndex(server(client, server_settings()), server_settings(), 4).ensure_collections()
     keys = {"shard_number", "replication_factor", "write_consistency_factor"}
     assert not keys & set(client.created["c"]) and not keys & set(client.created["c__files"])
 
-    embedded = RecordingClient()
+    # no layout for one process's shard (its payload indexes: tests/unit/test_transfer.py)
     settings = Settings(qdrant=str(tmp_path / "q"), collection="c", shard_number=6,
                         replication_factor=2)  # fmt: skip
-    NoteIndex(embedded, settings, 4).ensure_collections()  # type: ignore[arg-type]
-    # no layout for one process's shard (its payload indexes: tests/unit/test_transfer.py)
-    assert not keys & set(embedded.created["c"])
+    embedded = open_client(settings)
+    assert embedded.layout == {}
+    NoteIndex(embedded, settings, 4).ensure_collections()
+    assert embedded.collection_params("c").layout == {}
+    embedded.close()
+    # nor for qdrant-client's local mode, which has no payload indexes either
+    memory = RecordingClient()
+    local = Settings(qdrant=":memory:", collection="c", shard_number=6)
+    NoteIndex(QdrantEngine(memory), local, 4).ensure_collections()  # type: ignore[arg-type]
+    assert not keys & set(memory.created["c"]) and memory.indexed == {}
 
 
 def test_an_existing_collection_with_another_layout_is_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = RecordingClient()
-    NoteIndex(client, server_settings(shard_number=1), 4).ensure_collections()  # type: ignore[arg-type]
+    one = server_settings(shard_number=1)
+    NoteIndex(server(client, one), one, 4).ensure_collections()
     # the in-memory client does not keep the layout: give the existing collection one
     info = client.real.get_collection("c")
     info.config.params.shard_number = 1
     info.config.params.replication_factor = 1
     client.get_collection = lambda name: info  # type: ignore[method-assign]
     with caplog.at_level("WARNING", logger="shiori.index"):
-        NoteIndex(client, server_settings(shard_number=1), 4).ensure_collections()  # type: ignore[arg-type]
+        NoteIndex(server(client, one), one, 4).ensure_collections()
         assert not caplog.records
-        NoteIndex(
-            client, server_settings(shard_number=6, replication_factor=2), 4
-        ).ensure_collections()  # type: ignore[arg-type]
+        six = server_settings(shard_number=6, replication_factor=2)
+        NoteIndex(server(client, six), six, 4).ensure_collections()
     assert "shard_number=1, replication_factor=1" in caplog.text
     assert "shard_number=6, replication_factor=2" in caplog.text
 
@@ -160,7 +196,7 @@ def test_a_replica_that_loses_the_creation_race_uses_the_winners_collection() ->
     it goes on with the winner's collection, and still checks its dimension."""
     client = RecordingClient()
     settings = server_settings(shard_number=6, replication_factor=2)
-    NoteIndex(client, settings, 4).ensure_collections()  # the winner creates both
+    NoteIndex(server(client, settings), settings, 4).ensure_collections()  # the winner
     real_exists = client.real.collection_exists
 
     def loser_view() -> list[str]:
@@ -176,8 +212,8 @@ def test_a_replica_that_loses_the_creation_race_uses_the_winners_collection() ->
         return seen
 
     seen = loser_view()
-    NoteIndex(client, settings, 4).ensure_collections()
+    NoteIndex(server(client, settings), settings, 4).ensure_collections()
     assert seen == ["c", "c__files"]  # both creates were tried, lost, and accepted
     loser_view()
     with pytest.raises(ValueError, match="4-d vectors"):
-        NoteIndex(client, settings, 8).ensure_collections()
+        NoteIndex(server(client, settings), settings, 8).ensure_collections()

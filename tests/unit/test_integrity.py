@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from shiori.cli import app
 from shiori.config import Settings
-from shiori.index import DENSE, SPARSE, NoteIndex, _file_id, open_client, point_id
+from shiori.index import DENSE, SPARSE, NoteIndex, file_record_id, open_client, point_id
 from shiori.integrity import check
 from tests.unit.test_index import chunk, record, vec
 
@@ -36,7 +36,7 @@ def damage(index: NoteIndex) -> None:
     publish(index, "/leftover", "g1", 2)  # then an ingest of g2 killed before publishing
     index.write_chunks([chunk("/leftover", "g2", i) for i in range(2)], [vec(0), vec(1)])
     publish(index, "/unrecorded", "g1", 2)  # killed between the chunks' and records' commits
-    client.delete(index.files_collection, qm.PointIdsList(points=[_file_id("/unrecorded")]))
+    client.delete(index.files_collection, qm.PointIdsList(points=[file_record_id("/unrecorded")]))
     publish(index, "/mixed", "g1", 3)  # a half of g2 made live by hand
     index.write_chunks([chunk("/mixed", "g2", 0)], [vec(0)])
     client.set_payload(c, {"live": True}, points=[point_id("/mixed", "g2", 0)])

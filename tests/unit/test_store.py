@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from shiori.cli import app
 from shiori.config import Settings
 from shiori.edge import EdgeClient
-from shiori.index import NoteIndex, StoreClient, open_client
+from shiori.engine import QdrantEngine, StoreEngine
+from shiori.index import NoteIndex, open_client
 from shiori.store import MigrationError, migrate_store
 from tests.unit.test_index import RecordingClient, chunk, record, vec
 
@@ -37,7 +38,7 @@ def fill(location: Path, collection: str = "c") -> Settings:
     return settings
 
 
-def dump(client: StoreClient, collection: str) -> dict[str, Any]:
+def dump(client: StoreEngine | QdrantClient, collection: str) -> dict[str, Any]:
     """Every point of a collection: id → (payload, sparse vectors, dense vectors)."""
     points: dict[str, Any] = {}
     offset: Any = None
@@ -60,7 +61,9 @@ def unit(values: list[float]) -> list[float]:
     return [x / norm for x in values]
 
 
-def assert_same_points(copy: StoreClient, source: StoreClient, collection: str) -> None:
+def assert_same_points(
+    copy: StoreEngine | QdrantClient, source: StoreEngine | QdrantClient, collection: str
+) -> None:
     """Same ids, payloads and sparse vectors, and dense vectors of the same direction to float32
     precision: a cosine collection stores vectors normalised (an embedded store reopened from
     disk returns a point never rewritten since its upsert as given), and normalising again
@@ -77,7 +80,7 @@ def assert_same_points(copy: StoreClient, source: StoreClient, collection: str) 
 def test_migrate_copies_both_collections_with_their_vectors(tmp_path: Path) -> None:
     source_settings = fill(tmp_path / "src")
     source = open_client(source_settings)
-    dest = QdrantClient(location=":memory:")
+    dest = QdrantEngine.local()
     seen: dict[str, int] = {}
     report = migrate_store(
         source, dest, source_settings, Settings(qdrant=":memory:", collection="c"),
@@ -88,9 +91,10 @@ def test_migrate_copies_both_collections_with_their_vectors(tmp_path: Path) -> N
     for name in ("c", "c__files"):
         assert_same_points(dest, source, name)
     assert len(dump(dest, "c")) == N_CHUNKS + 1
-    vectors = dest.get_collection("c").config.params
+    vectors = dest.client.get_collection("c").config.params
     assert vectors.vectors["dense"].size == 4  # type: ignore[index]
     assert vectors.sparse_vectors["sparse"].modifier == qm.Modifier.IDF  # type: ignore[index]
+    assert report.layout == {}
     source.close()
 
 
@@ -114,7 +118,7 @@ def test_migrate_names_a_missing_source_collection(tmp_path: Path) -> None:
     source = open_client(source_settings)
     wrong = source_settings.model_copy(update={"collection": "other"})
     with pytest.raises(MigrationError, match="no collection other, other__files"):
-        migrate_store(source, QdrantClient(location=":memory:"), wrong, wrong)
+        migrate_store(source, QdrantEngine.local(), wrong, wrong)
     source.close()
 
 
@@ -125,18 +129,19 @@ def test_a_server_destination_gets_the_layout_of_its_settings_not_the_sources(
     with the settings' layout instead, and adds the payload indexes a server needs."""
     source_settings = fill(tmp_path / "src")
     source = open_client(source_settings)
-    dest = RecordingClient()  # stands in for the server: a real in-memory client, recorded
+    recording = RecordingClient()  # stands in for the server: a real in-memory client, recorded
     server = Settings(
         qdrant="http://qdrant:6333", collection="c",
         shard_number=6, replication_factor=2, write_consistency_factor=1,
     )  # fmt: skip
-    report = migrate_store(source, dest, source_settings, server)  # type: ignore[arg-type]
+    dest = QdrantEngine.for_server(server, client=recording)  # type: ignore[arg-type]
+    report = migrate_store(source, dest, source_settings, server)
     layout = {"shard_number": 6, "replication_factor": 2, "write_consistency_factor": 1}
     assert report.layout == layout
     for name in ("c", "c__files"):
-        assert {k: dest.created[name].get(k) for k in layout} == layout
-        assert_same_points(dest.real, source, name)
-    assert dest.indexed["c"] == {
+        assert {k: recording.created[name].get(k) for k in layout} == layout
+        assert_same_points(recording.real, source, name)
+    assert recording.indexed["c"] == {
         "path",
         "source",
         "generation",
