@@ -20,14 +20,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from blocks import write_block  # bench/ is on sys.path when run as a script
 
 from runtime.llm.guard import session_members
 from runtime.llm.supervisor import local_llm
+from runtime.serve_process import ServeProcess, serving
 from shiori.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,39 +199,25 @@ async def run_phase(url: str, phase: Phase, path: str, qs: list[str]) -> None:
         )
 
 
-def serve(work: Path, llm: Settings) -> tuple[subprocess.Popen[bytes], str]:
-    port = 18000 + os.getpid() % 1000
-    env = {
-        **os.environ,
+@contextlib.contextmanager
+def serve(
+    work: Path, llm_url: str, env: dict[str, str] | None = None, ready: str = "/readyz"
+) -> Iterator[ServeProcess]:
+    """`shiori serve` over the bundled notes in a store under ``work`` (``env`` over the
+    settings), ingested through its API; stopped after the block."""
+    overrides = {
         "SHIORI_QDRANT": str(work / "store"),
         "SHIORI_COLLECTION": "notes",
         "SHIORI_NOTES_DIR": str(REPO / "notes"),
         "SHIORI_UPLOADS_DIR": str(work / "uploads"),
-        "SHIORI_PORT": str(port),
         "SHIORI_API_KEYS": "",
-        "SHIORI_LLM_URL": llm.llm_url,
+        "SHIORI_LLM_URL": llm_url,
+        **(env or {}),
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "shiori.cli", "serve", "--log-level", "warning"],
-        env=env,
-        cwd=REPO,
-        stderr=(work / "serve.log").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).is_success:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    else:
-        raise RuntimeError(
-            f"shiori serve did not become ready:\n{(work / 'serve.log').read_text()}"
-        )
-    r = httpx.post(f"{url}/v1/ingest", json={"all": True}, timeout=1200)
-    r.raise_for_status()
-    return server, url
+    with serving(overrides, log=work / "serve.log", cwd=REPO, ready=ready, grace_s=60) as server:
+        r = httpx.post(f"{server.url}/v1/ingest", json={"all": True}, timeout=1200)
+        r.raise_for_status()
+        yield server
 
 
 def report(phases: list[dict[str, Any]], command: str, settings: Settings) -> str:
@@ -295,25 +281,24 @@ def main() -> None:
         local_llm(settings, Path(tempfile.gettempdir()) / "bench-load-vllm.log", print)
     )
     try:
-        with tempfile.TemporaryDirectory(prefix="shiori-load-") as tmp:
-            server, url = serve(Path(tmp), settings)
-            try:
-                results = []
-                for name, clients, seconds in (
-                    ("/v1/search", args.search_clients, args.search_s),
-                    ("/v1/ask", args.ask_clients, args.ask_s),
-                ):
-                    phase = Phase(name, clients, seconds)
-                    sid = supervisor.pid if supervisor is not None else None
-                    with MemoryProbe(server.pid, sid) as probe:
-                        asyncio.run(run_phase(url, phase, name, qs))
-                    phase.memory = probe.samples
-                    results.append(phase.summary())
-                    print(json.dumps(results[-1], ensure_ascii=False), flush=True)
-                alive = server.poll() is None and httpx.get(f"{url}/healthz").is_success
-            finally:
-                server.terminate()
-                server.wait(timeout=60)
+        with (
+            tempfile.TemporaryDirectory(prefix="shiori-load-") as tmp,
+            serve(Path(tmp), settings.llm_url) as server,
+        ):
+            url = server.url
+            results = []
+            for name, clients, seconds in (
+                ("/v1/search", args.search_clients, args.search_s),
+                ("/v1/ask", args.ask_clients, args.ask_s),
+            ):
+                phase = Phase(name, clients, seconds)
+                sid = supervisor.pid if supervisor is not None else None
+                with MemoryProbe(server.pid, sid) as probe:
+                    asyncio.run(run_phase(url, phase, name, qs))
+                phase.memory = probe.samples
+                results.append(phase.summary())
+                print(json.dumps(results[-1], ensure_ascii=False), flush=True)
+            alive = server.running() and httpx.get(f"{url}/healthz").is_success
     finally:
         llm.close()
     command = "python bench/bench_load.py " + " ".join(sys.argv[1:])

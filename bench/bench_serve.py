@@ -18,11 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -35,6 +32,7 @@ from blocks import write_block  # bench/ is on sys.path when run as a script
 
 from ingest.pipeline import Ingestor
 from runtime.llm.supervisor import local_llm
+from runtime.serve_process import serving
 from service.components import Components
 from shiori.chunk import Chunk
 from shiori.config import Settings, reveal
@@ -212,28 +210,10 @@ def serve_bench(embedder: Embedder, work: Path) -> dict[str, Any]:
     index.client.close()
     shutil.copytree(store, work / "notes-copy")
     (work / "notes-copy" / ".lock").unlink(missing_ok=True)
-    port = 18000 + os.getpid() % 1000
-    env = {
-        **os.environ,
-        "SHIORI_QDRANT": str(store),
-        "SHIORI_COLLECTION": "notes",
-        "SHIORI_PORT": str(port),
-        "SHIORI_API_KEYS": "",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "shiori.cli", "serve", "--log-level", "warning"],
-        env=env,
-        stderr=(work / "serve.log").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
+    env = {"SHIORI_QDRANT": str(store), "SHIORI_COLLECTION": "notes", "SHIORI_API_KEYS": ""}
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).is_success:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
+        server = llm.enter_context(serving(env, log=work / "serve.log"))
+        url = server.url
         out: dict[str, Any] = {}
         bodies = [{"question": q} for q in QUESTIONS]
         asyncio.run(timed_requests(url, "/v1/search", bodies, 1))  # warm-up
@@ -275,9 +255,7 @@ def serve_bench(embedder: Embedder, work: Path) -> dict[str, Any]:
         )
         return out
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        llm.close()
+        llm.close()  # the service, then the LLM
 
 
 def report(

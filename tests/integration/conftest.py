@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +16,7 @@ import pytest
 from ingest.pipeline import Ingestor
 from runtime.llm import vllm_cpu
 from runtime.llm.guard import session_members
+from runtime.serve_process import free_port, serving
 from shiori.config import Settings
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex, open_client
@@ -38,12 +35,6 @@ def settings_for(index: NoteIndex, llm: Settings, **extra: Any) -> Settings:
         llm_api_key=llm.llm_api_key,
         **extra,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -104,20 +95,6 @@ class Served:
         return httpx.Client(base_url=self.url, headers=headers, timeout=300)
 
 
-def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"shiori serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).is_success:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    pytest.fail("shiori serve did not come up")
-
-
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory, llm_settings: Settings) -> Iterator[Served]:
     """`shiori serve` over three of the bundled notes, ingested through its API."""
@@ -126,9 +103,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, llm_settings: Settings) -> 
     notes.mkdir()
     for name in ("05-gemma.md", "09-lora.md", "10-qlora-en.md"):
         shutil.copy(NOTES / name, notes / name)
-    port = free_port()
     env = {
-        **os.environ,
         "SHIORI_QDRANT": str(root / "store"),
         "SHIORI_NOTES_DIR": str(notes),
         "SHIORI_UPLOADS_DIR": str(root / "uploads"),
@@ -138,29 +113,16 @@ def served(tmp_path_factory: pytest.TempPathFactory, llm_settings: Settings) -> 
         "SHIORI_LLM_API_KEY": LLM_KEY,
         "SHIORI_LLM_MAX_TOKENS": "24",
         "SHIORI_API_KEYS": SERVED_KEY,
-        "SHIORI_PORT": str(port),
         "SHIORI_MAX_UPLOAD_MB": "1",
         "PYTHONPATH": str(REPO),  # this checkout's code, run from another working directory
     }
     log = root / "serve.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "shiori.cli", "serve", "--log-level", "warning"],
-            env=env,
-            cwd=root,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    svc = Served(f"http://127.0.0.1:{port}", notes, root / "uploads", log)
-    try:
-        wait_until_up(svc.url, proc, log)
+    with serving(env, log=log, cwd=root, ready="/healthz", timeout_s=240, grace_s=60) as server:
+        svc = Served(server.url, notes, root / "uploads", log)
         with svc.client() as http:
             r = http.post("/v1/ingest", json={"all": True})
             assert r.status_code == 200 and r.json()["files_new"] == 3, r.text
         yield svc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

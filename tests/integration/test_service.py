@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from runtime.serve_process import serve_command, serving
 from service.app import create_app
 from service.components import Components
 from shiori.client import parse_sse
@@ -328,10 +330,8 @@ def test_cli_through_a_running_service(
     tmp_path: Path, llm_settings: Settings, notes_copy: Path
 ) -> None:
     """`shiori serve` as a process; `shiori ingest --server` and `shiori ask` talk to it."""
-    import os
     import subprocess
     import sys
-    import time
 
     port = free_port()
     env = {
@@ -346,17 +346,10 @@ def test_cli_through_a_running_service(
         "SHIORI_INGEST_ROOTS": str(notes_copy),
     }
     shiori = [sys.executable, "-m", "shiori.cli"]
-    server = subprocess.Popen([*shiori, "serve"], env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).is_success:
-                    break
-            except httpx.TransportError:
-                time.sleep(1)
-        else:
-            pytest.fail("shiori serve did not come up")
+    log = tmp_path / "serve.log"
+    with serving(
+        env, port=port, log=log, command=serve_command("info"), ready="/healthz", timeout_s=180
+    ):
 
         def cli(*args: str, **env_changes: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
@@ -377,8 +370,5 @@ def test_cli_through_a_running_service(
         assert "Sources" in plain.stdout and "05-gemma.md" in plain.stdout
         nokey = cli("ask", GEMMA_DATE, SHIORI_API_KEY="")
         assert nokey.returncode == 2 and "API key" in nokey.stderr
-    finally:
-        server.terminate()
-        _, log = server.communicate(timeout=30)
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the parent sees why it ended
-    assert "Application shutdown complete" in log
+    assert "Application shutdown complete" in log.read_text()
