@@ -86,6 +86,30 @@ class Case:
 
 
 @contextmanager
+def opened(
+    folder: Path, embedder: Embedder, store: Path, collection: str, **settings: Any
+) -> Iterator[Case]:
+    """A Case over the store at ``store`` (empty, or written by the CLI or a watcher), the
+    working directory being ``folder`` (sources are shown relative to it); nothing ingested
+    here. ``settings`` are the service's (uploads: ``folder``/uploads unless given)."""
+    settings.setdefault("uploads_dir", folder / "uploads")
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        s = Settings(qdrant=str(store), collection=collection, **settings)
+        index = NoteIndex(open_client(s), s, embedder.dimension)
+        index.ensure_collections()
+        parts = Components.assemble(s, embedder, index)
+        with asyncio.Runner() as loop:
+            try:
+                yield Case(parts, IngestReport(), folder, loop)
+            finally:
+                loop.run(parts.aclose())
+    finally:
+        os.chdir(cwd)
+
+
+@contextmanager
 def ingested(
     number: str, embedder: Embedder, tmp_path: Path, llm: Settings | None = None
 ) -> Iterator[Case]:

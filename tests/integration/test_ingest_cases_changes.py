@@ -13,53 +13,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from ingest.pipeline import IngestReport
 from service.app import create_app
-from service.components import Components
-from shiori.config import Settings
 from shiori.embedding import Embedder
-from shiori.index import NoteIndex, open_client
-from tests.integration.test_ingest_cases import Case, case_dir, run_cli
+from tests.integration.test_ingest_cases import case_dir, opened, run_cli
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def opened(
-    folder: Path, store: Path, collection: str, embedder: Embedder, **extra: Any
-) -> Iterator[Case]:
-    """The store that `run_cli` (or a watcher) wrote, with the API over it, from ``folder``."""
-    cwd = Path.cwd()
-    os.chdir(folder)
-    try:
-        settings = Settings(
-            qdrant=str(store),
-            collection=collection,
-            uploads_dir=folder / "uploads",
-            ingest_roots=[folder],
-            **extra,
-        )
-        index = NoteIndex(open_client(settings), settings, embedder.dimension)
-        index.ensure_collections()
-        parts = Components.assemble(settings, embedder, index)
-        with asyncio.Runner() as loop:
-            try:
-                yield Case(parts, IngestReport(), folder, loop)
-            finally:
-                loop.run(parts.aclose())
-    finally:
-        os.chdir(cwd)
 
 
 def cli_ingest(work: Path, store: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -90,7 +57,7 @@ def test_22_an_emptied_note_keeps_no_passages(embedder: Embedder, tmp_path: Path
     assert empty == {"notes/todo.md", "notes/draft.md"}
     assert second["chunks_deleted"] == 2
 
-    with opened(work, store, "cli", embedder) as case:
+    with opened(work, embedder, store, "cli", ingest_roots=[work]) as case:
         notes = case.notes()
         for emptied in ("notes/todo.md", "notes/draft.md"):
             assert notes.get(emptied, {"chunks": 0})["chunks"] == 0
@@ -130,7 +97,9 @@ def test_26_a_renamed_watched_folder_is_read_at_its_new_name(
     before_names = {"vault/index.md", "vault/week1/cnn.md", "vault/week1/rnn.md"}
     after_names = {"vault/index.md", "vault/week01/cnn.md", "vault/week01/rnn.md"}
 
-    with opened(work, tmp_path / "store", "watch", embedder, watch=[vault]) as case:
+    with opened(
+        work, embedder, tmp_path / "store", "watch", ingest_roots=[work], watch=[vault]
+    ) as case:
 
         async def scenario() -> tuple[dict[str, int], dict[str, int], list[dict[str, Any]]]:
             app = create_app(case.parts.settings, case.parts)
@@ -200,7 +169,7 @@ def test_29_a_note_moved_within_its_folder_is_forgotten_at_its_old_path(
     assert second["duplicates"] == []
     assert (second["embeddings_computed"], second["embeddings_reused"]) == (0, 1)  # desirable
 
-    with opened(work, store, "cli", embedder) as case:
+    with opened(work, embedder, store, "cli", ingest_roots=[work]) as case:
         notes = case.notes()
         assert set(notes) == {"notes/rnn.md", "notes/transformer/attention.md"}
         assert all((work / source).is_file() for source in notes)

@@ -13,9 +13,7 @@ status matters, and the real vLLM where a README asks about answers.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import shutil
 import socket
 import threading
@@ -30,37 +28,13 @@ import pytest
 import uvicorn
 
 from ingest.discovery import LOOP, OUTSIDE
-from ingest.pipeline import IngestReport
 from service.app import create_app
 from service.components import Components
 from shiori.config import Settings
 from shiori.embedding import Embedder
-from shiori.index import NoteIndex, open_client
-from tests.integration.test_ingest_cases import Case, case_dir, ingested, run_cli
+from tests.integration.test_ingest_cases import case_dir, ingested, opened, run_cli
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def in_folder(
-    folder: Path, embedder: Embedder, store: Path, collection: str, **settings: Any
-) -> Iterator[Case]:
-    """A Case over the store at ``store`` (empty or written by the CLI), the working directory
-    being ``folder`` (sources are shown relative to it); nothing ingested here."""
-    cwd = Path.cwd()
-    os.chdir(folder)
-    try:
-        s = Settings(qdrant=str(store), collection=collection, **settings)
-        index = NoteIndex(open_client(s), s, embedder.dimension)
-        index.ensure_collections()
-        parts = Components.assemble(s, embedder, index)
-        with asyncio.Runner() as loop:
-            try:
-                yield Case(parts, IngestReport(), folder, loop)
-            finally:
-                loop.run(parts.aclose())
-    finally:
-        os.chdir(cwd)
 
 
 @contextmanager
@@ -108,7 +82,7 @@ def test_21_the_cli_uploads_a_folder_tree_keeping_its_folders(
     folder = case_dir("21")
     uploads = tmp_path / "uploads"
     with (
-        in_folder(folder, embedder, tmp_path / "store", "c21", uploads_dir=uploads) as case,
+        opened(folder, embedder, tmp_path / "store", "c21", uploads_dir=uploads) as case,
         served(case.parts) as url,
     ):
         done = run_cli(["ingest", "--server", url, "--upload", "--json", str(folder / "notes")],
@@ -140,7 +114,7 @@ def test_21_a_second_upload_of_the_folder_forgets_renamed_and_deleted_notes(
     shutil.copytree(case_dir("21") / "notes", notes)
     uploads = tmp_path / "uploads"
     with (
-        in_folder(case_dir("21"), embedder, tmp_path / "store", "c21s", uploads_dir=uploads)
+        opened(case_dir("21"), embedder, tmp_path / "store", "c21s", uploads_dir=uploads)
         as case,
         served(case.parts) as url,
     ):  # fmt: skip
@@ -167,7 +141,7 @@ def test_21_a_second_upload_of_the_folder_forgets_renamed_and_deleted_notes(
 
 def test_21_multipart_parts_whose_names_carry_folders(embedder: Embedder, tmp_path: Path) -> None:
     folder = case_dir("21")
-    with in_folder(folder, embedder, tmp_path / "store", "c21b",
+    with opened(folder, embedder, tmp_path / "store", "c21b",
                    uploads_dir=tmp_path / "uploads") as case:  # fmt: skip
         files = [
             ("file", (f"{year}/summary.md", (folder / "notes" / year / "summary.md").read_bytes()))
@@ -254,7 +228,7 @@ def test_27_a_linked_folder_is_ingested_once_and_its_loop_named(
     report = json.loads(done.stdout)
     assert (report["files_seen"], report["files_new"], report["files_failed"]) == (2, 2, 0)
     assert {"path": "vault/lectures/again", "warning": LOOP} in report["warnings"], report
-    with in_folder(tmp_path, embedder, store, "cli") as case:
+    with opened(tmp_path, embedder, store, "cli") as case:
         notes = case.notes()
         assert set(notes) == {"vault/index.md", "vault/lectures/graph-theory.md"}, notes
         assert not any("again/" in c.source for c in case.chunks())
@@ -267,7 +241,7 @@ def test_27_the_service_never_follows_a_link_out_of_its_folders(
     embedder: Embedder, tmp_path: Path
 ) -> None:
     root = vault(tmp_path).resolve()
-    with in_folder(tmp_path, embedder, tmp_path / "store", "c27",
+    with opened(tmp_path, embedder, tmp_path / "store", "c27",
                    ingest_roots=[root], uploads_dir=tmp_path / "uploads") as case:  # fmt: skip
         r = case.request("POST", "/v1/ingest", json={"paths": [str(root)], "all": True})
         assert r.status_code == 200, r.text
@@ -285,7 +259,7 @@ def test_a_path_prefix_never_takes_in_a_sibling_folder(embedder: Embedder, tmp_p
     for name in ("notes/ml/adam.md", "notes/ml-old/adam.md", "notes/ml.md"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text.replace("0.001", f"0.001 ({name})"), encoding="utf-8")
-    with in_folder(tmp_path, embedder, tmp_path / "store", "prefix") as case:
+    with opened(tmp_path, embedder, tmp_path / "store", "prefix") as case:
         report = case.parts.ingestor.run([tmp_path / "notes"])
         assert report.files_new == 3
         assert len(case.search("Adam の学習率")) == 3  # all three answer without a filter

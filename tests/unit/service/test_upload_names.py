@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -131,27 +133,43 @@ class _Ingestor:
         return IngestReport(files_seen=len(self.paths))
 
 
-def upload(tmp_path: Path, files: list[tuple[str, bytes]]) -> tuple[httpx.Response, _Ingestor]:
-    settings_ = Settings(qdrant=":memory:", uploads_dir=tmp_path / "uploads")
+PostIngest = Callable[..., httpx.Response]
+
+
+@pytest.fixture
+def post_ingest(tmp_path: Path) -> PostIngest:
+    """POST /v1/ingest to the app over a stand-in ingestor (the first argument), its uploads
+    folder ``tmp_path``/uploads; the other arguments are httpx's (``files``, ``data``...)."""
+
+    def send(ingestor: _Ingestor, **request: Any) -> httpx.Response:
+        settings_ = Settings(qdrant=":memory:", uploads_dir=tmp_path / "uploads")
+        parts = SimpleNamespace(
+            settings=settings_, ingestor=ingestor, ingest_lock=asyncio.Lock(), metrics=Metrics()
+        )
+        app = create_app(settings_, parts)  # type: ignore[arg-type]
+        app.state.components = parts
+
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://shiori") as http:
+                return await http.post("/v1/ingest", **request)
+
+        return asyncio.run(go())
+
+    return send
+
+
+def upload(send: PostIngest, files: list[tuple[str, bytes]]) -> tuple[httpx.Response, _Ingestor]:
     ingestor = _Ingestor()
-    parts = SimpleNamespace(
-        settings=settings_, ingestor=ingestor, ingest_lock=asyncio.Lock(), metrics=Metrics()
-    )
-    app = create_app(settings_, parts)  # type: ignore[arg-type]
-    app.state.components = parts
-
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shiori") as http:
-            form = [("file", (name, data)) for name, data in files]
-            return await http.post("/v1/ingest", files=form)
-
-    return asyncio.run(go()), ingestor
+    form = [("file", (name, data)) for name, data in files]
+    return send(ingestor, files=form), ingestor
 
 
-def test_the_route_keeps_same_named_notes_of_two_folders(tmp_path: Path) -> None:
+def test_the_route_keeps_same_named_notes_of_two_folders(
+    tmp_path: Path, post_ingest: PostIngest
+) -> None:
     r, ingestor = upload(
-        tmp_path, [("2024/summary.md", b"# 2024\n"), ("2025/summary.md", b"# 25\n")]
+        post_ingest, [("2024/summary.md", b"# 2024\n"), ("2025/summary.md", b"# 25\n")]
     )
     assert r.status_code == 200, r.text
     uploads = (tmp_path / "uploads").resolve()
@@ -160,25 +178,29 @@ def test_the_route_keeps_same_named_notes_of_two_folders(tmp_path: Path) -> None
     assert (uploads / "2025/summary.md").read_bytes() == b"# 25\n"
 
 
-def test_the_route_refuses_bad_names_before_writing_anything(tmp_path: Path) -> None:
+def test_the_route_refuses_bad_names_before_writing_anything(
+    tmp_path: Path, post_ingest: PostIngest
+) -> None:
     for files in (
         [("a.md", b"a"), ("../escape.md", b"x")],
         [("a.md", b"a"), ("/etc/escape.md", b"x")],
         [("2024/summary.md", b"a"), ("2024\\summary.md", b"x")],
     ):
-        r, ingestor = upload(tmp_path, files)
+        r, ingestor = upload(post_ingest, files)
         assert r.status_code == 422 and r.json()["error"]["type"] == "invalid_request", r.text
         assert files[1][0] in r.json()["error"]["message"] or "same file" in r.text
         assert ingestor.paths == [] and not (tmp_path / "uploads" / "a.md").exists()
     assert not (tmp_path / "escape.md").exists()
 
 
-def test_a_link_in_the_uploads_folder_carries_no_write_out_of_it(tmp_path: Path) -> None:
+def test_a_link_in_the_uploads_folder_carries_no_write_out_of_it(
+    tmp_path: Path, post_ingest: PostIngest
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (tmp_path / "uploads").mkdir()
     (tmp_path / "uploads" / "linked").symlink_to(outside, target_is_directory=True)
-    r, ingestor = upload(tmp_path, [("linked/x.md", b"x")])
+    r, ingestor = upload(post_ingest, [("linked/x.md", b"x")])
     assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden_path", r.text
     assert not (outside / "x.md").exists() and ingestor.paths == []
 
@@ -203,29 +225,17 @@ class _Syncing(_Ingestor):
         return IngestReport(files_deleted=len(gone), forgotten=forgotten)
 
 
-def post(tmp_path: Path, form: list[tuple[str, object]], ingestor: _Ingestor) -> httpx.Response:
-    settings_ = Settings(qdrant=":memory:", uploads_dir=tmp_path / "uploads")
-    parts = SimpleNamespace(
-        settings=settings_, ingestor=ingestor, ingest_lock=asyncio.Lock(), metrics=Metrics()
-    )
-    app = create_app(settings_, parts)  # type: ignore[arg-type]
-    app.state.components = parts
-
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shiori") as http:
-            files = [(k, v) for k, v in form if k == "file"]
-            data: dict[str, list[object]] = {}
-            for k, v in form:
-                if k != "file":
-                    data.setdefault(k, []).append(v)
-            return await http.post("/v1/ingest", files=files, data=data)  # type: ignore[arg-type]
-
-    return asyncio.run(go())
+def post(send: PostIngest, form: list[tuple[str, object]], ingestor: _Ingestor) -> httpx.Response:
+    files = [(k, v) for k, v in form if k == "file"]
+    data: dict[str, list[object]] = {}
+    for k, v in form:
+        if k != "file":
+            data.setdefault(k, []).append(v)
+    return send(ingestor, files=files, data=data)
 
 
 def test_a_synced_folder_upload_forgets_the_notes_renamed_or_deleted_since(
-    tmp_path: Path,
+    tmp_path: Path, post_ingest: PostIngest
 ) -> None:
     uploads = (tmp_path / "uploads").resolve()
     old = {"notes/2024/summary.md": b"# 24\n", "notes/2025/summary.md": b"# 25\n",
@@ -240,7 +250,7 @@ def test_a_synced_folder_upload_forgets_the_notes_renamed_or_deleted_since(
         ("file", ("notes/keep.md", b"k")),
         ("sync_root", "notes"),
     ]
-    r = post(tmp_path, form, ingestor)
+    r = post(post_ingest, form, ingestor)
     assert r.status_code == 200, r.text
     assert not (uploads / "notes/2024/summary.md").exists()
     assert not (uploads / "notes/2025/summary.md").exists()
@@ -251,34 +261,36 @@ def test_a_synced_folder_upload_forgets_the_notes_renamed_or_deleted_since(
     assert all("sync_root" in reason for reason in forgotten.values())
 
 
-def test_without_sync_root_an_upload_only_adds(tmp_path: Path) -> None:
+def test_without_sync_root_an_upload_only_adds(tmp_path: Path, post_ingest: PostIngest) -> None:
     uploads = (tmp_path / "uploads").resolve()
     (uploads / "notes").mkdir(parents=True)
     (uploads / "notes" / "old.md").write_bytes(b"o")
-    r = post(tmp_path, [("file", ("notes/new.md", b"n"))], _Ingestor())
+    r = post(post_ingest, [("file", ("notes/new.md", b"n"))], _Ingestor())
     assert r.status_code == 200, r.text
     assert (uploads / "notes" / "old.md").exists()
 
 
-def test_a_synced_upload_only_adds_outside_its_folder(tmp_path: Path) -> None:
+def test_a_synced_upload_only_adds_outside_its_folder(
+    tmp_path: Path, post_ingest: PostIngest
+) -> None:
     uploads = (tmp_path / "uploads").resolve()
     (uploads / "elsewhere").mkdir(parents=True)
     (uploads / "elsewhere" / "old.md").write_bytes(b"o")
     form: list[tuple[str, object]] = [("file", ("elsewhere/a.md", b"a")), ("sync_root", "notes")]
-    r = post(tmp_path, form, _Ingestor())
+    r = post(post_ingest, form, _Ingestor())
     assert r.status_code == 200, r.text
     assert (uploads / "elsewhere" / "a.md").exists() and (uploads / "elsewhere" / "old.md").exists()
     for bad in ("../x", "/abs", ".hidden"):
-        r = post(tmp_path, [("file", ("notes/a.md", b"a")), ("sync_root", bad)], _Ingestor())
+        r = post(post_ingest, [("file", ("notes/a.md", b"a")), ("sync_root", bad)], _Ingestor())
         assert r.status_code == 422 and "sync_root" in r.text, r.text
 
 
-def test_a_refused_upload_writes_nothing(tmp_path: Path) -> None:
+def test_a_refused_upload_writes_nothing(tmp_path: Path, post_ingest: PostIngest) -> None:
     """`uploads/a.md` is a file: `a.md/b.md` is refused, and `x/new.md` before it not kept."""
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     (uploads / "a.md").write_bytes(b"a")
-    r, ingestor = upload(tmp_path, [("x/new.md", b"n"), ("a.md/b.md", b"b")])
+    r, ingestor = upload(post_ingest, [("x/new.md", b"n"), ("a.md/b.md", b"b")])
     assert r.status_code == 422, r.text
     assert not (uploads / "x" / "new.md").exists() and ingestor.paths == []
     assert (uploads / "a.md").read_bytes() == b"a"
@@ -303,34 +315,22 @@ def test_only_a_drive_with_a_separator_is_absolute() -> None:
             upload_relpath(name)
 
 
-def raw_upload(tmp_path: Path, disposition: bytes) -> tuple[httpx.Response, _Ingestor]:
-    settings_ = Settings(qdrant=":memory:", uploads_dir=tmp_path / "uploads")
-    ingestor = _Ingestor()
-    parts = SimpleNamespace(
-        settings=settings_, ingestor=ingestor, ingest_lock=asyncio.Lock(), metrics=Metrics()
-    )
-    app = create_app(settings_, parts)  # type: ignore[arg-type]
-    app.state.components = parts
+def raw_upload(send: PostIngest, disposition: bytes) -> tuple[httpx.Response, _Ingestor]:
     body = b'--B\r\nContent-Disposition: form-data; name="file"; ' + disposition
     body += b"\r\n\r\n# x\r\n--B--\r\n"
-
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://shiori") as http:
-            headers = {"content-type": "multipart/form-data; boundary=B"}
-            return await http.post("/v1/ingest", content=body, headers=headers)
-
-    return asyncio.run(go()), ingestor
+    headers = {"content-type": "multipart/form-data; boundary=B"}
+    ingestor = _Ingestor()
+    return send(ingestor, content=body, headers=headers), ingestor
 
 
 def test_filename_star_is_preferred_and_its_absence_of_filename_is_explained(
-    tmp_path: Path,
+    tmp_path: Path, post_ingest: PostIngest
 ) -> None:
     r, ingestor = raw_upload(
-        tmp_path, b"filename=\"a.md\"; filename*=UTF-8''2024%2F%E3%83%8E%E3%83%BC%E3%83%88.md"
+        post_ingest, b"filename=\"a.md\"; filename*=UTF-8''2024%2F%E3%83%8E%E3%83%BC%E3%83%88.md"
     )
     assert r.status_code == 200, r.text
     assert ingestor.paths == [(tmp_path / "uploads").resolve() / "2024" / "ノート.md"]
-    r, _ = raw_upload(tmp_path, b"filename*=UTF-8''%E3%83%8E.md")
+    r, _ = raw_upload(post_ingest, b"filename*=UTF-8''%E3%83%8E.md")
     assert r.status_code == 422 and "filename" in r.json()["error"]["message"], r.text
     assert "unexpected form fields" not in r.text
