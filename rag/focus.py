@@ -1,5 +1,11 @@
 """Shorter prompts: the model reads the sentences that bear on the question, not whole chunks.
 
+Opt-in (`SHIORI_PROMPT_FOCUS`), not the default: measured on the bundled golden set in one
+session (`shiori eval run --ingest notes/ --start-llm`, bf16, 2026-12-07) it cut the prompt from
+1,386 to 1,084 tokens on average and left p50 where it was (8.18 against 8.25 s; generation,
+not the prompt, is most of an answer on this CPU), while answering 2 questions more wrongly
+from what was left around the cut (hallucination 0.012 → 0.036; docs/benchmarks.md).
+
 A chunk is a section of a note (up to ~320 embedding tokens) and the prompt carries up to six of
 them, so most of what the model reads before it writes is unrelated to the question; on this CPU
 the prompt's prefill is a large part of the time to the first token (`make bench-answer`).

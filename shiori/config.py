@@ -166,10 +166,11 @@ class Settings(BaseSettings):
         description="leave out passages whose fused score is below this share of the best one's",
     )
     prompt_focus: bool = Field(
-        default=True,
+        default=False,
         description="show a long passage to the model as the sentences holding the question's "
-        "terms, with their neighbours (rag/focus.py; docs/benchmarks.md: prompt tokens, TTFT, "
-        "coverage and hallucination with and without)",
+        "rarer terms, with their neighbours (rag/focus.py). Off: on the bundled set it cut the "
+        "prompt by 22% but answered 2 more questions wrongly at the same p50 "
+        "(docs/benchmarks.md, 'Shorter prompts')",
     )
     context_tokens: int = Field(
         default=1600, ge=128, description="budget of the sources in the prompt (embedding tokens)"
