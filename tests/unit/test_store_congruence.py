@@ -147,15 +147,15 @@ def life(index: NoteIndex, rows: list[tuple[Chunk, Vectors]], query: Vectors) ->
     return seen
 
 
-def assert_same_ranking(got: list[Any], want: list[Any], key: str) -> None:
-    """The same hits with the same scores; in the same order except among (near) ties, whose
-    order neither engine promises."""
+def assert_same_ranking(got: list[Any], want: list[Any], key: str, tolerance: float = 1e-4) -> None:
+    """The same hits with the same scores (within ``tolerance``); in the same order except
+    among (near) ties, whose order neither engine promises."""
     assert sorted(g[:2] for g in got) == sorted(w[:2] for w in want), key
-    assert [g[2] for g in got] == pytest.approx([w[2] for w in want], abs=1e-4), key
+    assert [g[2] for g in got] == pytest.approx([w[2] for w in want], abs=tolerance), key
     position = {w[:2]: i for i, w in enumerate(want)}
     for i, a in enumerate(got):
         for b in got[i + 1 :]:
-            if a[2] - b[2] > 1e-3:
+            if a[2] - b[2] > 10 * tolerance:
                 assert position[a[:2]] < position[b[:2]], (a, b)
 
 
@@ -195,7 +195,10 @@ def test_both_engines_answer_every_call_alike(
                 # (Qdrant Edge) against float64 (qdrant-client) into different fused scores
                 assert sorted(g[:2] for g in got[key]) == sorted(w[:2] for w in want[key])
                 continue
-            assert_same_ranking(got[key], want[key], key)
+            # DBSF normalises each side by its mean and spread (3 sigma): Qdrant Edge's float32
+            # scores against qdrant-client's float64 differ by up to ~1e-3 after it (seed 8)
+            tolerance = 5e-3 if fusion == "dbsf" else 1e-4
+            assert_same_ranking(got[key], want[key], key, tolerance)
         elif key.startswith("vectors"):
             assert got[key].keys() == want[key].keys()
             for hit, vector in want[key].items():
