@@ -53,7 +53,7 @@ browser:  ## Debian's Chromium and a Japanese font, for the web page's browser t
 
 test: models browser  ## every test, the slow real-model ones included (what CI runs)
 	$(SHIORI) llm setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=40 $(PYTEST_ARGS)
 
 test-fast: setup  ## only the fast tests (no model loads)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
