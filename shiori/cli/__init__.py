@@ -1,17 +1,17 @@
 """The `shiori` command: the entry point at the top of the layers.
 
-Nothing imports this package; it imports the jobs below it (`service`, `eval`, `runtime`,
+Nothing imports this package; it imports the jobs below it (`service`, `eval`, `study`, `runtime`,
 `rag`, `ingest` and the core) and wires them into subcommands, one module per command group:
 `notes` (ingest, remove, stats), `models` (models …, config), `serve` (serve, up, mcp), `ask`,
-`llm` (llm …), `evaluate` (eval …), `store` (store …). What they share (consoles, exit
-statuses, the error helper, the progress bar) is in `common`.
+`llm` (llm …), `evaluate` (eval …), `store` (store …), `study` (quiz). What they share
+(consoles, exit statuses, the error helper, the progress bar) is in `common`.
 """
 
 from __future__ import annotations
 
 import typer
 
-from shiori.cli import ask, evaluate, llm, models, notes, serve, store
+from shiori.cli import ask, evaluate, llm, models, notes, serve, store, study
 
 app = typer.Typer(
     help=(
@@ -34,6 +34,7 @@ app.command()(notes.stats)
 app.command()(serve.serve)
 app.command()(serve.up)
 app.command()(ask.ask)
+app.command()(study.quiz)
 app.command()(serve.mcp)
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(store.app, name="store")
