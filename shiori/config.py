@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         "large ingest). Needs a C compiler.",
     )
     threads: int | None = Field(default=None, ge=1, description="Torch threads; None = all cores.")
+    pad_multiple: int = Field(
+        default=0,
+        ge=0,
+        le=512,
+        description="Pad each batch the embedder and the verifier run to a multiple of this many "
+        "tokens (0 or 1: to the batch's longest text only).",
+    )
 
     ingest_group_chunks: int = Field(
         default=256,

@@ -94,6 +94,7 @@ class Embedder:
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        multiple = self.settings.pad_multiple
         vectors = self.model.encode(
             texts,
             prompt="",
@@ -101,6 +102,7 @@ class Embedder:
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
+            processing_kwargs={"text": {"pad_to_multiple_of": multiple}} if multiple > 1 else None,
         )
         return np.asarray(vectors, dtype=np.float32)
 

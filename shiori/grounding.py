@@ -129,6 +129,7 @@ class GroundingVerifier:
 
         tokenizer, model, head = self._parts
         texts = [verifier_input(c) for c in claims]
+        multiple = self.settings.pad_multiple
         out: list[np.ndarray] = []
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
@@ -137,6 +138,7 @@ class GroundingVerifier:
                     padding=True,
                     truncation=True,
                     max_length=MAX_TOKENS,
+                    pad_to_multiple_of=multiple if multiple > 1 else None,
                     return_tensors="pt",
                 )
                 hidden = model(**batch).last_hidden_state
