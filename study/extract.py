@@ -155,6 +155,7 @@ def sentences(chunk: Chunk, language: Language) -> Iterator[tuple[str, int]]:
 
 def _clean(answer: str) -> str:
     answer = answer.strip().lstrip("、,").strip().strip("「」『』\"“”'`*").strip()
+    answer = re.sub(r"^(?:a|an|the) (?=\w)", "", answer)  # "a parallel scan" → "parallel scan"
     return re.sub(r"[。．.、,;：:]+$", "", answer).strip()
 
 
@@ -203,6 +204,16 @@ def _en_subject(ctx: Context, term: str) -> str:
     if not subject or ctx.about(term) or re.search(r"(?<=.)[A-Z]|\d", term):
         return term
     return f"{term} in {subject}"
+
+
+def _en_noun(ctx: Context, term: str) -> str:
+    """A sentence's subject as a question names it: "The large model" → "the large model in
+    Mamba"; a name ("Mamba", "GPT-4") as it is."""
+    term = term.strip()
+    bare = re.sub(r"^(?:the|a|an) ", "", term, flags=re.I)
+    if re.search(r"(?<=.)[A-Z]|\d", bare) or (bare == term and bare[:1].isupper()):
+        return bare
+    return f"the {_en_subject(ctx, bare)}"
 
 
 def _attribute(label: str) -> str:
@@ -327,7 +338,7 @@ def en_facts(sentence: str, ctx: Context) -> list[Fact]:
         verb = "rely on" if m["v"] == "relies on" else m["v"][:-1]
         if not _EN_DEMONSTRATIVE.match(m["a"]) and not _EN_DEMONSTRATIVE.match(m["b"]):
             return [
-                Fact("contrast", f"What does {_en_subject(ctx, m[side])} {verb}?", m[what])
+                Fact("contrast", f"What does {_en_noun(ctx, m[side])} {verb}?", m[what])
                 for side, what in (("a", "x"), ("b", "y"))
             ]
     if m := _EN_BY.match(s):
@@ -427,7 +438,8 @@ def table_facts(chunk: Chunk, ctx: Context) -> Iterator[tuple[Fact, str, int]]:
                 if ctx.language == "ja":
                     q = f"{_ja_subject(ctx, entity)}の{_attribute(attribute)}は何ですか？"
                 else:
-                    q = f"What is the {_attribute(attribute)} of {_en_subject(ctx, entity)}?"
+                    named = entity if re.match(r"[A-Z0-9]", entity) else _en_subject(ctx, entity)
+                    q = f"What is the {_attribute(attribute)} of {named}?"
                 yield Fact("table", q, cell), lines[line].strip(), starts[line]
 
 
