@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -74,21 +75,33 @@ async def check(answerer: Answerer, item: StudyItem) -> StudyItem:
 @dataclass
 class Quiz:
     """What a quiz run made: ``items`` (kept, in drawing order), ``checked`` (every candidate
-    asked, kept or not, with its check), ``candidates`` (how many were drawn), ``seconds``
-    (wall time of the checks)."""
+    asked, kept or not, with its check), ``candidates`` (how many were drawn), ``drawn``
+    (candidates per note), ``seconds`` (wall time of the checks)."""
 
     items: list[StudyItem] = field(default_factory=list)
     checked: list[StudyItem] = field(default_factory=list)
     candidates: int = 0
+    drawn: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
+    def per_note(self) -> dict[str, dict[str, int]]:
+        """{source: {"candidates", "checked", "kept"}} of every note drawn from."""
+        checked = Counter(i.source for i in self.checked)
+        kept = Counter(i.source for i in self.items)
+        return {
+            s: {"candidates": self.drawn.get(s, 0), "checked": checked[s], "kept": kept[s]}
+            for s in sorted(set(self.drawn) | set(checked) | set(kept))
+        }
+
     def to_json(self) -> dict[str, Any]:
+        """``items`` (kept), counts, ``seconds`` and ``notes`` (`per_note`)."""
         return {
             "items": [i.to_json() for i in self.items],
             "candidates": self.candidates,
             "checked": len(self.checked),
             "kept": len(self.items),
             "seconds": round(self.seconds, 2),
+            "notes": self.per_note(),
         }
 
 
@@ -102,7 +115,7 @@ async def quiz(
     ``answerer`` None nothing is asked: the first ``n`` candidates are returned unchecked
     (``check`` None). ``on_checked`` is called after each candidate is asked (progress).
     Raises `rag.answer.LLMUnavailableError` when the model does not answer."""
-    result = Quiz(candidates=len(candidates))
+    result = Quiz(candidates=len(candidates), drawn=dict(Counter(i.source for i in candidates)))
     if answerer is None:
         result.items = list(candidates[:n] if n is not None else candidates)
         return result

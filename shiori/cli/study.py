@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -171,13 +170,6 @@ async def _quiz(
         await parts.aclose()
 
 
-def per_note(result: Quiz) -> dict[str, dict[str, int]]:
-    """{source: {"checked", "kept"}} of a run."""
-    checked = Counter(i.source for i in result.checked)
-    kept = Counter(i.source for i in result.items)
-    return {s: {"checked": checked[s], "kept": kept[s]} for s in sorted(checked | kept)}
-
-
 def _write(result: Quiz, as_json: bool, anki: Path | None, tsv: Path | None) -> None:
     from study.deck import write_anki, write_table
 
@@ -189,7 +181,6 @@ def _write(result: Quiz, as_json: bool, anki: Path | None, tsv: Path | None) -> 
         say(f"table: {tsv} ({len(result.items)} rows)")
     if as_json:
         body: dict[str, Any] = result.to_json()
-        body["notes"] = per_note(result)
         print(json.dumps(body, ensure_ascii=False, indent=2))
         return
     for k, item in enumerate(result.items, 1):
