@@ -312,16 +312,19 @@ MIN_RUN = 100
 # SHA-256 sum, 128 for SHA-512), IDs in URLs and paths with long slugs are text a person quotes.
 MIN_BARE = 200
 _B64 = "A-Za-z0-9+/=_-"  # standard and URL-safe base64 alphabets, with padding
-# An image (or any file) pasted as a data: URI. Base64: the payload may be wrapped over lines
-# (some exporters wrap at 76 characters), so base64 of 16 characters or more that starts the
-# next line belongs to it. Otherwise (``data:image/svg+xml;charset=utf-8,%3Csvg…``, plain
-# ``data:text/plain,…``) the payload runs to white space, a quote, a bracket or a parenthesis.
+# An image (or any file) pasted as a data: URI. The payload runs to white space, a quote, a
+# bracket or a parenthesis (``data:image/svg+xml;charset=utf-8,%3Csvg…``, ``data:text/plain,…``);
+# a base64 payload may go on over the next lines (`_WRAPPED`).
 _DATA_URI = re.compile(
     rf"data:[\w.+-]+/[\w.+-]+(?:;[^,\s()\"'<>]{{0,200}})?,"
-    rf"(?:(?<=;base64,)[{_B64}]*(?:[ \t]*\n[ \t]*[{_B64}]{{16,}})*"
-    r"|[^\s\"'<>()\[\]]*)",
+    rf"(?:(?<=;base64,)[{_B64}]*|[^\s\"'<>()\[\]]*)",
     re.IGNORECASE,
 )
+# A wrapped base64 payload (some exporters wrap at 76 characters): a line that ends with the
+# payload is followed by lines that are nothing but payload, 16 characters or more (up to the
+# line's end, or a bracket or quote that closes the image). A line that goes on with text, or
+# whose characters read as a name (``ScaledDotProductAttention``) or a hash, is not payload.
+_WRAPPED = re.compile(rf"[ \t]*\n[ \t]*([{_B64}]{{16,}})(?=[ \t]*(?:\n|\Z|[)\"'>]))")
 _RUN = re.compile(rf"[{_B64}]{{{MIN_BARE},}}")
 _HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 # The pieces of an identifier: capitalised or lowercase words, acronyms, numbers
@@ -375,13 +378,58 @@ def non_text_runs(text: str) -> list[NonText]:
     found: list[NonText] = []
     taken = 0
     for m in _DATA_URI.finditer(text):
-        if m.end() - m.start() > MIN_RUN:
+        end = _wrapped_end(text, m) if m.group(0).lower().count(";base64,") else m.end()
+        if end - m.start() > MIN_RUN and m.start() >= taken:
             for run in _bare_runs(text, taken, m.start()):
                 found.append(run)
-            found.append(NonText(m.start(), m.end(), text.count("\n", 0, m.start()) + 1, IMAGE))
-            taken = m.end()
+            found.append(NonText(m.start(), end, text.count("\n", 0, m.start()) + 1, IMAGE))
+            taken = end
     found.extend(_bare_runs(text, taken, len(text)))
     return found
+
+
+def _wrapped_end(text: str, head: re.Match[str]) -> int:
+    """Where a base64 data: URI ends: after ``head``, the lines that go on with its payload.
+
+    Exporters wrap at a fixed width, so a block of two or more lines of one width (32 or more
+    characters) is payload; any other line (the last, shorter one, or a lone one) must read
+    as random base64 (`_payload_piece`), and the first line that does not ends the URI."""
+    lines: list[tuple[int, str]] = []  # (where the line's payload ends, the payload)
+    at = head.end()
+    while line := _WRAPPED.match(text, at):
+        lines.append((line.end(), line.group(1)))
+        at = line.end()
+    if not lines:
+        return head.end()
+    width = len(lines[0][1])
+    full = next((i for i, (_, piece) in enumerate(lines) if len(piece) != width), len(lines))
+    end = head.end()
+    for i, (stop, piece) in enumerate(lines):
+        block = i < full and full >= 2 and width >= 32
+        if not (block or (len(piece) <= width and _payload_piece(piece))):
+            break
+        end = stop
+        if i >= full:  # the shorter line after the full ones is the payload's last
+            break
+    return end
+
+
+# Standard base64 (RFC 2397 data: URIs use RFC 2045's alphabet: no "-" or "_")
+_STANDARD_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+# A name written in camel case: capitalised or lowercase words, acronyms, numbers and versions
+# (random base64 has lone letters: ``aB``, ``Q7``)
+_CAMEL = re.compile(r"(?:[A-Z]{2,}|[A-Z]?[a-z]{2,}|v?[0-9]+)+")
+
+
+def _payload_piece(piece: str) -> bool:
+    """A line of a base64 payload, on its own: standard base64 that is neither hex (a hash) nor
+    a name (``ScaledDotProductAttention``, ``BertForMaskedLMv2``: camel case, or "words" of 4+
+    characters on average where random base64 averages 2.5–3). Random base64 of 16–75
+    characters reads as a name about once in 350 (that line then stays text)."""
+    if not _STANDARD_B64.fullmatch(piece) or _HEX.fullmatch(piece) or _CAMEL.fullmatch(piece):
+        return False
+    alnum = sum(c.isalnum() for c in piece)
+    return alnum / max(len(_WORD.findall(piece)), 1) < 4
 
 
 def _bare_runs(text: str, start: int, end: int) -> list[NonText]:

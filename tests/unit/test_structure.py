@@ -380,3 +380,53 @@ def test_paragraph_layout_breaks_at_page_starts():
         (SKIP, 2, 2),
         (TEXT, 2, 3),
     ]
+
+
+# --- a wrapped data: URI ends where its payload ends (issue 25 review) --------------------------
+
+
+def _wrapped(n: int = 57 * 8, width: int = 76, seed: int = 4) -> list[str]:
+    payload = _payload(n, seed)
+    return [payload[i : i + width] for i in range(0, len(payload), width)]
+
+
+@pytest.mark.parametrize(
+    "following",
+    [
+        "ScaledDotProductAttention は注意機構の実装である。",
+        "BertForMaskedLM_checkpoint_v2 を読み込む。",
+        "transformer_encoder_layer_norm_eps=1e-6 とした。",
+        "ScaledDotProductAttention",  # an identifier alone on its line
+        "3f2a9c1e7b4d5a6c8e9f0a1b2c3d4e5f6a7b8c9d",  # a git hash alone on its line
+    ],
+)
+def test_a_wrapped_bare_data_uri_leaves_the_next_ordinary_line_whole(following: str) -> None:
+    lines = _wrapped()
+    text = "data:image/png;base64," + "\n".join(lines) + "\n" + following + "\n"
+    (run,) = non_text_runs(text)
+    assert text[run.start : run.end].endswith(lines[-1])
+    assert text[run.end :] == "\n" + following + "\n"
+
+
+IDENTIFIER_WORDS = ["Scaled", "Dot", "Product", "Attention", "Bert", "For", "Masked", "LM",
+                    "layer", "norm", "eps", "v2", "Encoder", "GPT", "Decoder", "2024"]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(IDENTIFIER_WORDS), min_size=3, max_size=8),
+    glue=st.sampled_from(["", "_", "-"]),
+    rest=st.sampled_from(["", " は重要である。", " を使う", "(x)"]),
+    seed=st.integers(0, 2**16),
+)
+def test_no_identifier_after_a_wrapped_payload_is_taken_for_base64(
+    words: list[str], glue: str, rest: str, seed: int
+) -> None:
+    """Identifiers of 16+ base64-alphabet characters, alone or starting a line, after a payload
+    wrapped at 76 characters: the run ends with the payload, the line is text."""
+    identifier = glue.join(words)
+    lines = _wrapped(seed=seed)
+    following = identifier + rest
+    text = "前の文。\ndata:image/png;base64," + "\n".join(lines) + "\n" + following + "\n"
+    (run,) = non_text_runs(text)
+    assert text[run.end :] == "\n" + following + "\n"
