@@ -399,3 +399,46 @@ def compare(
         style = colour.get(verdict, "")
         table.add_row(label, f"{x:.3f}", f"{y:.3f}", f"[{style}]{verdict}[/]" if style else verdict)
     out.print(table)
+
+
+@app.command()
+def generate(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Notes or folders to draw questions from (ingested first).")
+    ],
+    out_file: Annotated[Path, typer.Option("--out", help="The golden set to write (JSONL).")],
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many items.")] = 50,
+    heading: Annotated[
+        str | None, typer.Option(help="Only sections whose heading path contains this.")
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check/--no-check",
+            help="Keep only items Shiori already answers (needs the LLM). Off by default: a "
+            "set filtered by the system it measures would flatter it.",
+        ),
+    ] = False,
+    start_llm: StartLLM = False,
+) -> None:
+    """Your notes as your own golden set: answerable questions drawn from the notes (as
+    `shiori quiz` draws them), each with `must_contain` taken from its evidence sentence and
+    its note as `reference_sources`. Then `shiori eval run --dataset FILE` measures Shiori on
+    your own notes. (Unanswerable near-miss items are not generated yet.)
+
+    Example:
+
+      shiori eval generate ~/my-notes --n 80 --out mine.jsonl
+
+      shiori eval run --dataset mine.jsonl --start-llm
+    """
+    from eval.generate import golden_items
+    from shiori.cli.study import run_quiz
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(missing)}", ExitStatus.USAGE)
+    result = run_quiz(load_settings(), paths, n, heading, check, True, start_llm)
+    items = golden_items(result.items)
+    save(items, out_file)
+    say(f"{len(items)} answerable items ({result.candidates} drawn) → {out_file}")

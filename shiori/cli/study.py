@@ -81,18 +81,37 @@ def quiz(
 
       shiori quiz notes/ --no-check --json     # drawn only: no LLM needed
     """
-    from rag.answer import LLMUnavailableError
-    from shiori.index import StoreLockedError, StoreUnavailableError
-
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", ExitStatus.USAGE)
-    settings = load_settings()
+    result = run_quiz(load_settings(), paths, n, heading, check, ingest, start_llm, as_json)
+    _write(result, as_json, anki, tsv)
+    if not result.items:
+        raise typer.Exit(ExitStatus.FAILED)
+
+
+def run_quiz(
+    settings: Settings,
+    paths: list[Path],
+    n: int,
+    heading: str | None,
+    check: bool,
+    ingest: bool,
+    start_llm: bool,
+    quiet: bool = False,
+) -> Quiz:
+    """Open the store and the models, ingest ``paths`` (with ``ingest``), draw candidates and,
+    with ``check``, ask them back until ``n`` are kept (vLLM started for it with
+    ``start_llm``). Exits with a message when a store, model or the LLM is unavailable, or
+    when nothing could be drawn (`shiori eval generate` shares it)."""
+    from rag.answer import LLMUnavailableError
+    from shiori.index import StoreLockedError, StoreUnavailableError
+
     with ExitStack() as stack:
         if check:
             stack.enter_context(_llm_running(settings, start_llm))
         try:
-            result = asyncio.run(_quiz(settings, paths, n, heading, check, ingest, as_json))
+            return asyncio.run(_quiz(settings, paths, n, heading, check, ingest, quiet))
         except (model_registry.ModelError, StoreLockedError, StoreUnavailableError) as exc:
             fail(exc, ExitStatus.UNAVAILABLE)
         except LLMUnavailableError as exc:
@@ -100,9 +119,6 @@ def quiz(
                 f"{exc}. Start it with `shiori llm serve`, pass --start-llm, or --no-check.",
                 ExitStatus.UNAVAILABLE,
             )
-    _write(result, as_json, anki, tsv)
-    if not result.items:
-        raise typer.Exit(ExitStatus.FAILED)
 
 
 @contextmanager
