@@ -16,8 +16,9 @@ slope (MB/min) of samples taken every 2 s after a trim, past the first --skip se
 of in-flight tensors); the distinct input shapes the models saw (this round / not seen before
 in this configuration).
 
-Before the rounds: the largest difference between the two configurations' outputs on the same
-inputs (unit-length embeddings; verifier probabilities).
+Before the rounds (alone with --fidelity-only): the largest difference between the two
+configurations' outputs on the same inputs (unit-length embeddings; verifier probabilities),
+and the padded lengths each configuration ran.
 
     flock /tmp/shiori-heavy.lock .venv/bin/python bench/heap_shapes.py \\
         --warmup 30 --rounds 6 --seconds 75
@@ -86,12 +87,12 @@ def fidelity(
     t = Texts(*corpus(), seed=1)
     queries = [t.query() for _ in range(24)]
     docs = [s for _ in range(4) for s in t.sentences()]
-    claims = [c for _ in range(6) for c in t.claims()]
+    claims = [t.claims() for _ in range(12)]  # scored as the rounds do: 1-8 per call
     out: dict[str, Any] = {}
     for name, fn in (
         ("embed_queries", lambda e, v: e.embed_queries(queries)),
         ("embed_for_similarity", lambda e, v: e.embed_for_similarity(docs)),
-        ("verifier", lambda e, v: v.score(claims)),
+        ("verifier", lambda e, v: np.concatenate([v.score(batch) for batch in claims])),
     ):
         shapes.clear()
         a = fn(*plain)
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--multiple", type=int, default=32)
     parser.add_argument("--skip", type=float, default=15, help="seconds left out of the slope")
     parser.add_argument("--warmup", type=float, default=0, help="s of each config before round 1")
+    parser.add_argument("--fidelity-only", action="store_true", help="no rounds")
     parser.add_argument("--arenas", type=int, default=2, help="as the API (0: glibc's default)")
     args = parser.parse_args()
 
@@ -139,6 +141,8 @@ def main() -> None:
     e0.model[0].model.get_input_embeddings().register_forward_pre_hook(hook("embed"))
     v0._parts[1].get_input_embeddings().register_forward_pre_hook(hook("verifier"))
     print(json.dumps({"fidelity": fidelity((e0, v0), (e1, v1), shapes)}), flush=True)
+    if args.fidelity_only:
+        return
 
     qs, text = corpus()
     proc = psutil.Process()
