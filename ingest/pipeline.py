@@ -46,6 +46,9 @@ SPLITTER_VERSION = "3"  # 3: footnotes, data: URIs and encoded runs left out, PD
 # configuration measured at 1M chunks (docs/benchmarks.md, "disk-sq-seg": its recall and memory
 # were measured with this and the segment cap together, not this alone)
 OPTIMIZE_EVERY_CHUNKS = 100_000
+# files of unsupported types named one by one in a report; the rest are counted (a folder of
+# photos would otherwise bury the warnings that matter)
+UNSUPPORTED_NAMED = 20
 # the warning for a note with nothing to index; read_document's error for a blank file starts
 # with the same word
 EMPTY = "empty: no text to index"
@@ -62,6 +65,9 @@ class IngestReport:
     # read, but with nothing to index (0 bytes, blank, only front matter): not a failure (an
     # empty placeholder is normal in a notebook); an earlier version's passages are removed
     files_empty: int = 0
+    # files of types that are not read, met in folder walks: all counted here, per file
+    # extension in `unsupported_types` ({".png": 3, "": 1}: "" for no extension), and the first
+    # `UNSUPPORTED_NAMED` named in `unsupported` ({"path", "warning"}, in walk order)
     files_unsupported: int = 0
     chunks_written: int = 0
     chunks_deleted: int = 0
@@ -83,6 +89,8 @@ class IngestReport:
     # "file is gone", "moved to PATH" (same bytes now there) or, with prune, why the paths no
     # longer take it
     forgotten: list[dict[str, str]] = field(default_factory=list)
+    unsupported: list[dict[str, str]] = field(default_factory=list)
+    unsupported_types: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,7 +217,7 @@ class Ingestor:
         report.missing = found.missing
         for folder, why in found.skipped:  # linked folders not followed (loops, leading out)
             self._warn(report, reporter, folder, why)
-        report.files_unsupported = len(found.unsupported)
+        self._unsupported(found.unsupported, report, reporter)
         report.files_seen = len(found.files)
         records = self.index.file_records()
         reporter.start(len(found.files))
@@ -335,6 +343,23 @@ class Ingestor:
         shown = display_path(path, self.settings.uploads_dir)
         report.warnings.append({"path": shown, "warning": why})
         reporter.warn(f"{shown}: {why}")
+
+    def _unsupported(self, paths: Sequence[Path], report: IngestReport, reporter: Reporter) -> None:
+        """Count the files of unsupported types, by extension, and name the first ones."""
+        report.files_unsupported = len(paths)
+        for path in paths:
+            suffix = path.suffix.lower()
+            report.unsupported_types[suffix] = report.unsupported_types.get(suffix, 0) + 1
+        for path in paths[:UNSUPPORTED_NAMED]:
+            shown = display_path(path, self.settings.uploads_dir)
+            why = unsupported_reason(path)
+            report.unsupported.append({"path": shown, "warning": why})
+            reporter.warn(f"{shown}: {why}")
+        if len(paths) > UNSUPPORTED_NAMED:
+            reporter.warn(
+                f"… and {len(paths) - UNSUPPORTED_NAMED:,} more files of unsupported types not "
+                f"read ({unsupported_summary(report.unsupported_types)})"
+            )
 
     def _duplicate(self, report: IngestReport, reporter: Reporter, path: Path, other: Path) -> None:
         shown = display_path(path, self.settings.uploads_dir)
@@ -522,6 +547,18 @@ def file_is_gone(path: Path) -> bool:
     except OSError:
         return False
     return not S_ISREG(st.st_mode)
+
+
+def unsupported_reason(path: Path) -> str:
+    """Why a file met in a folder walk is not read: its type, by its extension."""
+    kind = f"a {path.suffix} file" if path.suffix else "a file without an extension"
+    return f"not read: {kind} (notes are read from Markdown, text, HTML and PDF files)"
+
+
+def unsupported_summary(types: dict[str, int]) -> str:
+    """``{".png": 3, "": 1}`` → ``".png 3, no extension 1"``, most frequent first."""
+    ordered = sorted(types.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{suffix or 'no extension'} {n:,}" for suffix, n in ordered)
 
 
 def _passages(n: int) -> str:

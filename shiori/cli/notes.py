@@ -184,6 +184,8 @@ def _print_report(
     if as_json:
         print(json.dumps(report, ensure_ascii=False), flush=True)
     else:
+        from ingest.pipeline import unsupported_summary
+
         seen = report["files_seen"]
         err.print(
             f"[bold]{seen}[/bold] file{'' if seen == 1 else 's'}: "
@@ -193,6 +195,11 @@ def _print_report(
             + (f", {report['files_empty']} empty" if report.get("files_empty") else "")
             + (
                 f", {report['files_unsupported']} of unsupported types skipped"
+                + (
+                    f" ({unsupported_summary(report['unsupported_types'])})"
+                    if report.get("unsupported_types")
+                    else ""
+                )
                 if report["files_unsupported"]
                 else ""
             )
@@ -258,25 +265,42 @@ def _ingest_remote(
     except (ServiceError, ServiceUnreachableError) as exc:
         fail(exc, ExitStatus.UNAVAILABLE)
     if not as_json:
-        for failure in report.get("failures", []):
-            err.print(f"[yellow]warning:[/yellow] skipped {failure['path']}: {failure['error']}")
-        for item in report.get("warnings", []):
-            err.print(f"[yellow]warning:[/yellow] {item['path']}: {item['warning']}")
-        for note in report.get("forgotten", []):
-            err.print(f"forgot {note['path']}: {note['reason']}", highlight=False)
-        for copy in report.get("duplicates", []):
-            err.print(
-                f"[yellow]warning:[/yellow] {copy['path']} has the same content as "
-                f"{copy['same_as']} (search shows it once)"
-            )
-        for flagged in report.get("flagged", []):
-            err.print(
-                f"[yellow]warning:[/yellow] {flagged['path']}: {flagged['passages']} passage(s) "
-                "hold text addressed to an AI model, kept as note text and never followed: "
-                f"{flagged['examples'][0]!r}",
-                highlight=False,
-            )
+        _print_remote_warnings(report)
     _print_report(report, as_json, url)
+
+
+def _print_remote_warnings(report: dict[str, Any]) -> None:
+    """What a service's ingest report names, one line each (a local ingest prints them as it
+    goes, through its reporter)."""
+    from ingest.pipeline import unsupported_summary
+
+    for failure in report.get("failures", []):
+        err.print(f"[yellow]warning:[/yellow] skipped {failure['path']}: {failure['error']}")
+    for item in report.get("warnings", []):
+        err.print(f"[yellow]warning:[/yellow] {item['path']}: {item['warning']}")
+    for note in report.get("forgotten", []):
+        err.print(f"forgot {note['path']}: {note['reason']}", highlight=False)
+    for copy in report.get("duplicates", []):
+        err.print(
+            f"[yellow]warning:[/yellow] {copy['path']} has the same content as "
+            f"{copy['same_as']} (search shows it once)"
+        )
+    for flagged in report.get("flagged", []):
+        err.print(
+            f"[yellow]warning:[/yellow] {flagged['path']}: {flagged['passages']} passage(s) "
+            "hold text addressed to an AI model, kept as note text and never followed: "
+            f"{flagged['examples'][0]!r}",
+            highlight=False,
+        )
+    for item in report.get("unsupported", []):
+        err.print(f"[yellow]warning:[/yellow] {item['path']}: {item['warning']}")
+    more = int(report.get("files_unsupported", 0)) - len(report.get("unsupported", []))
+    if more > 0:
+        err.print(
+            f"[yellow]warning:[/yellow] … and {more:,} more files of unsupported types not "
+            f"read ({unsupported_summary(report.get('unsupported_types', {}))})",
+            highlight=False,
+        )
 
 
 def remove(
