@@ -30,14 +30,17 @@ import contextlib
 import os
 import re
 import unicodedata
-import urllib.parse
+from collections.abc import AsyncIterator
+from email.message import Message
 from pathlib import Path, PurePosixPath
+from tempfile import SpooledTemporaryFile
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from ingest.pipeline import display_path
 from service.api import errors
@@ -54,7 +57,6 @@ MAX_NAME_BYTES = 255  # one file or folder name, in UTF-8 (the common file syste
 _SEPARATORS = re.compile(r"[/\\]")  # Windows clients send "week1\\index.md"
 # "C:\\notes\\a.md", "C:/notes/a.md"; not "Q:A.md", a name with a colon in it
 _DRIVE = re.compile(r"^[A-Za-z]:[/\\]")
-_EXT_FILENAME = re.compile(r"""filename\*\s*=\s*([^';\s]*)'[^']*'([^;\s]+)""", re.IGNORECASE)
 MAX_SYNC_ROOTS = 32
 
 
@@ -94,18 +96,89 @@ def upload_relpath(filename: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
+def extended_filename(disposition: str) -> str | None:
+    """The ``filename*`` of a part's Content-Disposition (RFC 7578 §4.2, with RFC 5987/2231's
+    ``charset'language'percent-encoded`` value, continuations included), decoded; None when
+    the part has none. Parsed by the standard library's MIME header parser (email), decoded
+    strictly: raises `BadUploadNameError` for an unknown charset or bytes not in it."""
+    header = Message()
+    header["content-disposition"] = disposition
+    for key, value in header.get_params([], header="content-disposition"):
+        if key.lower() == "filename" and isinstance(value, tuple):
+            charset, _language, text = value  # text: the percent-decoded bytes, as latin-1
+            try:
+                return text.encode("latin-1").decode(charset or "us-ascii")
+            except (LookupError, UnicodeError) as exc:
+                raise BadUploadNameError(
+                    f"its filename* is not valid {charset or 'ASCII'} ({exc})"
+                ) from exc
+    return None
+
+
 def part_filename(upload: UploadFile) -> str:
     """A part's file name: its ``filename*`` (RFC 5987, e.g. ``UTF-8''2024%2Fa.md``) when it has
-    one, as RFC 6266 says a receiver should prefer, else its ``filename``."""
+    one, as RFC 6266 says a receiver should prefer, else its ``filename``. A ``filename*`` that
+    does not decode gives way to a plain ``filename``; alone, it raises `BadUploadNameError`."""
     disposition = upload.headers.get("content-disposition", "") if upload.headers else ""
-    found = _EXT_FILENAME.search(disposition)
-    if found:
-        charset = found.group(1) or "utf-8"
+    try:
+        found = extended_filename(disposition)
+    except BadUploadNameError:
+        if not upload.filename:
+            raise
+        found = None  # the plain name the sender gave as well
+    return found if found is not None else upload.filename or ""
+
+
+class UploadParser(MultiPartParser):
+    """Starlette's multipart parser, except that a part whose Content-Disposition names its file
+    only by ``filename*`` is a file too (Starlette and python-multipart read only ``filename``,
+    so such a part would arrive as a text field: its bytes decoded, its size capped at 1 MB).
+    Its name is decoded later, by `part_filename`."""
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        part = self._current_part
+        if part.file is not None or b"filename*" not in part.content_disposition.lower():
+            return
         try:
-            return urllib.parse.unquote(found.group(2), encoding=charset, errors="strict")
-        except (LookupError, UnicodeDecodeError):
-            pass  # an unknown charset or bytes not in it: the plain name
-    return upload.filename or ""
+            extended = extended_filename(part.content_disposition.decode("latin-1"))
+        except BadUploadNameError:
+            extended = ""  # a file all the same: the request is refused for its name
+        if extended is None:  # e.g. "filename*" in another parameter's value
+            return
+        # what Starlette does for a part with a filename (formparsers.MultiPartParser)
+        self._current_fields -= 1
+        self._current_files += 1
+        if self._current_files > self.max_files:
+            raise MultiPartException(
+                f"Too many files. Maximum number of files is {self.max_files}."
+            )
+        # closed with the form, or by the parser on an error, as Starlette's own
+        spool: SpooledTemporaryFile[bytes] = SpooledTemporaryFile(max_size=self.spool_max_size)  # noqa: SIM115
+        self._files_to_close_on_error.append(spool)
+        part.file = UploadFile(
+            file=spool,  # type: ignore[arg-type]
+            size=0,
+            filename=None,
+            headers=Headers(raw=part.item_headers),
+        )
+
+
+@contextlib.asynccontextmanager
+async def upload_form(request: Request, max_files: int, max_fields: int) -> AsyncIterator[FormData]:
+    """The multipart body, parsed by `UploadParser`: as ``request.form()``, with Starlette's
+    limits and its 400 for a malformed body; its files are closed on leaving."""
+    parser = UploadParser(
+        request.headers, request.stream(), max_files=max_files, max_fields=max_fields
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise HTTPException(status_code=400, detail=exc.message) from exc
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 def upload_targets(filenames: list[str]) -> list[PurePosixPath]:
@@ -270,7 +343,7 @@ async def ingest_uploads(request: Request, parts: Shared) -> dict[str, Any]:
         "(SHIORI_MAX_UPLOAD_MB)",
     )
     # the body as a whole was counted while it arrived (service.api.limits); this is the files
-    async with request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_SYNC_ROOTS) as form:
+    async with upload_form(request, MAX_UPLOAD_FILES, MAX_SYNC_ROOTS) as form:
         uploads = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
         raw_roots = [v for k, v in form.multi_items() if k == "sync_root" and isinstance(v, str)]
         others = sorted(
@@ -281,12 +354,12 @@ async def ingest_uploads(request: Request, parts: Shared) -> dict[str, Any]:
                 and not (k == "sync_root" and isinstance(v, str))
             }
         )
-        if "file" in others:  # a part with no plain filename= parameter arrives as a field
+        if "file" in others:  # a part with neither filename= nor filename*= is a field
             raise ApiError(
                 422,
                 "invalid_request",
-                "a 'file' part has no filename parameter (a filename*= alone is not read): "
-                'send filename="NAME" (and filename*= for a name that is not ASCII)',
+                "a 'file' part has no file name: send filename=\"NAME\" "
+                "(or filename*=UTF-8''NAME, percent-encoded, for a name that is not ASCII)",
             )
         if others:
             raise ApiError(
