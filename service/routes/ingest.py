@@ -138,10 +138,11 @@ class UploadParser(MultiPartParser):
     def on_headers_finished(self) -> None:
         super().on_headers_finished()
         part = self._current_part
-        if part.file is not None or b"filename*" not in part.content_disposition.lower():
+        disposition = part.content_disposition or b""
+        if part.file is not None or b"filename*" not in disposition.lower():
             return
         try:
-            extended = extended_filename(part.content_disposition.decode("latin-1"))
+            extended = extended_filename(disposition.decode("latin-1"))
         except BadUploadNameError:
             extended = ""  # a file all the same: the request is refused for its name
         if extended is None:  # e.g. "filename*" in another parameter's value
