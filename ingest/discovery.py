@@ -13,7 +13,11 @@ material or a synced folder into their notes): each folder is walked once, known
 ``(st_dev, st_ino)``, so a link back up the tree (a loop) or a second link to the same folder is
 not followed again. Links are followed only after every plain folder has been walked, so a note
 reachable both directly and through a link is found at its direct path. With ``confine_to`` (the
-service), a link to a folder outside those folders is not followed. Whatever is not walked
+service), a link to a folder outside those folders is not followed. What the walk would not
+take at its own place is not taken through a link either, whatever the link is called and
+wherever it is: a link (to a folder or a note) whose target is hidden below a root, or excluded
+by an ignore file this walk read (of its own root or another), is passed over like the target
+itself. Whatever is not walked
 (loops, links leading out, folders that cannot be listed, links whose target is missing) is
 named in ``Discovery.skipped`` with the reason: a skipped subtree never looks like a complete
 walk, and the ones whose contents could not be known are also in ``Discovery.unlisted``.
@@ -91,6 +95,32 @@ class _Walk:
     # (folder, the ignore files of its root): plain folders now, linked ones after them
     now: list[tuple[Path, dict[Path, pathspec.GitIgnoreSpec]]] = field(default_factory=list)
     links: list[tuple[Path, dict[Path, pathspec.GitIgnoreSpec]]] = field(default_factory=list)
+    # every ignore file read in this walk, by the real path of its folder, shallowest first:
+    # what a link leads to is checked against them as well as the link's own path
+    ignores: dict[Path, pathspec.GitIgnoreSpec] = field(default_factory=dict)
+    real_roots: list[Path] = field(default_factory=list)  # the folders asked for, resolved
+
+    def excluded(self, real: Path, is_dir: bool) -> bool:
+        """Whether the walk would not take ``real`` (a resolved path) at its own place: hidden
+        below a root, or excluded by an ignore file read in this walk (itself, or a folder
+        above it: nothing inside an ignored folder is taken)."""
+        for root in self.real_roots:
+            if real.is_relative_to(root) and any(
+                part.startswith(".") for part in real.relative_to(root).parts
+            ):
+                return True
+        if not self.ignores:
+            return False
+        chain = [*reversed(real.parents), real]
+        for n, step in enumerate(chain):
+            specs = [
+                (base, spec)
+                for base, spec in self.ignores.items()
+                if step != base and step.is_relative_to(base)
+            ]
+            if specs and _ignored(step, is_dir or n < len(chain) - 1, specs):
+                return True
+        return False
 
     def run(self) -> None:
         while self.now or self.links:
@@ -115,12 +145,13 @@ class _Walk:
             if is_link:
                 self.found.skipped.append((here, LOOP))
             return
-        if is_link and self.allowed:
-            # why: the service reads only inside its allowed roots; a link is no way out
-            real = here.resolve()
-            if not any(real.is_relative_to(r) for r in self.allowed):
-                self.found.skipped.append((here, OUTSIDE))
-                return
+        real = here.resolve()  # the folder's own place (``here`` when no link leads to it)
+        # why: the service reads only inside its allowed roots; a link is no way out
+        if is_link and self.allowed and not any(real.is_relative_to(r) for r in self.allowed):
+            self.found.skipped.append((here, OUTSIDE))
+            return
+        if real != here and self.excluded(real, True):
+            return  # hidden or ignored where it is: a link to it does not take it either
         self.walked.add(key)
         try:
             with os.scandir(here) as listing:
@@ -133,6 +164,8 @@ class _Walk:
         own = _read_spec(here)
         if own is not None:
             specs[here] = own
+            self.ignores.setdefault(real, own)
+            self.ignores = dict(sorted(self.ignores.items(), key=lambda kv: len(kv[0].parts)))
         # the ignore files of this folder and the folders above it, outermost first
         active = [(base, spec) for base, spec in specs.items() if here.is_relative_to(base)]
         for entry in entries:
@@ -152,11 +185,22 @@ class _Walk:
                 continue
             if _ignored(path, False, active):
                 continue
+            if (real != here or entry.is_symlink()) and self.excluded(
+                _real_file(real / entry.name), False
+            ):
+                continue  # a link to a note that is hidden or ignored where it is
             if path.suffix.lower() not in SUPPORTED:
                 self.found.unsupported.append(path)
             elif path not in self.seen:  # (a broken link too: reading it then fails, named)
                 self.seen.add(path)
                 self.found.files.append(path)
+
+
+def _real_file(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a loop of links: reading it fails later, named
+        return path
 
 
 def discover(arguments: list[str | Path], confine_to: Sequence[Path] = ()) -> Discovery:
@@ -169,6 +213,7 @@ def discover(arguments: list[str | Path], confine_to: Sequence[Path] = ()) -> Di
     folder that cannot be listed (``skipped``)."""
     found = Discovery()
     walk = _Walk(found, [r.resolve() for r in confine_to])
+    walk.real_roots = [Path(a).expanduser().resolve() for a in arguments]
     for arg in arguments:
         root = Path(arg).expanduser()
         if not root.exists():

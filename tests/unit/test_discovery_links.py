@@ -110,3 +110,70 @@ def test_any_links_end_each_file_once(tmp_path_factory: pytest.TempPathFactory,
     real = [f.resolve() for f in found.files]
     assert len(real) == len(set(real))
     assert {f.name for f in real} == {f"n{n}.md" for n in range(4)}
+
+
+# --- .shioriignore applies to what a link leads to (issue 25 review) -----------------------------
+
+
+def ignoring(tmp_path: Path, pattern: str = "private/") -> Path:
+    make(tmp_path, "notes/a.md", "notes/private/secret.md", "notes/private/deep/s2.md")
+    (tmp_path / "notes" / ".shioriignore").write_text(pattern + "\n", encoding="utf-8")
+    return (tmp_path / "notes").resolve()
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("shortcut", "private"),  # another name, beside it
+        ("sub/p", "../private"),  # another place
+        ("sub/deeper", "../private/deep"),  # a folder inside the excluded one
+    ],
+)
+def test_an_ignored_folder_reached_through_a_link_is_not_walked(
+    tmp_path: Path, link: str, target: str
+) -> None:
+    root = ignoring(tmp_path)
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(target, target_is_directory=True)
+    found = discover([root])
+    assert found.files == [root / "a.md"]
+    assert not any("secret" in str(f) or "s2" in str(f) for f in found.files)
+
+
+def test_a_link_to_an_ignored_note_is_not_taken(tmp_path: Path) -> None:
+    root = ignoring(tmp_path)
+    (root / "alias.md").symlink_to("private/secret.md")
+    make(tmp_path, "notes/drafts/d.md")
+    (root / ".shioriignore").write_text("private/\ndrafts/d.md\n", encoding="utf-8")
+    (root / "d-link.md").symlink_to("drafts/d.md")
+    assert discover([root]).files == [root / "a.md"]
+
+
+def test_an_ignore_file_of_one_root_excludes_its_folder_reached_from_another(
+    tmp_path: Path,
+) -> None:
+    root = ignoring(tmp_path)
+    make(tmp_path, "other/b.md")
+    other = (tmp_path / "other").resolve()
+    (other / "l").symlink_to(root / "private", target_is_directory=True)
+    found = discover([root, other])
+    assert found.files == [root / "a.md", other / "b.md"]
+
+
+def test_a_hidden_folder_reached_through_a_link_is_not_walked(tmp_path: Path) -> None:
+    make(tmp_path, "notes/a.md", "notes/.trash/old.md")
+    root = (tmp_path / "notes").resolve()
+    (root / "attic").symlink_to(".trash", target_is_directory=True)
+    assert discover([root]).files == [root / "a.md"]
+
+
+def test_a_linked_folder_that_is_not_ignored_is_still_walked(tmp_path: Path) -> None:
+    root = ignoring(tmp_path, "private/deep/")
+    (root / "shortcut").symlink_to("private", target_is_directory=True)
+    (tmp_path / "lectures").mkdir()
+    (tmp_path / "lectures" / "g.md").write_text("# g\n", encoding="utf-8")
+    (root / "lectures").symlink_to(tmp_path / "lectures", target_is_directory=True)
+    found = discover([root])
+    # private/ itself is taken (only private/deep/ is excluded): found at its direct path
+    taken = [root / "a.md", root / "lectures" / "g.md", root / "private" / "secret.md"]
+    assert found.files == taken
