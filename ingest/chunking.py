@@ -12,16 +12,18 @@ the budget (no space or punctuation in it) is cut between characters, so no chun
 budget but one table row, which is never cut.
 
 Encoded data is not text (``Layout.non_text``: images pasted as ``data:`` URIs, bare base64/hex
-runs): it is left out like an unindexed part, so no chunk holds or spans it; what is around it
-(an image's alt text) stays. PDF pages: no chunk spans a page break, so a chunk's ``page`` is the
-page of all its text.
+runs): no chunk holds it (`Visible`). Inside a block it is skipped over, not cut at, so an image
+in the middle of a sentence, a code line or a table row leaves that unit whole, the image
+reduced to its alt text (``![alt]``); between blocks it ends a chunk. PDF pages: no chunk spans
+a page break, so a chunk's ``page`` is the page of all its text.
 
-Citations: a chunk's text is exactly the document text (see `ingest.readers`: decoded, line
-breaks as LF) from ``char_start`` to ``char_end``, and ``line_start``–``line_end`` are the lines
-that span covers. One documented exception: a chunk that holds rows of a table but not its
-header starts with the table's header row and delimiter row (``lead_chars`` characters plus a
-line break), so each passage of a long table says what its columns mean; its span and lines
-are those of the rows.
+Citations: a chunk's text is the document text (see `ingest.readers`: decoded, line breaks as
+LF) from ``char_start`` to ``char_end``, and ``line_start``–``line_end`` are the lines that span
+covers. Two documented exceptions: encoded data inside the span is left out, leaving only its
+line breaks (so line *k* of the chunk's text is still line ``line_start + k`` of the note); and
+a chunk that holds rows of a table but not its header starts with the table's header row and
+delimiter row (``lead_chars`` characters plus a line break), so each passage of a long table
+says what its columns mean; its span and lines are those of the rows.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from pydantic import Field, PrivateAttr
 from ingest.structure import (
     CODE,
     HEADING,
+    IMAGE,
     SKIP,
     TABLE_HEAD,
     TABLE_ROW,
@@ -229,44 +232,119 @@ _AFTER_DATA = re.compile(r"(?:>?\s*\)|[\"'](?:\s*/?>)?)")
 _MEANINGFUL = re.compile(r"\w")
 
 
-def _clear_pieces(
-    text: str, start: int, end: int, non_text: Sequence[NonText]
-) -> list[tuple[int, int] | None]:
-    """``text[start:end]`` without the non-text runs in it: the ranges of text left, in order,
-    with None where a run was left out (no chunk may span it). Next to a run, ranges with
-    nothing but markup left (the ``)`` after an image) are dropped."""
-    starts = [r.start for r in non_text]
-    i = max(bisect.bisect_right(starts, start) - 1, 0)
-    out: list[tuple[int, int] | None] = []
-    prev = start
-    for run in non_text[i:]:
-        if run.start >= end:
-            break
-        if run.end <= start:
-            continue
-        a, b = prev, max(run.start, prev)
-        cut = _BEFORE_DATA.search(text, a, b)
-        if cut and cut.start() >= a:
-            b = cut.start()
-        if _MEANINGFUL.search(text, a, b):
-            out.append((a, b))
-        out.append(None)
-        prev = min(run.end, end)
-        after = _AFTER_DATA.match(text, prev, end)
-        if after:
-            prev = after.end()
-    if not out:
-        return [(start, end)]  # no run here: the text as it is
-    if _MEANINGFUL.search(text, prev, end):
-        out.append((prev, end))
-    return out
+@dataclass(frozen=True)
+class Visible:
+    """What chunks show of a document text: its non-text runs left out.
+
+    ``cuts`` are the ranges left out: each run (`ingest.structure.NonText`), for an image's
+    ``data:`` URI with the link or attribute syntax around it (``(…)``, ``src="…"``, a whole
+    ``<img src="…">``), so an image is reduced to its alt text (``![alt]``). A range left out
+    leaves only its line breaks, so each line of a chunk's text is still a line of the note."""
+
+    text: str
+    cuts: tuple[tuple[int, int], ...] = ()  # sorted, never overlapping, end exclusive
+
+    @classmethod
+    def of(cls, text: str, non_text: Sequence[NonText]) -> Visible:
+        cuts: list[tuple[int, int]] = []
+        for i, run in enumerate(non_text):
+            lo, hi = run.start, run.end
+            if run.kind == IMAGE:
+                floor = max(cuts[-1][1] if cuts else 0, run.start - 200)
+                before = _BEFORE_DATA.search(text, floor, run.start)
+                lo = before.start() if before else lo
+                ceiling = non_text[i + 1].start if i + 1 < len(non_text) else len(text)
+                after = _AFTER_DATA.match(text, run.end, ceiling)
+                hi = after.end() if after else hi
+            cuts.append((lo, hi))
+        return cls(text, tuple(cuts))
+
+    def _near(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The cuts that overlap ``[start, end)``."""
+        if not self.cuts:
+            return []
+        i = max(bisect.bisect_right(self.cuts, (start, len(self.text) + 1)) - 1, 0)
+        found = []
+        for lo, hi in self.cuts[i:]:
+            if lo >= end:
+                break
+            if hi > start:
+                found.append((lo, hi))
+        return found
+
+    def inside(self, offset: int) -> bool:
+        """Whether ``offset`` falls strictly inside a range left out."""
+        return any(lo < offset < hi for lo, hi in self._near(offset, offset + 1))
+
+    def show(self, start: int, end: int) -> str:
+        """``text[start:end]`` as chunks show it: each range left out replaced by its line
+        breaks."""
+        near = self._near(start, end)
+        if not near:
+            return self.text[start:end]
+        parts: list[str] = []
+        at = start
+        for lo, hi in near:
+            lo, hi = max(lo, start), min(hi, end)
+            parts.append(self.text[at:lo])
+            parts.append("\n" * self.text.count("\n", lo, hi))
+            at = hi
+        parts.append(self.text[at:end])
+        return "".join(parts)
+
+    def trim(self, start: int, end: int) -> Span | None:
+        """``[start, end)`` without white space or ranges left out at either end; None when
+        nothing is left (or, next to a range left out, nothing but markup: the ``)`` after an
+        image)."""
+        touched = bool(self._near(start, end))
+        while start < end:
+            span = _trimmed(self.text, start, end)
+            if span is None:
+                return None
+            start, end = span.start, span.end
+            head = next((hi for lo, hi in self._near(start, start + 1) if lo <= start), None)
+            tail = next((lo for lo, hi in self._near(end - 1, end) if hi >= end), None)
+            if head is None and tail is None:
+                break
+            start, end = head if head is not None else start, tail if tail is not None else end
+        if start >= end:
+            return None
+        if touched and not _MEANINGFUL.search(self.show(start, end)):
+            return None
+        return Span(start, end)
+
+    def spread(self, start: int, end: int, size: int) -> list[int]:
+        """Offsets that cut ``[start, end)`` into pieces of ``size`` shown characters."""
+        cuts: list[int] = []
+        shown = 0
+        at = start
+        for lo, hi in [*self._near(start, end), (end, end)]:
+            lo, hi = max(lo, start), min(hi, end)
+            while shown + (lo - at) >= size:
+                at += size - shown
+                cuts.append(at)
+                shown = 0
+            shown += lo - at
+            at = max(hi, at)
+        return [c for c in cuts if start < c < end]
 
 
-def segments(text: str, layout: Layout) -> list[Segment]:
+def _sentences(text: str, start: int, end: int, visible: Visible) -> list[Span]:
+    """The sentences of a block of prose, as `_paragraph_sentences`, with the ranges left out
+    (images, encoded data) inside them: an image in a sentence never cuts it."""
+    cuts = [c for c in _sentence_cuts(text, start, end) if not visible.inside(c)]
+    spans = _cut(text, start, end, cuts)
+    return [t for s in spans if (t := visible.trim(s.start, s.end)) is not None]
+
+
+def segments(text: str, layout: Layout, visible: Visible | None = None) -> list[Segment]:
     """Units of each stretch of indexed text, with the heading path in force there. Non-text
-    runs (``layout.non_text``) are left out and end a segment, as unindexed blocks do."""
+    runs (``layout.non_text``, as `Visible` leaves them out) inside a block are skipped over,
+    so an image never cuts the sentence, code line or table row it is in; one between blocks
+    (a link reference definition to a data: URI) ends a segment, as unindexed blocks do."""
     starts = line_starts(text)
     non_text = layout.non_text
+    visible = visible or Visible.of(text, non_text)
 
     def span_of(first: int, last: int) -> tuple[int, int]:
         end = starts[last] - 1 if last < len(starts) else len(text)
@@ -295,11 +373,8 @@ def segments(text: str, layout: Layout) -> list[Segment]:
             close()
             written = path
             path = list(enumerate(block.headings, start=1))
-            for piece in _clear_pieces(text, *span_of(block.start, block.end), non_text):
-                if piece is None:
-                    close()
-                else:
-                    units.extend(Unit(s.start, s.end) for s in _paragraph_sentences(text, *piece))
+            spans = _sentences(text, *span_of(block.start, block.end), visible)
+            units.extend(Unit(s.start, s.end) for s in spans)
             close()
             path = written
         elif block.kind == HEADING:
@@ -308,27 +383,18 @@ def segments(text: str, layout: Layout) -> list[Segment]:
         elif block.kind == SKIP:
             close()
         elif block.kind == TEXT:
-            for piece in _clear_pieces(text, *span_of(block.start, block.end), non_text):
-                if piece is None:
-                    close()
-                else:
-                    units.extend(Unit(s.start, s.end) for s in _paragraph_sentences(text, *piece))
+            spans = _sentences(text, *span_of(block.start, block.end), visible)
+            units.extend(Unit(s.start, s.end) for s in spans)
         elif block.kind == CODE:
             for line in range(block.start, block.end):
-                for piece in _clear_pieces(text, *span_of(line, line + 1), non_text):
-                    span = _trimmed(text, *piece) if piece else None
-                    if piece is None:
-                        close()
-                    elif span:
-                        units.append(Unit(span.start, span.end, level=LINE))
+                span = visible.trim(*span_of(line, line + 1))
+                if span:
+                    units.append(Unit(span.start, span.end, level=LINE))
         elif block.kind in (TABLE_HEAD, TABLE_ROW):
-            for piece in _clear_pieces(text, *span_of(block.start, block.end), non_text):
-                span = _trimmed(text, *piece) if piece else None
-                if piece is None:
-                    close()
-                elif span:
-                    head = block.kind == TABLE_HEAD
-                    units.append(Unit(span.start, span.end, block.table, head, LINE, whole=True))
+            span = visible.trim(*span_of(block.start, block.end))
+            if span:
+                head = block.kind == TABLE_HEAD
+                units.append(Unit(span.start, span.end, block.table, head, LINE, whole=True))
     close()
     return found
 
@@ -415,7 +481,9 @@ class NoteSplitter(NodeParser):
             out.extend(self.split(node.get_content(), dict(node.metadata)))
         return out
 
-    def _refine(self, text: str, unit: Unit, count: int) -> list[tuple[Unit, int]]:
+    def _refine(
+        self, text: str, unit: Unit, count: int, visible: Visible
+    ) -> list[tuple[Unit, int]]:
         """A unit over the budget, cut at the next finer boundaries until its pieces fit; a
         run with no boundary left is cut between characters (the embedder would otherwise
         truncate it silently). Only a table row (``whole``) or a single character may stay
@@ -427,17 +495,19 @@ class NoteSplitter(NodeParser):
                 # pieces of about equal length, as many as the count says are needed; one that
                 # is still over (tokens are not spread evenly) is cut again
                 parts = -(-count // self.chunk_tokens) if unit.level < CHARS else 2
-                size = -(-(unit.end - unit.start) // max(parts, 2))
-                cuts = list(range(unit.start + size, unit.end, size))
+                shown = len(visible.show(unit.start, unit.end))
+                size = max(-(-shown // max(parts, 2)), 1)
+                cuts = visible.spread(unit.start, unit.end, size)
                 pieces = _cut(text, unit.start, unit.end, cuts)
             else:
                 pieces = finer_spans(text, Span(unit.start, unit.end), level)
+            pieces = [t for p in pieces if (t := visible.trim(p.start, p.end)) is not None]
             if len(pieces) > 1:
-                counts = self._count([text[p.start : p.end] for p in pieces])
+                counts = self._count([visible.show(p.start, p.end) for p in pieces])
                 out: list[tuple[Unit, int]] = []
                 for piece, n in zip(pieces, counts, strict=True):
                     finer = replace(unit, start=piece.start, end=piece.end, level=level)
-                    out.extend(self._refine(text, finer, n))
+                    out.extend(self._refine(text, finer, n, visible))
                 return out
         return [(unit, count)]  # one character over the budget
 
@@ -446,9 +516,11 @@ class NoteSplitter(NodeParser):
         line_map: list[int] | None = metadata.get("line_map")
         page_starts: list[int] | None = metadata.get("page_starts")
         title = str(metadata.get("title", ""))
-        parts = segments(text, layout_of(text, metadata))
+        layout = layout_of(text, metadata)
+        visible = Visible.of(text, layout.non_text)
+        parts = segments(text, layout, visible)
         flat = [u for seg in parts for u in seg.units]
-        flat_counts = self._count([text[u.start : u.end] for u in flat])
+        flat_counts = self._count([visible.show(u.start, u.end) for u in flat])
         base = {k: v for k, v in metadata.items() if k not in _INTERNAL}
         nodes: list[TextNode] = []
         offset = 0
@@ -456,7 +528,7 @@ class NoteSplitter(NodeParser):
             sized: list[tuple[Unit, int]] = []
             mine = flat_counts[offset : offset + len(seg.units)]
             for unit, n in zip(seg.units, mine, strict=True):
-                sized.extend(self._refine(text, unit, n))
+                sized.extend(self._refine(text, unit, n, visible))
             offset += len(seg.units)
             units = [u for u, _ in sized]
             counts = [n for _, n in sized]
@@ -465,11 +537,11 @@ class NoteSplitter(NodeParser):
             glue = [u.head for u in units]
             for a, b in pack(counts, self.chunk_tokens, self.overlap_tokens, lead, glue):
                 first, last = units[a], units[b - 1]
-                body = text[first.start : last.end]
+                body = visible.show(first.start, last.end)
                 prefix, lead_line = "", 0
                 if first.table in heads and not first.head:
                     head = heads[first.table][0]
-                    prefix = text[head.start : head.end]
+                    prefix = visible.show(head.start, head.end)
                     body = prefix + "\n" + body
                     lead_line = bisect.bisect_right(starts, head.start)
                     if line_map:

@@ -41,7 +41,9 @@ from shiori.embedding import Embedder
 from shiori.index import Chunk, FileRecord, NoteIndex, Vectors
 from shiori.sparse import SparseEncoder
 
-SPLITTER_VERSION = "3"  # 3: footnotes, data: URIs and encoded runs left out, PDF page breaks
+# 3: footnotes, data: URIs and encoded runs left out, PDF page breaks; 4: an image inside a
+# sentence no longer cuts it, a wrapped data: URI no longer takes the start of the next line
+SPLITTER_VERSION = "4"
 # a long ingest lets the embedded engine index what it wrote every 100k chunks, as in the
 # configuration measured at 1M chunks (docs/benchmarks.md, "disk-sq-seg": its recall and memory
 # were measured with this and the segment cap together, not this alone)

@@ -392,8 +392,9 @@ def _wrapped_end(text: str, head: re.Match[str]) -> int:
     """Where a base64 data: URI ends: after ``head``, the lines that go on with its payload.
 
     Exporters wrap at a fixed width, so a block of two or more lines of one width (32 or more
-    characters) is payload; any other line (the last, shorter one, or a lone one) must read
-    as random base64 (`_payload_piece`), and the first line that does not ends the URI."""
+    characters) is payload, and so is a line that the image's closing bracket or quote ends
+    (``…AB==)`` after ``(data:``); any other line (the last, shorter one, or a lone one) must
+    read as random base64 (`_payload_piece`), and the first line that does not ends the URI."""
     lines: list[tuple[int, str]] = []  # (where the line's payload ends, the payload)
     at = head.end()
     while line := _WRAPPED.match(text, at):
@@ -401,15 +402,18 @@ def _wrapped_end(text: str, head: re.Match[str]) -> int:
         at = line.end()
     if not lines:
         return head.end()
+    opener = text[head.start() - 1] if head.start() else ""
+    closer = {"(": ")", '"': '"', "'": "'"}.get(opener)
     width = len(lines[0][1])
     full = next((i for i, (_, piece) in enumerate(lines) if len(piece) != width), len(lines))
     end = head.end()
     for i, (stop, piece) in enumerate(lines):
         block = i < full and full >= 2 and width >= 32
-        if not (block or (len(piece) <= width and _payload_piece(piece))):
+        closed = closer is not None and text[stop:].lstrip(" \t")[:1] == closer
+        if not (block or closed or (len(piece) <= width and _payload_piece(piece))):
             break
         end = stop
-        if i >= full:  # the shorter line after the full ones is the payload's last
+        if i >= full or closed:  # the payload's last line: shorter, or closed
             break
     return end
 

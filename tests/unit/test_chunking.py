@@ -749,23 +749,27 @@ def test_split_leaves_a_data_uri_image_out_and_keeps_its_alt_text():
         "検証損失は 12 エポック目で最小になった。\nそこで patience を 3 にした。\n"
     )
     nodes = split(text, chunk_tokens=320)
-    assert [(n.metadata["line_start"], n.metadata["line_end"]) for n in nodes] == [(5, 7), (9, 10)]
-    assert nodes[0].text == "次の図は損失を示す。\n\n![学習曲線（実験3）]"
+    # one passage: the figure's alt text between the sentences around it, the payload left out
+    assert [(n.metadata["line_start"], n.metadata["line_end"]) for n in nodes] == [(5, 10)]
+    assert nodes[0].text == (
+        "次の図は損失を示す。\n\n![学習曲線（実験3）]\n\n"
+        "検証損失は 12 エポック目で最小になった。\nそこで patience を 3 にした。"
+    )
     assert all(not B64_RUN.search(n.text) and "base64" not in n.text for n in nodes)
     assert all(n.metadata["headings"] == ["学習曲線の記録", "実験 3"] for n in nodes)
 
 
-def test_split_text_on_both_sides_of_an_inline_image_stays_apart():
+def test_split_text_on_both_sides_of_an_inline_image_is_one_chunk():
     uri = "data:image/jpeg;base64," + _b64(300)
     text = f"前の文。![図]({uri})後の文。\n"
-    assert [n.text for n in split(text)] == ["前の文。![図]", "後の文。"]
+    assert [n.text for n in split(text)] == ["前の文。![図]後の文。"]
 
 
 def test_split_bare_base64_in_code_is_left_out():
     text = '```\nkey = "' + _b64(600) + '"\nprint(key)\n```\n'
     nodes = split(text, chunk_tokens=50)
-    # the code around the run stays, on both sides; no chunk spans the run
-    assert [n.text for n in nodes] == ['```\nkey = "', "print(key)\n```"]
+    # the code around the run stays, its line whole; no chunk holds the run
+    assert [n.text for n in nodes] == ['```\nkey = ""\nprint(key)\n```']
 
 
 _URL_PART = st.one_of(
@@ -799,10 +803,10 @@ def test_split_a_reference_defined_data_uri_is_left_out():
     [
         (
             '前の文。\n\n<img src="{uri}" alt="曲線">\n\n後の文。\n',
-            ["前の文。", 'alt="曲線">\n\n後の文。'],
+            ['前の文。\n\n alt="曲線">\n\n後の文。'],
         ),
-        ('前の文。<img src="{uri}">後の文。\n', ["前の文。", "後の文。"]),
-        ("前の文。<IMG SRC='{uri}'/>後の文。\n", ["前の文。", "後の文。"]),
+        ('前の文。<img src="{uri}">後の文。\n', ["前の文。後の文。"]),
+        ("前の文。<IMG SRC='{uri}'/>後の文。\n", ["前の文。後の文。"]),
     ],
 )
 def test_split_an_html_img_with_a_data_uri_leaves_no_tag_behind(template, expected):
@@ -827,3 +831,82 @@ def test_split_pdf_chunks_never_span_a_page_break():
         ("一ページ目の文。", 1),
         ("二ページ目の文。", 2),
     ]
+
+
+# --- an image inside a sentence does not cut it (issue 25 review) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "visible"),
+    [
+        (
+            "検証損失は![図]({uri})のように 12 エポック目で最小になった。",
+            "検証損失は![図]のように 12 エポック目で最小になった。",
+        ),
+        (
+            "The loss {uri} fell until epoch 12.",  # a bare data: URI
+            "The loss  fell until epoch 12.",
+        ),
+        (
+            '検証損失は<img src="{uri}">のように下がった。',
+            "検証損失はのように下がった。",
+        ),
+    ],
+)
+def test_split_a_sentence_around_an_inline_image_is_one_chunk(template: str, visible: str) -> None:
+    text = "# 実験\n\n" + template.format(uri="data:image/png;base64," + _b64(900)) + "\n"
+    (node,) = split(text)
+    assert node.text == visible
+    meta = node.metadata
+    assert (meta["line_start"], meta["line_end"]) == (3, 3)
+    # its span is the sentence's, image included
+    assert text[meta["char_start"] : meta["char_end"]].startswith(visible[:4])
+    assert text[meta["char_start"] : meta["char_end"]].endswith(visible[-4:])
+
+
+def test_split_a_sentence_around_a_wrapped_image_keeps_its_lines() -> None:
+    payload = _b64(57 * 6)
+    wrapped = "\n".join(payload[i : i + 76] for i in range(0, len(payload), 76))
+    text = f"# 実験\n\n検証損失は ![図](data:image/png;base64,{wrapped}) のように\n下がった。\n"
+    (node,) = split(text)
+    meta = node.metadata
+    last = text.count("\n") + 0  # the line of 下がった。
+    assert (meta["line_start"], meta["line_end"]) == (3, last)
+    assert "base64" not in node.text and not B64_RUN.search(node.text)
+    assert node.text.startswith("検証損失は ![図]") and node.text.endswith("のように\n下がった。")
+    # the text keeps the line breaks it stands for: a line of the text is a line of the note
+    lines = text.split("\n")
+    for offset in (node.text.index("のように"), node.text.index("下がった")):
+        line = meta["line_start"] + node.text.count("\n", 0, offset)
+        assert node.text[offset : offset + 3] in lines[line - 1]
+
+
+SENTENCE_WORDS = ["行列", "固有値", "の", "は", "model", "loss", " "]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(SENTENCE_WORDS), min_size=2, max_size=30),
+    at=st.integers(0, 30),
+    seed=st.integers(0, 2**16),
+    wrap=st.booleans(),
+)
+def test_split_no_image_inside_a_sentence_cuts_it(
+    words: list[str], at: int, seed: int, wrap: bool
+) -> None:
+    payload = _b64(600, seed)
+    if wrap:
+        payload = "\n".join(payload[i : i + 76] for i in range(0, len(payload), 76))
+    at = min(at, len(words))
+    before, after = "".join(words[:at]), "".join(words[at:])
+    sentence = f"{before}![図](data:image/png;base64,{payload}){after}。"
+    text = f"# 節\n\n前の文。{sentence}次の文。\n"
+    nodes = split(text, chunk_tokens=1000)
+    whole = f"{before}![図]{after}。"
+    # one chunk, the image reduced to its alt text, its line breaks kept (lines stay right)
+    assert [n.text.replace("\n", "") for n in nodes] == ["前の文。" + whole + "次の文。"]
+    assert nodes[0].text.count("\n") == payload.count("\n")
+    assert (nodes[0].metadata["line_start"], nodes[0].metadata["line_end"]) == (
+        3,
+        text.count("\n"),
+    )
