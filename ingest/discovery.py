@@ -21,6 +21,11 @@ itself. Whatever is not walked
 (loops, links leading out, folders that cannot be listed, links whose target is missing) is
 named in ``Discovery.skipped`` with the reason: a skipped subtree never looks like a complete
 walk, and the ones whose contents could not be known are also in ``Discovery.unlisted``.
+
+One file is one note, known by the ``(st_dev, st_ino)`` its path resolves to: a file reached by
+several paths (a symbolic link to it, a hard link, a linked folder also given as a root) is
+taken once, at the first path free of links in walk order, and the others are named in
+``Discovery.same_file``. (The ingest applies the same rule against the paths already indexed.)
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ class Discovery:
     # link whose target is missing: unmounted, offline): an ingest keeps the notes it already
     # has from them, since "not listed" is not "gone"
     unlisted: list[Path] = field(default_factory=list)
+    # one file reached by several paths (a symbolic link to it, a hard link, a linked folder):
+    # (the path passed over, the path it is taken at), the latter preferably free of links
+    same_file: list[tuple[Path, Path]] = field(default_factory=list)
+    # each file's identity, (st_dev, st_ino) of what its path resolves to
+    ids: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
 
 def _read_spec(folder: Path) -> pathspec.GitIgnoreSpec | None:
@@ -90,7 +100,6 @@ class _Walk:
 
     found: Discovery
     allowed: list[Path]  # resolved `confine_to`; empty: any folder may be followed
-    seen: set[Path] = field(default_factory=set)  # files found, by the path they were found at
     walked: set[tuple[int, int]] = field(default_factory=set)  # (st_dev, st_ino) of folders
     # (folder, the ignore files of its root): plain folders now, linked ones after them
     now: list[tuple[Path, dict[Path, pathspec.GitIgnoreSpec]]] = field(default_factory=list)
@@ -99,6 +108,37 @@ class _Walk:
     # what a link leads to is checked against them as well as the link's own path
     ignores: dict[Path, pathspec.GitIgnoreSpec] = field(default_factory=dict)
     real_roots: list[Path] = field(default_factory=list)  # the folders asked for, resolved
+    # files found: (path, identity or None when it cannot be known, reached through a link)
+    candidates: list[tuple[Path, tuple[int, int] | None, bool]] = field(default_factory=list)
+
+    def take(self, path: Path, through_link: bool) -> None:
+        try:
+            st = path.stat()  # follows links: the file itself
+            key: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:  # a broken link: reading it fails later, named
+            key = None
+        self.candidates.append((path, key, through_link))
+
+    def settle(self) -> None:
+        """One path per file: of the paths to one file, the first free of links in walk
+        order (else the first); the others go to ``same_file``."""
+        kept: dict[tuple[int, int], Path] = {}
+        paths: set[Path] = set()
+        order = sorted(range(len(self.candidates)), key=lambda i: (self.candidates[i][2], i))
+        for i in order:
+            path, key, _ = self.candidates[i]
+            if path in paths:
+                continue
+            if key is not None and key in kept:
+                if kept[key] != path:
+                    self.found.same_file.append((path, kept[key]))
+                continue
+            paths.add(path)
+            if key is not None:
+                kept[key] = path
+                self.found.ids[path] = key
+            self.found.files.append(path)
+        self.found.same_file.sort()
 
     def excluded(self, real: Path, is_dir: bool) -> bool:
         """Whether the walk would not take ``real`` (a resolved path) at its own place: hidden
@@ -191,9 +231,8 @@ class _Walk:
                 continue  # a link to a note that is hidden or ignored where it is
             if path.suffix.lower() not in SUPPORTED:
                 self.found.unsupported.append(path)
-            elif path not in self.seen:  # (a broken link too: reading it then fails, named)
-                self.seen.add(path)
-                self.found.files.append(path)
+            else:  # (a broken link too: reading it then fails, named)
+                self.take(path, real != here or entry.is_symlink())
 
 
 def _real_file(path: Path) -> Path:
@@ -222,12 +261,11 @@ def discover(arguments: list[str | Path], confine_to: Sequence[Path] = ()) -> Di
         root = root.resolve()
         found.roots.append(root)
         if root.is_file():
-            if root not in walk.seen:
-                walk.seen.add(root)
-                found.files.append(root)
+            walk.take(root, False)
             continue
         walk.now.insert(0, (root, {}))  # roots in the order given (the stack pops its end)
     walk.run()
+    walk.settle()
     if walk.allowed:
         inside = [
             f for f in found.files if any(f.resolve().is_relative_to(r) for r in walk.allowed)

@@ -219,9 +219,12 @@ class Ingestor:
         report.missing = found.missing
         for folder, why in found.skipped:  # linked folders not followed (loops, leading out)
             self._warn(report, reporter, folder, why)
+        for path, kept in found.same_file:  # one file, several paths: taken at one
+            self._warn(report, reporter, path, self._same_file(kept))
         self._unsupported(found.unsupported, report, reporter)
-        report.files_seen = len(found.files)
         records = self.index.file_records()
+        same_file = self._one_note_per_file(found, records, report, reporter)
+        report.files_seen = len(found.files)
         reporter.start(len(found.files))
         for path in found.outside:
             report.files_seen += 1
@@ -239,7 +242,7 @@ class Ingestor:
         paths_by_hash: dict[str, list[str]] = {}
         for r in records.values():
             paths_by_hash.setdefault(r.file_hash, []).append(r.path)
-            if r.path not in in_run and os.path.exists(r.path):
+            if r.path not in in_run and r.path not in same_file and os.path.exists(r.path):
                 by_hash.setdefault(r.file_hash, r.path)
         seen_hash: dict[str, Path] = {}
         for path in found.files:
@@ -297,7 +300,14 @@ class Ingestor:
         moved_to = {p.file_hash: p.path for p in written}
         donated = {d: p.path for p in written for d in p.donors}
         self._forget(
-            found, records, report, reporter, prune=prune, moved_to=moved_to, donated=donated
+            found,
+            records,
+            report,
+            reporter,
+            prune=prune,
+            moved_to=moved_to,
+            donated=donated,
+            same_file=same_file,
         )
         if report.chunks_written or report.chunks_deleted:
             self.index.optimize()
@@ -305,6 +315,53 @@ class Ingestor:
         return report
 
     # --- steps -----------------------------------------------------------------------------
+    def _one_note_per_file(
+        self,
+        found: Discovery,
+        records: dict[str, FileRecord],
+        report: IngestReport,
+        reporter: Reporter,
+    ) -> dict[str, Path]:
+        """One file is one note, known by (st_dev, st_ino): a file found here that the index
+        already holds at another path (reached then through a link, or a hard link) is not
+        indexed twice. When that path lies outside this run's roots (another ingest's), the
+        file is ingested at it and the path found here is named as passed over; otherwise the
+        path found here is the note's, and the other is forgotten. Changes ``found.files``;
+        returns the indexed paths to forget → the path kept."""
+        found_paths = {str(p) for p in found.files}
+        held: dict[tuple[int, int], list[str]] = {}
+        for path_str in records:
+            if path_str in found_paths:
+                continue
+            try:
+                st = os.stat(path_str)  # follows links: the file the note's path reaches
+            except OSError:
+                continue
+            held.setdefault((st.st_dev, st.st_ino), []).append(path_str)
+        forget: dict[str, Path] = {}
+        if not held:
+            return forget
+        files: list[Path] = []
+        for path in found.files:
+            key = found.ids.get(path)
+            others = sorted(held.get(key, [])) if key is not None else []
+            outside = [o for o in others if not _under(Path(o), found.roots)]
+            keep = Path(outside[0]) if outside else path
+            if keep != path:
+                self._warn(report, reporter, path, self._same_file(keep, indexed=True))
+            files.append(keep)
+            forget.update({o: keep for o in others if o != str(keep)})
+        found.files = sorted(set(files))
+        return forget
+
+    def _same_file(self, kept: Path, indexed: bool = False) -> str:
+        shown = display_path(kept, self.settings.uploads_dir)
+        where = "already indexed at that path" if indexed else "taken at that path"
+        return (
+            f"the same file as {shown} (reached by another path: a symbolic or hard link); "
+            f"{where}, once"
+        )
+
     def _fail(
         self,
         report: IngestReport,
@@ -496,6 +553,7 @@ class Ingestor:
         prune: bool,
         moved_to: dict[str, Path],
         donated: dict[str, Path],
+        same_file: dict[str, Path],
     ) -> None:
         """Forget the notes under this run's roots that the roots no longer hold: files gone
         from disk (deleted, renamed, moved; ``moved_to``: file hash → the path this run wrote
@@ -508,7 +566,17 @@ class Ingestor:
         not looked at: an ingest of one folder never forgets another's notes still on disk. Each
         forgotten note is counted in ``files_deleted`` and named in ``forgotten``."""
         taken = {str(p) for p in (*found.files, *found.outside)}
+        for path_str, kept in sorted(same_file.items()):  # one file, another path kept
+            if path_str in records and path_str not in taken:
+                shown = display_path(Path(path_str), self.settings.uploads_dir)
+                reason = self._same_file(kept).replace("taken", "indexed")
+                report.chunks_deleted += self.index.remove_file(path_str)
+                report.files_deleted += 1
+                report.forgotten.append({"path": shown, "reason": reason})
+                reporter.warn(f"forgot {shown}: {reason}")
         for path_str, record in sorted(records.items()):
+            if path_str in same_file:
+                continue
             path = Path(path_str)
             under = any(path == root or root in path.parents for root in found.roots)
             # a note whose bytes this run wrote at a new path (its vectors were reused): forgotten
@@ -535,6 +603,10 @@ class Ingestor:
             shown = display_path(path, self.settings.uploads_dir)
             report.forgotten.append({"path": shown, "reason": reason})
             reporter.warn(f"forgot {shown}: {reason}")
+
+
+def _under(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
 
 
 def file_is_gone(path: Path) -> bool:

@@ -177,3 +177,23 @@ def test_a_linked_folder_that_is_not_ignored_is_still_walked(tmp_path: Path) -> 
     # private/ itself is taken (only private/deep/ is excluded): found at its direct path
     taken = [root / "a.md", root / "lectures" / "g.md", root / "private" / "secret.md"]
     assert found.files == taken
+
+
+# --- one file, one path (issue 25 review) --------------------------------------------------------
+
+
+def test_a_file_reached_by_several_paths_is_taken_once_at_a_path_free_of_links(
+    tmp_path: Path,
+) -> None:
+    make(tmp_path, "notes/z.md", "other/b.md")
+    root, other = (tmp_path / "notes").resolve(), (tmp_path / "other").resolve()
+    (root / "a-alias.md").symlink_to("z.md")  # sorts first, but is a link
+    os.link(root / "z.md", other / "hard.md")
+    (other / "l").symlink_to(root, target_is_directory=True)  # the folder, linked elsewhere
+    found = discover([other, root])
+    # a hard link is no link: of two plain paths, the first found (other/ is walked first)
+    assert sorted(found.files) == [other / "b.md", other / "hard.md"]
+    assert found.same_file == [(root / "a-alias.md", other / "hard.md"),
+                               (root / "z.md", other / "hard.md")]  # fmt: skip
+    assert found.ids[other / "hard.md"] == ((root / "z.md").stat().st_dev,
+                                            (root / "z.md").stat().st_ino)  # fmt: skip

@@ -3,6 +3,7 @@ pipeline runs with the real model in tests/integration/test_ingest.py)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,66 @@ def test_the_cli_prints_the_unsupported_files_a_service_names(
         assert f"{item['path']}: not read: a .png file" in out
     assert "… and 2 more files of unsupported types not read (.png 4, .docx 1)" in out
     assert "5 of unsupported types skipped (.png 4, .docx 1)" in out
+
+
+# --- one file is one note, however it is reached (issue 25 review) ------------------------------
+
+
+def sources(ingestor: Ingestor) -> list[str]:
+    return sorted(r.source for r in ingestor.index.file_records().values())
+
+
+def linked(tmp_path: Path) -> tuple[Path, Path]:
+    """notes/a.md, and other/l -> ../notes (the notes folder linked into another folder)."""
+    write(tmp_path / "notes" / "a.md")
+    write(tmp_path / "other" / "b.md", "# b\n\n別のノート。\n")
+    (tmp_path / "other" / "l").symlink_to("../notes", target_is_directory=True)
+    return tmp_path / "notes", tmp_path / "other"
+
+
+def test_a_folder_ingested_through_a_link_then_directly_stays_one_note(
+    ingestor: Ingestor, tmp_path: Path
+) -> None:
+    notes, other = linked(tmp_path)
+    ingestor.run([other])
+    assert sources(ingestor) == ["other/b.md", "other/l/a.md"]
+    # both as roots: the direct path is the note's identity, the link's copy is forgotten
+    report = ingestor.run([notes, other])
+    assert sources(ingestor) == ["notes/a.md", "other/b.md"]
+    (gone,) = report.forgotten
+    assert gone["path"] == "other/l/a.md" and "same file as notes/a.md" in gone["reason"]
+    assert report.duplicates == []
+    # the link's folder alone again: the file is indexed once already, at its direct path
+    report = ingestor.run([other])
+    assert sources(ingestor) == ["notes/a.md", "other/b.md"]
+    assert {"path": "other/l/a.md"} in [{"path": w["path"]} for w in report.warnings]
+
+
+def test_a_note_indexed_through_a_link_is_not_indexed_again_from_its_folder(
+    ingestor: Ingestor, tmp_path: Path
+) -> None:
+    notes, other = linked(tmp_path)
+    ingestor.run([other])
+    report = ingestor.run([notes])  # another ingest holds it under other/: it stays there
+    assert sources(ingestor) == ["other/b.md", "other/l/a.md"]
+    (warning,) = [w for w in report.warnings if w["path"] == "notes/a.md"]
+    assert "same file as other/l/a.md" in warning["warning"]
+    # and a change to it reaches that note
+    write(notes / "a.md", "# note\n\n書き換えた本文です。\n")
+    report = ingestor.run([notes])
+    assert report.files_updated == 1
+    assert sources(ingestor) == ["other/b.md", "other/l/a.md"]
+
+
+def test_links_and_hard_links_to_one_file_in_one_run_are_one_note(
+    ingestor: Ingestor, tmp_path: Path
+) -> None:
+    a = write(tmp_path / "notes" / "z.md")
+    (tmp_path / "notes" / "alias.md").symlink_to("z.md")
+    os.link(a, tmp_path / "notes" / "sub-hard.md")
+    report = ingestor.run([tmp_path / "notes"])
+    # a path without a link is preferred; then the first in walk order
+    assert sources(ingestor) == ["notes/sub-hard.md"]
+    assert report.files_new == 1 and report.duplicates == []
+    skipped = sorted(w["path"] for w in report.warnings if "same file" in w["warning"])
+    assert skipped == ["notes/alias.md", "notes/z.md"]
