@@ -18,7 +18,7 @@ import pytest
 
 from shiori.config import Settings
 from shiori.embedding import Embedder
-from tests.integration.test_ingest_cases import Case, ask, cited, ingested
+from tests.integration.test_ingest_cases import Case, ask, case_dir, cited, ingested, opened
 
 pytestmark = pytest.mark.slow
 
@@ -145,6 +145,31 @@ def test_answers_25_about_the_figure_without_its_payload(
         spans = [c["lines"] for c in cited(body, "notes/learning-curve.md")]
         assert any(a <= 9 <= b for a, b in spans), spans
         assert not any(BASE64_PAYLOAD.search(c["text"]) for c in body["contexts"])
+
+
+def test_25_an_image_inside_a_sentence_leaves_the_sentence_whole(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    """Issue 25 review: case 25's image moved into the middle of line 9's sentence: the
+    sentence is one passage (the image reduced to its alt text), cited at line 9."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    lines = (case_dir("25") / "notes" / "learning-curve.md").read_text(encoding="utf-8")
+    lines_ = lines.split("\n")
+    image = lines_[6]
+    cut = len(lines_[8]) // 2
+    lines_[8] = lines_[8][:cut] + image + lines_[8][cut:]
+    lines_[6] = "図は下の文の中にある。"
+    (notes / "inline.md").write_text("\n".join(lines_), encoding="utf-8")
+    with opened(tmp_path, embedder, tmp_path / "store", "c25i") as case:
+        report = case.parts.ingestor.run([notes])
+        assert report.files_new == 1 and not report.failures
+        sentence = lines_[8][:cut] + "![学習曲線（実験3）]" + lines_[8][cut:]
+        chunks = case.chunks()
+        holding = [c for c in chunks if sentence.strip() in c.text]
+        assert holding, [c.text for c in chunks]
+        assert all(c.line_start <= 9 <= c.line_end for c in holding)
+        assert not any(BASE64_PAYLOAD.search(c.text) for c in chunks)
 
 
 # --- 28: a PDF page in a font without a Unicode map ---------------------------------------------

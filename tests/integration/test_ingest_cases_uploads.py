@@ -153,6 +153,19 @@ def test_21_multipart_parts_whose_names_carry_folders(embedder: Embedder, tmp_pa
         notes = case.notes()
         assert set(notes) == {"uploads/2024/summary.md", "uploads/2025/summary.md"}
         check_21(notes, case.search)
+        # a part named only by filename* (RFC 7578/5987) is kept under its decoded name
+        body = (
+            b'--B\r\nContent-Disposition: form-data; name="file"; '
+            b"filename*=UTF-8''2026%2F%E3%81%BE%E3%81%A8%E3%82%81.md\r\n\r\n"
+            + (folder / "notes" / "2025" / "summary.md").read_bytes()
+            + b"\r\n--B--\r\n"
+        )
+        star = case.request(
+            "POST", "/v1/ingest", content=body,
+            headers={"content-type": "multipart/form-data; boundary=B"},
+        )  # fmt: skip
+        assert star.status_code == 200, star.text
+        assert "uploads/2026/まとめ.md" in case.notes()
         # a name leading out of the uploads folder is refused, clearly, before anything is kept
         bad = case.request("POST", "/v1/ingest", files=[("file", ("../x.md", b"# x\n"))])
         assert bad.status_code == 422 and "'..'" in bad.json()["error"]["message"]
@@ -249,6 +262,41 @@ def test_27_the_service_never_follows_a_link_out_of_its_folders(
         assert {"path": "vault/lectures", "warning": OUTSIDE} in report["warnings"], report
         assert (report["files_seen"], report["files_new"]) == (1, 1)
         assert set(case.notes()) == {"vault/index.md"}
+
+
+def test_27_the_linked_folder_given_as_a_root_too_stays_one_note_and_its_ignores_hold(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    """Issue 25 review: the CLI ingests the vault (its notes through the link), then the vault
+    and the linked folder together: one note per file; a .shioriignore of the linked folder
+    excludes its folder under any link name; files of other types are named."""
+    vault(tmp_path)
+    store = tmp_path / "store"
+    lectures = tmp_path / "lectures"
+    (lectures / "drafts").mkdir()
+    (lectures / "drafts" / "wip.md").write_text("# 下書き\n\n未完成の証明。\n", encoding="utf-8")
+    (lectures / ".shioriignore").write_text("drafts/\n", encoding="utf-8")
+    (tmp_path / "vault" / "wip").symlink_to("../lectures/drafts", target_is_directory=True)
+    (lectures / "slides.pptx").write_bytes(b"PK")
+    done = run_cli(["ingest", "--json", "vault"], tmp_path, store)
+    assert done.returncode == 0, done.stderr
+    first = json.loads(done.stdout)
+    assert first["unsupported"] == [
+        {"path": "vault/lectures/slides.pptx", "warning": first["unsupported"][0]["warning"]}
+    ]
+    assert ".pptx" in first["unsupported"][0]["warning"]
+    done = run_cli(["ingest", "--json", "vault", "lectures"], tmp_path, store)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [f["path"] for f in report["forgotten"]] == ["vault/lectures/graph-theory.md"]
+    assert "same file as lectures/graph-theory.md" in report["forgotten"][0]["reason"]
+    with opened(tmp_path, embedder, store, "cli") as case:
+        notes = case.notes()
+        assert set(notes) == {"vault/index.md", "lectures/graph-theory.md"}, notes
+        assert not any("wip" in c.source or "drafts" in c.source for c in case.chunks())
+        results = case.search("オイラー路を持つ条件")
+        assert [r["source"] for r in results].count("lectures/graph-theory.md") >= 1
+        assert not any(r["source"].startswith("vault/lectures/") for r in results)
 
 
 # --- a path filter is a folder, not a string --------------------------------------------------
