@@ -321,10 +321,11 @@ _DATA_URI = re.compile(
     re.IGNORECASE,
 )
 # A wrapped base64 payload (some exporters wrap at 76 characters): a line that ends with the
-# payload is followed by lines that are nothing but payload, 16 characters or more (up to the
-# line's end, or a bracket or quote that closes the image). A line that goes on with text, or
-# whose characters read as a name (``ScaledDotProductAttention``) or a hash, is not payload.
-_WRAPPED = re.compile(rf"[ \t]*\n[ \t]*([{_B64}]{{16,}})(?=[ \t]*(?:\n|\Z|[)\"'>]))")
+# payload is followed by lines that start with 16 or more characters of payload; which of them
+# are payload, `_wrapped_end` decides (not one whose characters read as a name, such as
+# ``ScaledDotProductAttention``, or a hash).
+_WRAPPED = re.compile(rf"[ \t]*\n[ \t]*([{_B64}]{{16,}})")
+_LINE_END = re.compile(r"[ \t]*(?:\n|\Z)")
 _RUN = re.compile(rf"[{_B64}]{{{MIN_BARE},}}")
 _HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 # The pieces of an identifier: capitalised or lowercase words, acronyms, numbers
@@ -400,6 +401,8 @@ def _wrapped_end(text: str, head: re.Match[str]) -> int:
     while line := _WRAPPED.match(text, at):
         lines.append((line.end(), line.group(1)))
         at = line.end()
+        if not _LINE_END.match(text, at):  # text goes on after it: the payload's last line
+            break
     if not lines:
         return head.end()
     opener = text[head.start() - 1] if head.start() else ""
@@ -408,12 +411,13 @@ def _wrapped_end(text: str, head: re.Match[str]) -> int:
     full = next((i for i, (_, piece) in enumerate(lines) if len(piece) != width), len(lines))
     end = head.end()
     for i, (stop, piece) in enumerate(lines):
-        block = i < full and full >= 2 and width >= 32
         closed = closer is not None and text[stop:].lstrip(" \t")[:1] == closer
+        whole = bool(_LINE_END.match(text, stop))  # the line ends with it
+        block = whole and i < full and full >= 2 and width >= 32
         if not (block or closed or (len(piece) <= width and _payload_piece(piece))):
             break
         end = stop
-        if i >= full or closed:  # the payload's last line: shorter, or closed
+        if i >= full or closed or not whole:  # the payload's last line
             break
     return end
 

@@ -430,3 +430,11 @@ def test_no_identifier_after_a_wrapped_payload_is_taken_for_base64(
     text = "前の文。\ndata:image/png;base64," + "\n".join(lines) + "\n" + following + "\n"
     (run,) = non_text_runs(text)
     assert text[run.end :] == "\n" + following + "\n"
+
+
+def test_a_wrapped_payload_whose_last_line_goes_on_with_text_ends_there() -> None:
+    lines = _wrapped(57 * 5 + 20)
+    text = "前の文 data:image/png;base64," + "\n".join(lines) + " と貼った。\n次の行。\n"
+    (run,) = non_text_runs(text)
+    assert text[run.start : run.end].endswith(lines[-1])
+    assert text[run.end :] == " と貼った。\n次の行。\n"
