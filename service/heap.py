@@ -9,9 +9,9 @@ defaults +17.6 MB/min; 2 arenas +3.6; a trim after each request +7.6; both −7.
 (`docs/benchmarks.md`, "Load"). glibc documents both knobs: mallopt(3) ``M_ARENA_MAX``,
 malloc_trim(3).
 
-What still grew after both (+3.9 MB/min in a 30-minute soak) was memory the CPU kernels keep
-per input shape; the models' batches are now padded to length buckets
-(``Settings.pad_multiple``, see `shiori.embedding`).
+What still grew after both (+3.9 MB/min in a 30-minute soak) grows with the number of distinct
+input shapes the models see (holder not isolated); the models' batches are now padded to length
+buckets (``Settings.pad_multiple``, see `shiori.embedding`).
 
 Elsewhere than glibc (musl, macOS) both calls are no-ops that return False.
 """

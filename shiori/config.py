@@ -122,8 +122,8 @@ class Settings(BaseSettings):
         ge=0,
         le=512,
         description="Pad each batch the embedder and the verifier run to a multiple of this many "
-        "tokens (0 or 1: to the batch's longest text only). Few input shapes keep the CPU "
-        "kernels' per-shape caches from growing the process's memory (held RSS -41 to -50 MB "
+        "tokens (0 or 1: to the batch's longest text only). Few input shapes keep the "
+        "process's memory from growing with every new batch shape (held RSS -41 to -50 MB "
         "per 75 s round against +33 to +227 unbucketed); costs ~11% of the models' throughput "
         "in that run (docs/benchmarks.md, 'Memory under load').",
     )

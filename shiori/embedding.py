@@ -5,11 +5,11 @@ their title (here: note title and heading path), which the model card recommends
 The same tokenizer counts chunk sizes, so a chunk's budget is in the model's own tokens.
 
 Each batch is padded to a multiple of ``Settings.pad_multiple`` tokens (32), not just to its
-longest text: memory is kept per input shape below the model (oneDNN's primitive cache is the
-likely holder, not isolated), and a batch padded to its own longest text has a new shape almost
-every time, so the process's memory grew with the distinct lengths seen (issue 25,
-`bench/heap_shapes.py`). The attention mask and the mean pool
-ignore the padding: vectors differ by at most one bfloat16 step (2^-9) from unbucketed ones.
+longest text: a batch padded to its own longest text has a new shape almost every time, and the
+process's memory grew with the distinct shapes seen (issue 25, `bench/heap_shapes.py`; what
+holds it is not isolated, and it is not only oneDNN's primitive cache). The attention mask and
+the mean pool ignore the padding: vectors differ by at most one bfloat16 step (2^-9) from
+unbucketed ones.
 """
 
 from __future__ import annotations
