@@ -42,7 +42,7 @@ MIN_ANSWER = 1
 
 _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
 _LETTER = re.compile(r"[^\W\d_]")
-_LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_LIST_MARK = re.compile(r"^\s*(?:[-*+]\s+|[・•]\s*|\d+[.)]\s+)")  # ・ and • : pasted notes
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _JA_SENTENCE = re.compile(r"[^。！？]+[。！？]?")
 _EN_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(])")
@@ -258,6 +258,13 @@ _JA_CONTRAST_USED = re.compile(
 )
 
 
+def _term(x: str) -> bool:
+    """Can ``x`` be what a sentence defines? Not a demonstrative or adverb, and not ending in
+    hiragana: "もともとは" is an adverb and "は", not "もとも" + "とは"."""
+    x = x.strip()
+    return bool(x) and not _DEMONSTRATIVE.match(x) and not re.search(r"[\u3041-\u309f]$", x)
+
+
 def ja_facts(sentence: str, ctx: Context) -> list[Fact]:
     """The facts of a Japanese sentence (see the module's docstring)."""
     s = unicodedata.normalize("NFKC", sentence).strip()
@@ -272,7 +279,7 @@ def ja_facts(sentence: str, ctx: Context) -> list[Fact]:
             q = f"{_ja_subject(ctx, m[where])}には何が使われていますか？"
             found.append(Fact("contrast", q, m[what]))
         return found
-    if (m := _JA_DEFINITION.match(s)) and not _DEMONSTRATIVE.match(m["x"]):
+    if (m := _JA_DEFINITION.match(s)) and _term(m["x"]):
         return [Fact("definition", f"{m['x'].strip()}とは何ですか？", m["y"])]
     if m := _JA_KIND_OF.match(s):
         return [Fact("definition", f"{m['x'].strip()}は何の一種ですか？", m["y"])]
@@ -287,9 +294,10 @@ def ja_facts(sentence: str, ctx: Context) -> list[Fact]:
         return [Fact("date", q, m["d"])]
     if m := _JA_COLON.match(s):
         x, y = m["x"].strip(), m["y"]
-        if not re.search(r"https?$", x) and not _DEMONSTRATIVE.match(x):
+        # a one-letter term (A, B, r) names nothing outside its formula
+        if len(x) > 1 and not re.search(r"https?$", x) and not _DEMONSTRATIVE.match(x):
             return [Fact("definition", f"{_ja_subject(ctx, x)}とは何ですか？", y)]
-    if (m := _JA_IS.search(s)) and not _DEMONSTRATIVE.match(m["x"].strip()):
+    if (m := _JA_IS.search(s)) and _term(m["x"]):
         x, y = m["x"].strip(), m["y"].strip()
         if _JA_DATE.fullmatch(y.replace(" ", "")) or _JA_DATE.fullmatch(y):
             return [Fact("date", f"{_ja_subject(ctx, x)}はいつですか？", y)]
@@ -362,7 +370,7 @@ def en_facts(sentence: str, ctx: Context) -> list[Fact]:
         return [Fact("definition", f"What is {m['x']}?", m["y"])]
     if m := _EN_COLON.match(s):
         x = m["x"].strip()
-        if not re.search(r"https?$", x) and not _EN_DEMONSTRATIVE.match(x):
+        if len(x) > 1 and not re.search(r"https?$", x) and not _EN_DEMONSTRATIVE.match(x):
             return [Fact("definition", f"What is {_en_subject(ctx, x)}?", m["y"])]
     return []
 

@@ -208,3 +208,14 @@ def test_every_item_is_on_its_line_and_n_holds(
     assert len(drawn) == min(n, len(items))
     headings = [i.heading[-1] for i in drawn]
     assert len(set(headings)) == len(headings)  # one fact per section: round-robin
+
+
+def test_adverbs_are_not_defined_terms(tmp_path: Path) -> None:
+    """「もともとは…である」 holds "とは" but defines nothing (seen in notes/03)."""
+    text = (
+        "# BPE\n\n- もともとは1994年に発表されたデータ圧縮のアルゴリズムである。\n"
+        "- BPE とは圧縮の手法である。\n"
+    )
+    assert [(i.question, i.answer) for i in candidates(note(tmp_path, "b.md", text))] == [
+        ("BPEとは何ですか？", "圧縮の手法")
+    ]
