@@ -65,10 +65,7 @@ def packing_table(
     ks = [(1, 0.0), (2, 0.0), (3, 0.0), (4, 0.0), (6, 0.0), (8, 0.0), (4, 0.5), (4, 0.6), (6, 0.5)]
     for (question, gold), vec in zip(questions, vectors, strict=True):
         hits = index.hybrid_query(vec.tolist(), sparse.encode_query(question), 8)
-        passages = [
-            Passage(chunk=c, score=s, similarity=0.0, term_overlap=0.0, vector=tuple(v))
-            for c, s, v in hits
-        ]
+        passages = [Passage(chunk=c, score=s, similarity=0.0, term_overlap=0.0) for c, s, _ in hits]
         for k in ks:
             packed = pack(passages[: k[0]], settings.context_tokens, embedder.count_tokens, k[1])
             found[k] = found.get(k, 0) + any(Path(p.chunk.path).stem == gold for p in packed)

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from openai import AsyncOpenAI
 
+from rag.footnote import without_footnote
 from rag.prompt import language_of
 from rag.terms import _EN_STOP, question_terms
 
@@ -243,22 +244,15 @@ REWRITE_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-# what Shiori appends to its own chat answers (sources, withdrawn drafts) and its [n] markers:
-# a chat UI sends them back as history, and they only lengthen the prompt
-_FOOTNOTE = re.compile(
-    r"\n\n(?:Sources|Closest passages|Checked answer|Question answered):.*", re.S
-)
-_CHECKED = "\n\nChecked answer: "
+# what Shiori appends to its own chat answers (`rag.footnote`) and its [n] markers: a chat UI
+# sends them back as history, and they only lengthen the prompt
 _MARKERS = re.compile(r"\s*\[\d{1,3}\]")
 
 
 def cleaned(turn: Turn, max_chars: int) -> str:
     """A turn's text for the rewrite prompt: without Shiori's footnotes and markers, cut to
     ``max_chars``."""
-    text = turn.content
-    if _CHECKED in text:  # a streamed draft that was corrected: the checked answer counts
-        text = text.split(_CHECKED, 1)[1]
-    text = _MARKERS.sub("", _FOOTNOTE.sub("", text)).strip()
+    text = _MARKERS.sub("", without_footnote(turn.content)).strip()
     return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
 
 

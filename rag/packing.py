@@ -60,19 +60,6 @@ def _adjacent(a: Passage, b: Passage) -> bool:
     )
 
 
-def distinct(passages: Sequence[Passage]) -> list[Passage]:
-    """The first of passages with the same text: a note ingested from two folders (or copied)
-    would otherwise fill the prompt twice with one passage."""
-    seen: set[str] = set()
-    kept = []
-    for passage in passages:
-        key = passage.chunk.text.strip()
-        if key not in seen:
-            seen.add(key)
-            kept.append(passage)
-    return kept
-
-
 def merge_adjacent(passages: Sequence[Passage]) -> list[Passage]:
     """Join adjacent chunks of one section; a merged passage takes the better one's place."""
     merged: list[Passage] = []
@@ -110,11 +97,12 @@ def pack(
     min_relative_score: float = 0.0,
 ) -> list[Passage]:
     """Merged passages in rank order while their texts fit ``budget_tokens``, leaving out
-    those whose fused score is below ``min_relative_score`` times the best one's."""
+    those whose fused score is below ``min_relative_score`` times the best one's. ``passages``
+    have distinct texts already (`rag.retrieve`: copies are dropped once, at retrieval)."""
     if passages and min_relative_score > 0:
         floor = min_relative_score * max(p.score for p in passages)
         passages = [p for p in passages if p.score >= floor]
-    merged = merge_adjacent(distinct(passages))
+    merged = merge_adjacent(passages)
     costs = count_tokens([p.chunk.text for p in merged])
     packed: list[Passage] = []
     used = 0

@@ -16,7 +16,6 @@ class Passage:
     score: float  # the fused score (rank-based for RRF)
     similarity: float  # cosine(question, chunk) from the dense vectors
     term_overlap: float  # share of the question's distinct sparse terms found in the chunk
-    vector: tuple[float, ...] = ()  # the chunk's dense vector (for semantic checks)
     # the stored chunks this passage was joined from (`packing.merge_adjacent`), in note order;
     # empty when it is one chunk
     parts: tuple[Chunk, ...] = ()

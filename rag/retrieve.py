@@ -3,6 +3,11 @@
 Besides the fused rank, every passage carries its raw dense cosine similarity to the question
 and the share of the question's terms it contains: evidence that abstention uses, since a
 fused rank says which chunk is best, not whether any chunk is good enough.
+
+Each step happens once: the question is embedded once and tokenised once (its sparse query's
+term ids are the terms whose share is measured); copies of a passage are dropped once, by the
+store (`NoteIndex.hybrid_query`, ``distinct``), and `Retriever.mentioning` drops them by the same
+rule (`same_text`) across its searches, so packing does not de-duplicate again.
 """
 
 from __future__ import annotations
@@ -14,9 +19,16 @@ import numpy as np
 
 from rag.passage import Filters, Passage
 from rag.terms import mentions
+from shiori.chunk import Chunk
 from shiori.embedding import Embedder
 from shiori.index import NoteIndex
 from shiori.sparse import SparseEncoder, term_id, tokens
+
+
+def same_text(chunk: Chunk) -> str:
+    """The key under which two passages are one: their text (a note ingested from two folders,
+    or copied, has the same passages at two paths). The store's ``distinct`` uses the same."""
+    return chunk.text
 
 
 class Retriever:
@@ -42,11 +54,14 @@ class Retriever:
     def search(
         self, question: str, top_k: int = 5, filters: Filters | None = None
     ) -> list[Passage]:
+        """At most ``top_k`` passages, best first, with distinct texts; filters are applied by
+        the store. Raises what the embedder or the store raises."""
         query_vec = self.embedder.embed_queries([question])[0]
-        query_terms = {term_id(t) for t in tokens(question)}
+        query = self.sparse.encode_query(question)  # the question's only tokenisation
+        query_terms = set(query.indices)
         hits = self.index.hybrid_query(
             query_vec.tolist(),
-            self.sparse.encode_query(question),
+            query,
             top_k,
             prefetch=max(self.prefetch, top_k),
             fusion=self.fusion,
@@ -54,17 +69,17 @@ class Retriever:
         )
         passages = []
         for chunk, score, vector in hits:
+            # the dense vector is fetched for this cosine alone (a fused score is no similarity)
             similarity = float(np.dot(query_vec, np.asarray(vector))) if vector else 0.0
-            chunk_terms = {term_id(t) for t in tokens(f"{chunk.heading}\n{chunk.text}")}
+            # The chunk's terms from its heading and text as stored. Not its indexed sparse
+            # vector: that was encoded from `ingest.pipeline.sparse_text` (title, heading path,
+            # aliases, link labels), so the share would change and with it abstention.
+            chunk_terms = {
+                term_id(t) for t in tokens(f"{chunk.heading}\n{chunk.text}", self.sparse.unigrams)
+            }
             overlap = len(query_terms & chunk_terms) / len(query_terms) if query_terms else 0.0
             passages.append(
-                Passage(
-                    chunk=chunk,
-                    score=score,
-                    similarity=similarity,
-                    term_overlap=overlap,
-                    vector=tuple(vector),
-                )
+                Passage(chunk=chunk, score=score, similarity=similarity, term_overlap=overlap)
             )
         return passages
 
@@ -74,16 +89,19 @@ class Retriever:
         """Passages that mention terms the question names but ``have`` lacks, found by searching
         for each term alone (a long Japanese question can bury an English term: "Chain-of-thought
         プロンプティングを…"). They rank just below the best passage already found, so packing
-        keeps them; none are made up: each one literally mentions its term."""
+        keeps them; none are made up: each one literally mentions its term. None repeats a
+        passage of ``have`` or another one found, by place or by text (`same_text`)."""
         if not have:
             return []
         seen = {(p.chunk.path, p.chunk.chunk_index) for p in have}
+        texts = {same_text(p.chunk) for p in have}
         found: list[Passage] = []
         for term in terms:
             for hit in self.search(term, self.term_probe, filters):
                 key = (hit.chunk.path, hit.chunk.chunk_index)
-                if key not in seen and mentions(hit, term):
+                if key not in seen and same_text(hit.chunk) not in texts and mentions(hit, term):
                     seen.add(key)
+                    texts.add(same_text(hit.chunk))
                     found.append(replace(hit, score=have[0].score))
                     break
         return found

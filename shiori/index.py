@@ -442,10 +442,13 @@ class NoteIndex:
         hits = self.qdrant_query(
             dense, sparse, want, prefetch=max(prefetch, want), fusion=fusion, flt=flt
         )
+        # `qdrant_query` has the store apply every condition but one: a path prefix, which a
+        # server's keyword index cannot match (`matches_prefix`), so only that is checked here
+        recheck = flt if flt and flt.path_prefix and not self.client.matches_prefix else None
         kept: list[Hit] = []
         seen: set[str] = set()
         for hit in hits:
-            if (flt is not None and not flt.accepts(hit[0])) or (distinct and hit[0].text in seen):
+            if (recheck and not recheck.accepts(hit[0])) or (distinct and hit[0].text in seen):
                 continue
             seen.add(hit[0].text)
             kept.append(hit)

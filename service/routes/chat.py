@@ -27,8 +27,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.answer import Answer, Progress
-from rag.body import line_span, shown_passages, supported_evidence
+from rag.body import shown_passages, supported_evidence
 from rag.conversation import Rewrite, Turn
+from rag.footnote import footnote, restated
 from service.api import errors
 from service.api.errors import ApiError, as_api_error, error_body
 from service.api.limits import EventStream, until_disconnected
@@ -144,33 +145,6 @@ class ChatRequest(BaseModel):
         "question, and must hold text (422 otherwise)",
     )
     stream: bool = False
-
-
-def footnote(answer: Answer) -> str:
-    """The sources under the answer, as a chat UI shows them: for an answer, each evidence
-    sentence with its own lines; for an abstention, the closest passages. A follow-up that was
-    rewritten also says which question was answered."""
-    asked = ""
-    if answer.rewrite is not None and answer.rewrite.question != answer.rewrite.message:
-        asked = f"\n\nQuestion answered: {answer.question}"
-    lines = []
-    if not answer.abstained:
-        for check in answer.checks:
-            for e in check.evidence if check.supported else ():
-                chunk = answer.passages[e.source - 1].chunk
-                heading = f" — {chunk.heading}" if chunk.heading else ""
-                where = line_span(e.line_start, e.line_end)
-                lines.append(f"[{e.source}] {chunk.source}:{where}{heading}: “{e.text.strip()}”")
-        lines = list(dict.fromkeys(lines))
-    else:
-        for n, passage in enumerate(answer.passages, 1):
-            c = passage.chunk
-            heading = f" — {c.heading}" if c.heading else ""
-            lines.append(f"[{n}] {c.source}:{c.line_start}-{c.line_end}{heading}")
-    if not lines:
-        return asked
-    label = "Closest passages" if answer.abstained else "Sources"
-    return asked + f"\n\n{label}:\n" + "\n".join(lines)
 
 
 def conversation_of(body: ChatRequest, parts: Components) -> tuple[str, list[Turn]]:
@@ -341,8 +315,7 @@ async def chat_events(
             observe(parts, item)
             tail = footnote(item)
             if streamed.strip() != item.answer.strip():  # withdrawn, or citations repaired
-                label = "" if item.abstained else "Checked answer: "
-                tail = f"\n\n{label}{item.answer}{tail}"
+                tail = restated(item) + tail
             yield chunk(
                 {"content": tail + unread_note(warnings)},
                 "stop",

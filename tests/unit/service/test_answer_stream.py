@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -244,12 +243,10 @@ def test_adjacent_chunks_of_a_section_merge_without_repeating_the_overlap() -> N
     assert [p.chunk.text for p in packed] == [first.chunk.text]  # the best always; then what fits
 
 
-def test_the_same_passage_from_two_copies_of_a_note_is_packed_once() -> None:
-    here = passage("Gemma は2024年2月21日に公開された。", 0)
-    there = replace(here, chunk=replace(here.chunk, path="/old/gemma.md", source="old/gemma.md"))
-    other = passage("別の節。", 5, (9, 9))
-    packed = pack([here, there, other], 10_000, FakeEmbedder().count_tokens)
-    assert [p.chunk.source for p in packed] == ["n/gemma.md", other.chunk.source]
+# Copies of a note (one passage at two paths) are dropped once, at retrieval: by the store
+# within a search (`NoteIndex.hybrid_query`, ``distinct``) and by the rescue across
+# searches (tests/unit/rag/test_retrieve.py); packing takes distinct passages and no longer
+# checks again (tests/integration/test_retrieval_once.py: the same prompts as before).
 
 
 def test_a_joined_passage_is_cited_by_the_chunk_that_holds_the_evidence() -> None:
