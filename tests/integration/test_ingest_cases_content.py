@@ -156,15 +156,15 @@ def test_25_an_image_inside_a_sentence_leaves_the_sentence_whole(
     notes.mkdir()
     lines = (case_dir("25") / "notes" / "learning-curve.md").read_text(encoding="utf-8")
     lines_ = lines.split("\n")
-    image = lines_[6]
-    cut = len(lines_[8]) // 2
-    lines_[8] = lines_[8][:cut] + image + lines_[8][cut:]
+    image, line9 = lines_[6], lines_[8]
+    cut = len(line9) // 2
+    lines_[8] = line9[:cut] + image + line9[cut:]
     lines_[6] = "図は下の文の中にある。"
     (notes / "inline.md").write_text("\n".join(lines_), encoding="utf-8")
     with opened(tmp_path, embedder, tmp_path / "store", "c25i") as case:
         report = case.parts.ingestor.run([notes])
         assert report.files_new == 1 and not report.failures
-        sentence = lines_[8][:cut] + "![学習曲線（実験3）]" + lines_[8][cut:]
+        sentence = line9[:cut] + "![学習曲線（実験3）]" + line9[cut:]
         chunks = case.chunks()
         holding = [c for c in chunks if sentence.strip() in c.text]
         assert holding, [c.text for c in chunks]
