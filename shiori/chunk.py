@@ -22,8 +22,10 @@ class Chunk:
     """One retrievable passage and everything a citation needs. Stored as the point's payload.
 
     ``text`` is the note's text from ``char_start`` to ``char_end`` (lines ``line_start`` to
-    ``line_end``), except that a passage of a split table starts with the table's header rows:
-    its first ``lead_chars`` characters and a line break (see `ingest.chunking`)."""
+    ``line_end``), except that a passage of a split table starts with the table's header rows
+    (its first ``lead_chars`` characters and a line break), and that encoded data inside the
+    range (a data: URI or base64 run, with an image's link syntax) is left out but for its line
+    breaks, so line k of ``text`` is still line ``line_start + k`` (see `ingest.chunking`)."""
 
     path: str  # absolute path: the document's identity
     source: str  # the path as shown to people (relative to the working directory when inside
