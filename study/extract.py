@@ -11,10 +11,12 @@ cut into sentences, and each sentence is matched against a few patterns per lang
   uses Y" (one item per side);
 - table: each cell through its header row and its row's first cell (markdown tables).
 
-Questions are asked in the note's language and name the note's subject (its title up to a
-separator, or the section heading that names it) when the sentence does not. What is drawn is
-spread over notes and headings (round-robin) so that the first N cover the notes. No model is
-involved: the same notes give the same items in the same order on every run.
+Questions are asked in the note's language and, when the sentence does not name what it is
+about, name the nearest heading of its path that names an entity (deepest first, the title up to
+a separator last), never a title or heading joining two names (「ELMo と BERT」, "LoRA vs QLoRA");
+when none names it, the question is not asked. Answers lose copula endings (である, です).
+What is drawn is spread over notes and headings (round-robin) so that the first N cover the
+notes. No model is involved: the same notes give the same items in the same order on every run.
 """
 
 from __future__ import annotations
@@ -55,6 +57,20 @@ _EN_DEMONSTRATIVE = re.compile(
 )
 _TITLE_SEPARATOR = re.compile(r"\s*(?:[：:—–]|\s-\s)\s*")
 _PARENTHESES = re.compile(r"\s*[（(][^（）()]*[）)]\s*")
+_JOINED = re.compile(
+    r"\S\s*(?:と|及び|および|や|・|、|&|/|／)\s*\S|\s(?:and|vs\.?|versus|or)\s", re.I
+)
+_NUMBERING = re.compile(r"^(?:\d+[.)]\s+|第?\d+[章節]\s*)")
+_GENERIC_KATAKANA = (
+    "サイズ",
+    "データ",
+    "メモ",
+    "ポイント",
+    "ステップ",
+    "タスク",
+    "モデル",
+    "ノート",
+)
 _GENERIC_HEADER = {"", "項目", "item", "items", "属性", "attribute", "property", "観点", "比較"}
 
 _JA_COPULA = r"(?:である|です|だ|となる|になる)"
@@ -83,7 +99,11 @@ class Context:
 
     def about(self, term: str) -> bool:
         """Does ``term`` already name the subject?"""
-        return fold(self.subject) in fold(term)
+        return bool(self.subject) and fold(self.subject) in fold(term)
+
+
+class NoSubject(Exception):
+    """A question would need a subject and none names the thing the evidence is about."""
 
 
 # --- sentences -------------------------------------------------------------------------------
@@ -104,18 +124,50 @@ def subject_of(title: str) -> str:
     return _PARENTHESES.sub(" ", head).strip() or title.strip()
 
 
+def joins(text: str) -> bool:
+    """Does ``text`` join two or more names (「ELMo と BERT」, "LoRA vs QLoRA", "A and B",
+    「A・B」)? Such a heading or title is about several things, not the one a sentence is about."""
+    return bool(_JOINED.search(text))
+
+
+def _name_in_heading(heading: str, language: Language) -> str:
+    """The entity a heading names, else "": "DDPM（2020年）" → "DDPM", "初代 Gemma" → "初代 Gemma",
+    「チャンキング」 → 「チャンキング」, 「RLHF の難しさ」 → "RLHF", "4. Paged optimisers (NF4)" →
+    ""; a generic heading (「基本情報」, 「モデルサイズ」, "Basic facts") or one joining two names
+    names none."""
+    head = subject_of(_NUMBERING.sub("", heading.strip()))
+    if not head or joins(head):
+        return ""
+    if language == "ja":
+        if m := re.fullmatch(r"([A-Za-z][\w.+-]*(?: [A-Za-z0-9][\w.+-]*)*)\s*の\s*\S+", head):
+            return m.group(1)
+        if re.search(r"[\u3041-\u309f]", head):
+            return ""
+        if re.search(r"[A-Za-z]{2,}|[A-Za-z]\d", head):
+            return head
+        if re.fullmatch(r"[\u30a0-\u30ff]{2,}", head) and not head.endswith(_GENERIC_KATAKANA):
+            return head
+        return ""
+    if re.search(r"\b(?:[A-Z]{2,}\w*|\w+[A-Z]\w*|\w*\d\w*[A-Za-z]\w*)\b", head):
+        return head if len(head) <= 30 else ""
+    return ""
+
+
 def context_of(chunk: Chunk, language: Language) -> Context:
-    """The chunk's subject: its section heading (below the title) when that names the note's
-    subject ("初代 Gemma（2024年2月）" → "初代 Gemma"), else the note's subject."""
-    subject = subject_of(chunk.title)
+    """The chunk's subject: the nearest heading of its path (deepest first, title last) that
+    names an entity ("DDPM（2020年）" → "DDPM", 「チャンキング」), else the note's subject (its
+    title up to a separator) unless that joins two names (「ELMo と BERT」): then none, and
+    questions that need a subject are not asked."""
     headings = list(chunk.headings)
     if headings and fold(headings[0]) == fold(chunk.title):
         headings = headings[1:]
-    if headings:
-        section = _PARENTHESES.sub(" ", headings[0]).strip()
-        if subject and fold(subject) in fold(section) and len(section) <= 30:
-            subject = section
-    return Context(subject, language)
+    for heading in reversed(headings):
+        if name := _name_in_heading(heading, language):
+            return Context(name, language)
+    subject = subject_of(chunk.title)
+    if joins(subject):
+        subject = ""
+    return Context(_short(subject), language)
 
 
 def sentences(chunk: Chunk, language: Language) -> Iterator[tuple[str, int]]:
@@ -156,6 +208,9 @@ def sentences(chunk: Chunk, language: Language) -> Iterator[tuple[str, int]]:
 def _clean(answer: str) -> str:
     answer = answer.strip().lstrip("、,").strip().strip("「」『』\"“”'`*").strip()
     answer = re.sub(r"^(?:a|an|the) (?=\w)", "", answer)  # "a parallel scan" → "parallel scan"
+    answer = re.sub(r"[。．.、,;：:]+$", "", answer).strip()
+    # a sentence's copula is not part of what is recalled: 「…約1.17億である」 → 「…約1.17億」
+    answer = re.sub(r"(?:である|です|(?<=[^\u3041-\u309f])だ)$", "", answer)
     return re.sub(r"[。．.、,;：:]+$", "", answer).strip()
 
 
@@ -176,34 +231,63 @@ def _ok(answer: str, question: str) -> bool:
     )
 
 
-def _subject(ctx: Context) -> str:
+def _short(subject: str) -> str:
     """The subject as a question may name it: a long title is cut to its leading Latin name
-    ("LoRA とパラメータ効率の良い…" → "LoRA"), else left out."""
-    if len(ctx.subject) <= 15:
-        return ctx.subject
-    m = re.match(r"[A-Za-z][\w.-]*(?: [A-Z0-9][\w.-]*)*", ctx.subject)
+    ("LoRA とパラメータ効率の良い…" → "LoRA", "Hallucination in LLMs" → "Hallucination"),
+    else left out."""
+    if len(subject) <= 15:
+        return subject
+    m = re.match(r"[A-Za-z][\w.-]*(?: [A-Z0-9][\w.-]*)*", subject)
     return m.group(0) if m else ""
+
+
+def _subject(ctx: Context) -> str:
+    """The subject a question needs; `NoSubject` when there is none."""
+    if not ctx.subject:
+        raise NoSubject
+    return ctx.subject
+
+
+def _ja_name(term: str) -> bool:
+    """Is ``term`` a name of its own (MMLU, BERT-Base の層数, GPT-2 の語彙数), not a generic
+    phrase that starts with a version or a size ("v1 系の…", "9B と 27B のモデル")?"""
+    return bool(re.search(r"[A-Za-z]{2,}", term)) and not re.match(r"[A-Za-z]?\d", term)
 
 
 def _ja_subject(ctx: Context, term: str) -> str:
     """``term`` with the subject before it when it is a generic word ("文脈長" → "Gemma の文脈
-    長"); a term in Latin letters (MMLU, BERT-Base) is a name of its own and stands alone."""
+    長", "v1 系のテキストエンコーダ" → "Stable Diffusion の v1 系の…"); a name (MMLU,
+    BERT-Base) stands alone. `NoSubject` when the term needs a subject and none is known."""
     term = term.strip()
-    subject = _subject(ctx)
-    if not subject or ctx.about(term) or re.search(r"[A-Za-z]", term):
+    if ctx.about(term) or _ja_name(term):
         return term
+    subject = _subject(ctx)
     joiner = " の" if re.search(r"[A-Za-z0-9]$", subject) else "の"
+    if re.match(r"[A-Za-z0-9]", term):
+        joiner += " "
     return f"{subject}{joiner}{term}"
+
+
+def _lower_first(term: str) -> str:
+    """ "Intrinsic hallucination" → "intrinsic hallucination"; a name ("GPT-4", "QLoRA") as
+    it is."""
+    if re.match(r"[A-Z][a-z]+(?:\s|$)", term):
+        return term[0].lower() + term[1:]
+    return term
+
+
+def _en_name(term: str) -> bool:
+    return bool(re.search(r"(?<=.)[A-Z]|\d", term))
 
 
 def _en_subject(ctx: Context, term: str) -> str:
     """``term`` with "in <subject>" after it when it is a generic phrase ("context length");
-    a name (a capital after the first letter, a digit) stands alone."""
+    a name (a capital after the first letter, a digit) or a phrase naming the subject stands
+    alone. `NoSubject` when a generic phrase has no subject."""
     term = term.strip()
-    subject = _subject(ctx)
-    if not subject or ctx.about(term) or re.search(r"(?<=.)[A-Z]|\d", term):
+    if ctx.about(term) or _en_name(term):
         return term
-    return f"{term} in {subject}"
+    return f"{term} in {_subject(ctx)}"
 
 
 def _en_noun(ctx: Context, term: str) -> str:
@@ -211,7 +295,7 @@ def _en_noun(ctx: Context, term: str) -> str:
     Mamba"; a name ("Mamba", "GPT-4") as it is."""
     term = term.strip()
     bare = re.sub(r"^(?:the|a|an) ", "", term, flags=re.I)
-    if re.search(r"(?<=.)[A-Z]|\d", bare) or (bare == term and bare[:1].isupper()):
+    if _en_name(bare) or (bare == term and bare[:1].isupper()):
         return bare
     return f"the {_en_subject(ctx, bare)}"
 
@@ -283,13 +367,13 @@ def ja_facts(sentence: str, ctx: Context) -> list[Fact]:
         return [Fact("definition", f"{m['x'].strip()}とは何ですか？", m["y"])]
     if m := _JA_KIND_OF.match(s):
         return [Fact("definition", f"{m['x'].strip()}は何の一種ですか？", m["y"])]
-    if m := _JA_BY.match(s):
+    if (m := _JA_BY.match(s)) and _term(m["x"]):
         q = f"{_ja_subject(ctx, m['x'])}を{m['v'] or m['pv']}したのは誰ですか？"
         return [Fact("name", q, m["who"])]
     if m := _JA_DATED.match(s):
         q = f"{_ja_subject(ctx, m['x'])}が{m['v']}されたのはいつですか？"
         return [Fact("date", q, m["d"])]
-    if m := _JA_DATED_TOPIC.match(s):
+    if (m := _JA_DATED_TOPIC.match(s)) and _term(m["x"]):
         q = f"{_ja_subject(ctx, m['x'])}が{m['v']}されたのはいつですか？"
         return [Fact("date", q, m["d"])]
     if m := _JA_COLON.match(s):
@@ -304,7 +388,7 @@ def ja_facts(sentence: str, ctx: Context) -> list[Fact]:
         if re.search(r"\d", y):
             return [Fact("number", f"{_ja_subject(ctx, x)}は何ですか？", y)]
         if m.start() == 0 and len(x) <= 15 and len(y) <= 40:
-            if re.search(r"[A-Za-z]", x):
+            if _ja_name(x):
                 return [Fact("definition", f"{x}とは何ですか？", y)]
             return [Fact("definition", f"{_ja_subject(ctx, x)}は何ですか？", y)]
     return found
@@ -339,6 +423,12 @@ _EN_NUMBER = re.compile(
 _EN_COLON = re.compile(r"^(?P<x>[^:.]{1,30}?):\s+(?P<y>[^:]{2,80}?)\.?$")
 
 
+def _en_term(x: str) -> bool:
+    """Can ``x`` be a sentence's subject? Not a demonstrative or a label ("Example: the
+    document says a model"), and not a clause."""
+    return not _EN_DEMONSTRATIVE.match(x) and not re.search(r"[:;]|\b(?:says|said)\b", x)
+
+
 def en_facts(sentence: str, ctx: Context) -> list[Fact]:
     """The facts of an English sentence (see the module's docstring)."""
     s = unicodedata.normalize("NFKC", sentence).strip()
@@ -349,9 +439,9 @@ def en_facts(sentence: str, ctx: Context) -> list[Fact]:
                 Fact("contrast", f"What does {_en_noun(ctx, m[side])} {verb}?", m[what])
                 for side, what in (("a", "x"), ("b", "y"))
             ]
-    if m := _EN_BY.match(s):
+    if (m := _EN_BY.match(s)) and _en_term(m["x"]):
         return [Fact("name", f"Who {m['v']} {_en_subject(ctx, m['x'])}?", m["who"])]
-    if m := _EN_DATED.match(s):
+    if (m := _EN_DATED.match(s)) and _en_term(m["x"]):
         where = m["where"] or ""
         q = f"When was {_en_subject(ctx, m['x'])} {m['v']}{where}?"
         return [Fact("date", q, m["d"])]
@@ -371,7 +461,14 @@ def en_facts(sentence: str, ctx: Context) -> list[Fact]:
     if m := _EN_COLON.match(s):
         x = m["x"].strip()
         if len(x) > 1 and not re.search(r"https?$", x) and not _EN_DEMONSTRATIVE.match(x):
-            return [Fact("definition", f"What is {_en_subject(ctx, x)}?", m["y"])]
+            if _en_name(x):
+                return [Fact("definition", f"What is {x}?", m["y"])]
+            if ctx.about(x):
+                return [Fact("definition", f"What is {_lower_first(x)}?", m["y"])]
+            # a generic label ("Headline claim: …") is an attribute of the subject
+            return [
+                Fact("definition", f"What is the {_lower_first(x)} of {_subject(ctx)}?", m["y"])
+            ]
     return []
 
 
@@ -443,11 +540,16 @@ def table_facts(chunk: Chunk, ctx: Context) -> Iterator[tuple[Fact, str, int]]:
                 entity, attribute = (
                     (header[col], label) if columns_are_entities else (label, header[col])
                 )
-                if ctx.language == "ja":
-                    q = f"{_ja_subject(ctx, entity)}の{_attribute(attribute)}は何ですか？"
-                else:
-                    named = entity if re.match(r"[A-Z0-9]", entity) else _en_subject(ctx, entity)
-                    q = f"What is the {_attribute(attribute)} of {named}?"
+                try:
+                    if ctx.language == "ja":
+                        q = f"{_ja_subject(ctx, entity)}の{_attribute(attribute)}は何ですか？"
+                    else:
+                        named = (
+                            entity if re.match(r"[A-Z0-9]", entity) else _en_subject(ctx, entity)
+                        )
+                        q = f"What is the {_attribute(attribute)} of {named}?"
+                except NoSubject:
+                    continue
                 yield Fact("table", q, cell), lines[line].strip(), starts[line]
 
 
@@ -468,7 +570,11 @@ def chunk_items(chunk: Chunk, language: Language) -> Iterator[StudyItem]:
     rules: Callable[[str, Context], list[Fact]] = ja_facts if language == "ja" else en_facts
     found: list[tuple[int, Fact, str]] = []
     for sentence, offset in sentences(chunk, language):
-        found.extend((offset, fact, sentence) for fact in rules(sentence, ctx))
+        try:
+            facts = rules(sentence, ctx)
+        except NoSubject:
+            continue  # asked without its subject, the question would be vague: not asked
+        found.extend((offset, fact, sentence) for fact in facts)
     found.extend((offset, fact, row) for fact, row, offset in table_facts(chunk, ctx))
     for offset, fact, evidence in sorted(found, key=lambda f: f[0]):
         answer = _clean(fact.answer)
