@@ -3,7 +3,10 @@ the store, and the one progress bar."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from enum import IntEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
@@ -53,6 +56,28 @@ def open_store_or_exit(settings: Settings) -> StoreEngine:
         return open_client(settings)
     except (StoreLockedError, StoreUnavailableError) as exc:
         fail(exc, ExitStatus.UNAVAILABLE)
+
+
+@contextmanager
+def llm_running(
+    settings: Settings, start: bool, status: ExitStatus = ExitStatus.UNAVAILABLE
+) -> Iterator[None]:
+    """vLLM (CPU) for the length of a command, when ``start`` and none answers yet
+    (`runtime.llm.supervisor.local_llm`, its log in ./vllm.log); exits with ``status`` saying
+    why when it cannot be started."""
+    from runtime.llm import vllm_cpu
+    from runtime.llm.supervisor import local_llm
+    from shiori import models as model_registry
+
+    if not start:
+        yield
+        return
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(local_llm(settings, Path("vllm.log"), say))
+        except (vllm_cpu.LLMServerError, model_registry.ModelError) as exc:
+            fail(exc, status)
+        yield
 
 
 def progress_bar(*, transient: bool = False, disable: bool = False) -> Progress:

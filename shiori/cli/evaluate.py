@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Annotated, Any
@@ -15,8 +14,16 @@ import typer
 from rich.table import Table
 
 from eval.dataset import BUNDLED, DatasetError, GoldenItem, load, save, select
-from shiori import models as model_registry
-from shiori.cli.common import ExitStatus, err, fail, load_settings, out, progress_bar, say
+from shiori.cli.common import (
+    ExitStatus,
+    err,
+    fail,
+    llm_running,
+    load_settings,
+    out,
+    progress_bar,
+    say,
+)
 from shiori.config import Settings, reveal
 
 app = typer.Typer(
@@ -227,7 +234,9 @@ def run(
             # notes, the same notes ingested from another folder) would change the results
             scratch = stack.enter_context(TemporaryDirectory(prefix="shiori-eval-"))
             settings = settings.model_copy(update={"qdrant": scratch})
-        stack.enter_context(_llm_running(settings, start_llm and not retrieval_only))
+        stack.enter_context(
+            llm_running(settings, start_llm and not retrieval_only, ExitStatus.FAILED)
+        )
         records = asyncio.run(
             _run(settings, items, report, server, judge, sources, answers=not retrieval_only)
         )
@@ -238,23 +247,6 @@ def run(
 def _cache(settings: Settings) -> Path:
     """Where evaluation corpora and their stores are kept between runs."""
     return settings.models_dir.parent
-
-
-@contextmanager
-def _llm_running(settings: Settings, start: bool) -> Iterator[None]:
-    """vLLM for the length of a run, when asked to and none answers yet (`local_llm`)."""
-    from runtime.llm import vllm_cpu
-    from runtime.llm.supervisor import local_llm
-
-    if not start:
-        yield
-        return
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(local_llm(settings, Path("vllm.log"), say))
-        except (vllm_cpu.LLMServerError, model_registry.ModelError) as exc:
-            fail(exc)
-        yield
 
 
 def _judge_label(settings: Settings) -> str:
@@ -328,7 +320,7 @@ def jsquad(
         f"evaluating {len(chosen)}",
         highlight=False,
     )
-    with _llm_running(settings, start_llm and not retrieval_only):
+    with llm_running(settings, start_llm and not retrieval_only, ExitStatus.FAILED):
         records = asyncio.run(
             _run(settings, chosen, report, None, judge, [corpus], answers=not retrieval_only)
         )

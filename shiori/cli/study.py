@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from shiori import models as model_registry
-from shiori.cli.common import ExitStatus, err, fail, load_settings, out, progress_bar, say
+from shiori.cli.common import (
+    ExitStatus,
+    err,
+    fail,
+    llm_running,
+    load_settings,
+    out,
+    progress_bar,
+    say,
+)
 from shiori.config import Settings
 
 if TYPE_CHECKING:
@@ -109,7 +117,7 @@ def run_quiz(
 
     with ExitStack() as stack:
         if check:
-            stack.enter_context(_llm_running(settings, start_llm))
+            stack.enter_context(llm_running(settings, start_llm))
         try:
             return asyncio.run(_quiz(settings, paths, n, heading, check, ingest, quiet))
         except (model_registry.ModelError, StoreLockedError, StoreUnavailableError) as exc:
@@ -119,22 +127,6 @@ def run_quiz(
                 f"{exc}. Start it with `shiori llm serve`, pass --start-llm, or --no-check.",
                 ExitStatus.UNAVAILABLE,
             )
-
-
-@contextmanager
-def _llm_running(settings: Settings, start: bool) -> Iterator[None]:
-    from runtime.llm import vllm_cpu
-    from runtime.llm.supervisor import local_llm
-
-    if not start:
-        yield
-        return
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(local_llm(settings, Path("vllm.log"), say))
-        except (vllm_cpu.LLMServerError, model_registry.ModelError) as exc:
-            fail(exc, ExitStatus.UNAVAILABLE)
-        yield
 
 
 async def _quiz(
