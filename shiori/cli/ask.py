@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from rag.body import line_span, shown_passages, supported_evidence
 from shiori import models as model_registry
@@ -54,13 +55,15 @@ def ask(
         except ServiceUnreachableError:
             if server:
                 fail(f"no Shiori service answers at {url}", ExitStatus.UNAVAILABLE)
-            err.print(f"no service at {url}; answering in this process…", highlight=False)
+            err.print(
+                f"no service at {url}; answering in this process…", highlight=False, markup=False
+            )
         except ServiceError as exc:
             fail(exc, ExitStatus.UNAVAILABLE if exc.status >= 500 else ExitStatus.USAGE)
     if body is None:
         body = asyncio.run(_ask_local(settings, question, options))
         if not as_json:
-            out.print(body["answer"], highlight=False)
+            out.print(body["answer"], highlight=False, markup=False)
     if as_json:
         print(json.dumps(body, ensure_ascii=False, indent=2))
     else:
@@ -73,13 +76,13 @@ def _ask_remote(
     if as_json or not out.is_terminal:
         body: dict[str, Any] = client.ask(question, **options)
         if not as_json:
-            out.print(body["answer"], highlight=False)
+            out.print(body["answer"], highlight=False, markup=False)
         return body
     streamed = ""
     for name, data in client.ask_stream(question, **options):
         if name == "delta":
             streamed += data["text"]
-            out.print(data["text"], end="", highlight=False, soft_wrap=True)
+            out.print(data["text"], end="", highlight=False, soft_wrap=True, markup=False)
         elif name == "error":
             from shiori.client import ServiceError
 
@@ -87,7 +90,7 @@ def _ask_remote(
         elif name == "final":
             out.print()
             if data["answer"].strip() != streamed.strip():
-                out.print(f"[bold]final answer:[/bold] {data['answer']}", highlight=False)
+                out.print(f"[bold]final answer:[/bold] {escape(data['answer'])}", highlight=False)
             return data
     raise typer.Exit(ExitStatus.UNAVAILABLE)
 
@@ -136,4 +139,6 @@ def _print_sources(body: dict[str, Any]) -> None:
             markup=False,
         )
     for sentence in body.get("unsupported", []) if not body["abstained"] else []:
-        out.print(f"[yellow]not supported by its source:[/yellow] {sentence}", highlight=False)
+        out.print(
+            f"[yellow]not supported by its source:[/yellow] {escape(sentence)}", highlight=False
+        )

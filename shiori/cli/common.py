@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from shiori.config import Settings
@@ -32,13 +33,14 @@ class ExitStatus(IntEnum):
 
 def fail(message: object, status: ExitStatus = ExitStatus.FAILED) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``status``."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    # a message carries paths, headings and note text: "[draft]" or "[/INST]" is not markup
+    err.print(f"[red]error:[/red] {escape(str(message))}", highlight=False)
     raise typer.Exit(status)
 
 
 def say(message: str) -> None:
-    """A progress line on stderr (not highlighted)."""
-    err.print(message, highlight=False)
+    """A progress line on stderr (not highlighted; printed as written, never as markup)."""
+    err.print(message, highlight=False, markup=False)
 
 
 def load_settings() -> Settings:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 from shiori import models as model_registry
@@ -37,7 +38,7 @@ class _BarReporter:
         self.progress.advance(self.task, files)
 
     def warn(self, message: str) -> None:
-        self.progress.console.print(f"[yellow]warning:[/yellow] {message}")
+        self.progress.console.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 class _QuietReporter:
@@ -167,7 +168,11 @@ def _watch(ingestor: Any, paths: list[Path], as_json: bool, where: str) -> None:
     from ingest.watch import watch
 
     roots = [p.resolve() for p in paths]
-    err.print(f"watching {', '.join(map(str, roots))} for changes; Ctrl-C stops", highlight=False)
+    err.print(
+        f"watching {', '.join(map(str, roots))} for changes; Ctrl-C stops",
+        highlight=False,
+        markup=False,
+    )
 
     def batch(report: Any) -> None:
         _print_report(report.to_dict(), as_json, where, exit_on_failure=False)
@@ -207,7 +212,8 @@ def _print_report(
         err.print(
             f"{report['chunks_written']} chunks written, {report['chunks_deleted']} deleted; "
             f"{report['embeddings_computed']} embeddings computed, "
-            f"{report['embeddings_reused']} reused; {report['seconds']:.1f} s → {where}"
+            f"{report['embeddings_reused']} reused; {report['seconds']:.1f} s "
+            f"→ {escape(str(where))}"
         )
         if report.get("duplicates"):
             n = len(report["duplicates"])
@@ -275,25 +281,29 @@ def _print_remote_warnings(report: dict[str, Any]) -> None:
     from ingest.pipeline import unsupported_summary
 
     for failure in report.get("failures", []):
-        err.print(f"[yellow]warning:[/yellow] skipped {failure['path']}: {failure['error']}")
+        err.print(
+            f"[yellow]warning:[/yellow] skipped {escape(failure['path'])}: "
+            f"{escape(str(failure['error']))}"
+        )
     for item in report.get("warnings", []):
-        err.print(f"[yellow]warning:[/yellow] {item['path']}: {item['warning']}")
+        err.print(f"[yellow]warning:[/yellow] {escape(item['path'])}: {escape(item['warning'])}")
     for note in report.get("forgotten", []):
-        err.print(f"forgot {note['path']}: {note['reason']}", highlight=False)
+        err.print(f"forgot {note['path']}: {note['reason']}", highlight=False, markup=False)
     for copy in report.get("duplicates", []):
         err.print(
-            f"[yellow]warning:[/yellow] {copy['path']} has the same content as "
-            f"{copy['same_as']} (search shows it once)"
+            f"[yellow]warning:[/yellow] {escape(copy['path'])} has the same content as "
+            f"{escape(copy['same_as'])} (search shows it once)"
         )
     for flagged in report.get("flagged", []):
         err.print(
-            f"[yellow]warning:[/yellow] {flagged['path']}: {flagged['passages']} passage(s) "
+            f"[yellow]warning:[/yellow] {escape(flagged['path'])}: "
+            f"{flagged['passages']} passage(s) "
             "hold text addressed to an AI model, kept as note text and never followed: "
-            f"{flagged['examples'][0]!r}",
+            f"{escape(repr(flagged['examples'][0]))}",
             highlight=False,
         )
     for item in report.get("unsupported", []):
-        err.print(f"[yellow]warning:[/yellow] {item['path']}: {item['warning']}")
+        err.print(f"[yellow]warning:[/yellow] {escape(item['path'])}: {escape(item['warning'])}")
     more = int(report.get("files_unsupported", 0)) - len(report.get("unsupported", []))
     if more > 0:
         err.print(
@@ -347,9 +357,16 @@ def remove(
         print(json.dumps(report, ensure_ascii=False))
     else:
         for note in report["removed"]:
-            err.print(f"forgot {note['source']} ({note['chunks']} passages)", highlight=False)
+            err.print(
+                f"forgot {note['source']} ({note['chunks']} passages)",
+                highlight=False,
+                markup=False,
+            )
         for target in report["not_found"]:
-            err.print(f"[yellow]warning:[/yellow] no ingested note is {target}", highlight=False)
+            err.print(
+                f"[yellow]warning:[/yellow] no ingested note is {escape(str(target))}",
+                highlight=False,
+            )
         err.print(f"{report['files_deleted']} notes, {report['chunks_deleted']} passages removed")
     if report["not_found"]:
         raise typer.Exit(ExitStatus.FAILED)

@@ -192,7 +192,7 @@ def _write(result: Quiz, as_json: bool, anki: Path | None, tsv: Path | None) -> 
         print(json.dumps(body, ensure_ascii=False, indent=2))
         return
     for k, item in enumerate(result.items, 1):
-        out.print(f"[bold]{k}. {item.question}[/bold]", highlight=False)
+        out.print(f"{k}. {item.question}", highlight=False, markup=False, style="bold")
         out.print(f"   {item.answer}", highlight=False, markup=False)
         out.print(f"   “{item.evidence}”", highlight=False, markup=False, style="dim")
         out.print(f"   {item.citation}", highlight=False, markup=False, style="dim")
