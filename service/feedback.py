@@ -32,12 +32,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from eval.checks import specific_content
 from eval.dataset import GoldenItem, to_line
 from eval.metrics import fold, strip_markers
-from rag.terms import content_terms
 from service.api.schemas import NOT_BLANK, WHITESPACE, is_blank, unicode_in
 
-MAX_CHECKS = 6  # must_contain / must_not_contain entries taken from one text
 # An answer with nothing but citation markers ("[1]", "［１］", as eval.metrics.strip_markers
 # removes them) and whitespace (JSON Schema's, see service.api.schemas.WHITESPACE): nothing to
 # keep as a reference. The same pattern is in the schema, so the two cannot disagree.
@@ -164,29 +163,6 @@ class FeedbackRequest(BaseModel):
         """What the schema's anyOf states (see `_judgements`); `golden_item` says why."""
         golden_item(self)
         return self
-
-
-def specific_content(text: str, question: str) -> list[str | list[str]]:
-    """The numbers, names, katakana words and quoted phrases ``text`` states beyond what the
-    question already says: what an answer check should look for. A number of four digits or
-    more may be written either way (8192 | 8,192), so it comes as a list of both (a year stays
-    as it is)."""
-    found: list[str | list[str]] = []
-    seen: set[str] = set()
-    for term in content_terms(strip_markers(text), question):
-        if fold(term.text) in seen:
-            continue
-        seen.add(fold(term.text))
-        # ASCII digits of a number one could group (int() refuses 4300+ digits)
-        digits = term.kind == "number" and term.text.isascii() and term.text.isdigit()
-        digits = digits and len(term.text) <= 30
-        grouped = f"{int(term.text):,}" if digits else term.text
-        year = digits and 1000 <= int(term.text) <= 2100 and grouped not in text
-        if grouped != term.text and not year:
-            found.append([term.text, grouped])
-        else:
-            found.append(term.text)
-    return found[:MAX_CHECKS]
 
 
 def _flat(entries: list[str | list[str]]) -> list[str]:
