@@ -480,8 +480,23 @@ def _parser() -> MarkdownIt:
     return MarkdownIt("commonmark").enable("table")
 
 
+def inline_text(markdown: str) -> str:
+    """What a reader sees of one line of Markdown inline content: emphasis, code-span ticks,
+    link and image syntax gone, a link's text and an image's alt text kept, escapes and
+    entities resolved (markdown-it's inline tokens, not patterns). Questions and answers are
+    made from this; the evidence stays as the note has it."""
+    seen: list[str] = []
+    for block in _parser().parseInline(markdown):
+        for token in block.children or []:
+            if token.type in ("text", "code_inline", "image"):
+                seen.append(token.content)  # an image's content is its alt text
+            elif token.type in ("softbreak", "hardbreak"):
+                seen.append(" ")
+    return "".join(seen)
+
+
 def _plain(cell: str) -> str:
-    return re.sub(r"\*\*|__|`", "", cell).strip()
+    return inline_text(cell).strip()
 
 
 def table_rows(text: str) -> list[tuple[list[str], list[tuple[int, list[str]]]]]:
@@ -571,7 +586,7 @@ def chunk_items(chunk: Chunk, language: Language) -> Iterator[StudyItem]:
     found: list[tuple[int, Fact, str]] = []
     for sentence, offset in sentences(chunk, language):
         try:
-            facts = rules(sentence, ctx)
+            facts = rules(inline_text(sentence), ctx)
         except NoSubject:
             continue  # asked without its subject, the question would be vague: not asked
         found.extend((offset, fact, sentence) for fact in facts)
