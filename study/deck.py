@@ -9,6 +9,7 @@ already in Anki instead of adding copies.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,19 @@ import genanki
 from study.items import StudyItem
 
 MODEL_ID = 1_607_392_319  # fixed: Anki recognises the note type across exports
-DECK_ID = 2_059_400_110  # fixed: the same deck across exports
+DECK_ID = 2_059_400_110  # the deck named "Shiori": the same deck across exports
+DECK = "Shiori"
+
+
+def deck_id(name: str) -> int:
+    """A deck's Anki id from its name: the same name is the same deck in every export (so
+    importing again updates it), another name another deck. ``DECK_ID`` for ``DECK``; else
+    the first 31 bits of the name's SHA-256 (Anki ids are positive 64-bit integers)."""
+    if name == DECK:
+        return DECK_ID
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") >> 1 or 1
+
+
 FIELDS = ("Question", "Answer", "Evidence", "Citation", "Id")
 COLUMNS = ("id", "question", "answer", "evidence", "source", "heading", "lines", "kind", "language")
 
@@ -62,10 +75,12 @@ def note_for(item: StudyItem) -> genanki.Note:
     )
 
 
-def write_anki(items: Sequence[StudyItem], path: Path, name: str = "Shiori") -> Path:
-    """Write ``items`` as an Anki package (.apkg) at ``path``; returns ``path``. Raises
-    OSError when it cannot be written."""
-    deck = genanki.Deck(DECK_ID, name, description="Questions drawn from your notes by Shiori.")
+def write_anki(items: Sequence[StudyItem], path: Path, name: str = DECK) -> Path:
+    """Write ``items`` as an Anki package (.apkg) at ``path``, in the deck ``name`` (its id
+    from the name: `deck_id`); returns ``path``. Raises OSError when it cannot be written."""
+    deck = genanki.Deck(
+        deck_id(name), name, description="Questions drawn from your notes by Shiori."
+    )
     for item in items:
         deck.add_note(note_for(item))
     path.parent.mkdir(parents=True, exist_ok=True)

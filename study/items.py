@@ -25,8 +25,9 @@ def fold(text: str) -> str:
 
 def item_id(source: str, evidence: str, question: str) -> str:
     """A stable id: the first 16 hex digits of SHA-256 over the note's path as shown, the
-    evidence sentence and the question. The same note text gives the same ids on every run
-    (an Anki card's GUID comes from it, so re-exporting updates cards)."""
+    evidence sentence and the question. The same sentence of the same note (as ingest showed
+    its path) gives the same id on every run, so re-exporting updates that card (its GUID);
+    an edited sentence, or the note ingested under another path, gives a new one."""
     data = "\x00".join((source, evidence, question)).encode("utf-8")
     return hashlib.sha256(data).hexdigest()[:16]
 

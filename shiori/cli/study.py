@@ -43,7 +43,10 @@ def quiz(
     ] = False,
     anki: Annotated[
         Path | None,
-        typer.Option(help="Also write an Anki deck (.apkg); importing it again updates the cards."),
+        typer.Option(
+            help="Also write an Anki deck (.apkg), deck 'Shiori::<file name>'; importing it "
+            "again updates the cards."
+        ),
     ] = None,
     tsv: Annotated[
         Path | None,
@@ -75,15 +78,16 @@ def quiz(
     names (「XはYが提案した」, "proposed by"), contrasts ("A uses X while B uses Y") and table
     cells, spread over the notes and their headings. Each is then asked back through Shiori's
     own answer path over the whole store and kept only if the answer is not a refusal, contains
-    the expected answer and cites the evidence's note and lines (about 5-10 s a question on
-    a CPU model; the item says how it was checked). The store must not be held by a running
+    the expected answer and cites the evidence's note and lines (about 11 s a question, 17 s
+    a kept one, on a 2-core CPU; the item says how it was checked). Checking needs the LLM:
+    a running `shiori llm serve`, or --start-llm. The store must not be held by a running
     `shiori serve` (stop it, or quiz with its store closed).
 
     Examples:
 
-      shiori quiz notes/ --n 20
+      shiori quiz notes/ --n 20 --start-llm
 
-      shiori quiz notes/05-gemma.md --heading 公開情報 --anki gemma.apkg
+      shiori quiz notes/05-gemma.md --heading 公開情報 --anki gemma.apkg --start-llm
 
       shiori quiz ~/my-notes --n 50 --tsv cards.tsv --start-llm
 
@@ -182,7 +186,7 @@ def _write(result: Quiz, as_json: bool, anki: Path | None, tsv: Path | None) -> 
     from study.deck import write_anki, write_table
 
     if anki is not None:
-        write_anki(result.items, anki)
+        write_anki(result.items, anki, name=f"Shiori::{anki.stem}")  # a subdeck per file
         say(f"Anki deck: {anki} ({len(result.items)} cards)")
     if tsv is not None:
         write_table(result.items, tsv)

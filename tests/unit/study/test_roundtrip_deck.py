@@ -152,3 +152,13 @@ def test_tsv_and_csv(tmp_path: Path) -> None:
         assert rows[1]["answer"] == "Albert Gu and Tri Dao"
         assert rows[0]["heading"] == "Mamba：状態空間モデル > 公開情報"
         assert rows[0]["lines"] == "11-11" and rows[1]["evidence"] == EN_ITEM.evidence
+
+
+def test_each_deck_name_is_its_own_deck_and_the_same_name_the_same_deck() -> None:
+    from study.deck import DECK, deck_id
+
+    assert deck_id(DECK) == DECK_ID
+    assert deck_id("Shiori::gemma") == deck_id("Shiori::gemma")
+    ids = {deck_id(f"Shiori::{n}") for n in ("gemma", "lora", "rag", "week3")}
+    assert len(ids) == 4 and DECK_ID not in ids
+    assert all(0 < i < 2**31 for i in ids)
