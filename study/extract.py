@@ -395,14 +395,34 @@ def ja_facts(sentence: str, ctx: Context) -> list[Fact]:
 
 
 _EN_CONTRAST = re.compile(
-    r"^(?P<a>[A-Z][^,.;]{0,40}?) (?P<v>[a-z]+s|relies on) (?P<x>[^,.;]{1,40}?),? "
+    r"^(?P<a>[A-Z][^,.;]{0,40}?) (?P<v>relies on|[a-z]+s) (?P<x>[^,.;]{1,40}?),? "
     r"(?:while|whereas) (?P<b>[^,.;]{1,40}?) (?:[a-z]+s|relies on|uses?) (?P<y>[^,.;]{1,40}?)\.?$"
 )
 _EN_BY = re.compile(
     r"^(?P<x>[A-Z][^,.;]{0,60}?) (?:was|were) (?P<v>proposed|introduced|developed|written|"
     r"created|released|published|designed|trained) by (?P<who>(?:the )?[A-Z][\w.'-]*"
-    r"(?: (?:[A-Z][\w.'-]*|and|of|et al\.?|de|van|von))*)"
+    r"(?: (?:[A-Z][\w.'-]*|and|of|the|et al\.?|de|van|von))*)"
 )
+# words that join names but cannot end one ("OpenAI and later …" names OpenAI)
+_EN_JOINER_END = re.compile(r"(?: (?:and|of|the|de|van|von))+$")
+# a year alone is a date only when the subject says so ("the hidden size is 4096" is a number)
+_EN_YEARISH = re.compile(r"\b(?:year|date|released?|published|founded|introduced)\b", re.I)
+_EN_VERB_ES = re.compile(r"(?:ss|sh|ch|x|z|o)es$|cuses$")
+
+
+def _en_base_verb(verb: str) -> str:
+    """The base form of a third-person verb ("has" → "have", "focuses" → "focus", "relies on"
+    → "rely on", "uses" → "use"), for "What does A <verb>?"."""
+    irregular = {"has": "have", "does": "do", "is": "be", "relies on": "rely on"}
+    if verb in irregular:
+        return irregular[verb]
+    if verb.endswith("ies"):
+        return verb[:-3] + "y"
+    if _EN_VERB_ES.search(verb):
+        return verb[:-2]
+    return verb[:-1]
+
+
 _EN_DATED = re.compile(
     rf"^(?P<x>[A-Z][^,;]{{0,60}}?) (?:was|were) (?P<v>published|released|introduced|proposed|"
     rf"presented|announced)(?P<where> (?:on|at) [^,;]+?)? (?:in|on) (?P<d>{_EN_DATE.pattern})\b"
@@ -433,14 +453,17 @@ def en_facts(sentence: str, ctx: Context) -> list[Fact]:
     """The facts of an English sentence (see the module's docstring)."""
     s = unicodedata.normalize("NFKC", sentence).strip()
     if m := _EN_CONTRAST.match(s):
-        verb = "rely on" if m["v"] == "relies on" else m["v"][:-1]
+        verb = _en_base_verb(m["v"])
         if not _EN_DEMONSTRATIVE.match(m["a"]) and not _EN_DEMONSTRATIVE.match(m["b"]):
             return [
                 Fact("contrast", f"What does {_en_noun(ctx, m[side])} {verb}?", m[what])
                 for side, what in (("a", "x"), ("b", "y"))
             ]
     if (m := _EN_BY.match(s)) and _en_term(m["x"]):
-        return [Fact("name", f"Who {m['v']} {_en_subject(ctx, m['x'])}?", m["who"])]
+        who = _EN_JOINER_END.sub("", m["who"])
+        if who.endswith(".") and not re.search(r"\b(?:al|[A-Z])\.$", who):
+            who = who[:-1]  # the sentence's full stop, not an initial's or "et al."
+        return [Fact("name", f"Who {m['v']} {_en_subject(ctx, m['x'])}?", who)]
     if (m := _EN_DATED.match(s)) and _en_term(m["x"]):
         where = m["where"] or ""
         q = f"When was {_en_subject(ctx, m['x'])} {m['v']}{where}?"
@@ -449,10 +472,11 @@ def en_facts(sentence: str, ctx: Context) -> list[Fact]:
         q = f"When was {ctx.subject} {m['v'].lower()}{m['where'] or ''}?"
         return [Fact("date", q, m["d"])]
     if (m := _EN_NUMBER.match(s)) and not _EN_DEMONSTRATIVE.match(m["x"]):
-        x = m["x"].strip()
-        if _EN_DATE.fullmatch(m["y"]):
-            return [Fact("date", f"When is the {_en_subject(ctx, x)}?", m["y"])]
-        return [Fact("number", f"What is the {_en_subject(ctx, x)}?", m["y"])]
+        x, y = m["x"].strip(), m["y"].rstrip(".")  # the sentence's full stop is not the value's
+        year_only = re.fullmatch(r"\d{4}", y) is not None
+        if _EN_DATE.fullmatch(y) and (not year_only or _EN_YEARISH.search(x)):
+            return [Fact("date", f"When is the {_en_subject(ctx, x)}?", y)]
+        return [Fact("number", f"What is the {_en_subject(ctx, x)}?", y)]
     if (m := _EN_DEFINITION.match(s)) and not _EN_DEMONSTRATIVE.match(m["x"]):
         y = re.sub(r"^(?:kind|type|form) of ", "", m["y"])
         if m["y"] != y:
