@@ -432,5 +432,11 @@ def generate(
         fail(f"no such file or folder: {', '.join(missing)}", ExitStatus.USAGE)
     result = run_quiz(load_settings(), paths, n, heading, check, True, start_llm)
     items = golden_items(result.items)
+    if not items:  # an empty set would only fail later, in `eval run`, with less to say
+        fail(
+            f"none of the {result.candidates} questions drawn was kept "
+            "(Shiori answered none from its evidence); nothing written",
+            ExitStatus.FAILED,
+        )
     save(items, out_file)
     say(f"{len(items)} answerable items ({result.candidates} drawn) → {out_file}")
