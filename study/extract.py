@@ -156,8 +156,9 @@ def _name_in_heading(heading: str, language: Language) -> str:
 def context_of(chunk: Chunk, language: Language) -> Context:
     """The chunk's subject: the nearest heading of its path (deepest first, title last) that
     names an entity ("DDPM（2020年）" → "DDPM", 「チャンキング」), else the note's subject (its
-    title up to a separator) unless that joins two names (「ELMo と BERT」): then none, and
-    questions that need a subject are not asked."""
+    title up to a separator) unless that joins two names (「ELMo と BERT」) or is only the
+    file's name (a note without a title): then none, and questions that need a subject are not
+    asked."""
     headings = list(chunk.headings)
     if headings and fold(headings[0]) == fold(chunk.title):
         headings = headings[1:]
@@ -165,7 +166,8 @@ def context_of(chunk: Chunk, language: Language) -> Context:
         if name := _name_in_heading(heading, language):
             return Context(name, language)
     subject = subject_of(chunk.title)
-    if joins(subject):
+    if joins(subject) or fold(chunk.title) == fold(Path(chunk.source).stem):
+        # a title that is only the file's name ("week3", "2024-05-notes") names no entity
         subject = ""
     return Context(_short(subject), language)
 

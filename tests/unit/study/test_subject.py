@@ -158,3 +158,10 @@ def test_an_adverb_is_not_the_thing_asked_about(tmp_path: Path) -> None:
     """「もともとは1994年に Gage が発表した…」: 「もともと」 is not what was announced."""
     text = "# 圧縮\n\n## BPE\n\n- もともとは1994年に Gage が発表した圧縮の手法である。\n"
     assert [q for q in qa(tmp_path, "b.md", text) if "もともと" in q] == []
+
+
+def test_a_note_without_title_or_heading_does_not_take_its_file_name_as_subject(
+    tmp_path: Path,
+) -> None:
+    items = candidates(note(tmp_path, "week3.md", "文脈長は100万トークンである。\n"))
+    assert not any("week3" in i.question for i in items)
