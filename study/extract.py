@@ -345,10 +345,16 @@ _JA_CONTRAST_USED = re.compile(
 
 
 def _term(x: str) -> bool:
-    """Can ``x`` be what a sentence defines? Not a demonstrative or adverb, and not ending in
-    hiragana: "もともとは" is an adverb and "は", not "もとも" + "とは"."""
+    """Can ``x`` be what a sentence defines? Not a demonstrative or adverb, not ending in
+    hiragana ("もともとは" is an adverb and "は", not "もとも" + "とは"), and not two names
+    joined (「LLaMA と Llama 2は…」 states one value of two things: asked, it is ambiguous)."""
     x = x.strip()
-    return bool(x) and not _DEMONSTRATIVE.match(x) and not re.search(r"[\u3041-\u309f]$", x)
+    return (
+        bool(x)
+        and not _DEMONSTRATIVE.match(x)
+        and not re.search(r"[\u3041-\u309f]$", x)
+        and not joins(x)
+    )
 
 
 def ja_facts(sentence: str, ctx: Context) -> list[Fact]:

@@ -165,3 +165,12 @@ def test_a_note_without_title_or_heading_does_not_take_its_file_name_as_subject(
 ) -> None:
     items = candidates(note(tmp_path, "week3.md", "文脈長は100万トークンである。\n"))
     assert not any("week3" in i.question for i in items)
+
+
+def test_a_sentence_whose_subject_joins_two_names_is_not_asked(tmp_path: Path) -> None:
+    text = (
+        "# トークナイザのメモ\n\n## 語彙\n\n"
+        "- LLaMA と Llama 2は SentencePiece の BPE で、語彙数は32,000である。\n"
+    )
+    items = candidates(note(tmp_path, "tok.md", text))
+    assert not any("LLaMA と Llama 2" in i.question for i in items)
