@@ -653,7 +653,8 @@ def candidates(
     headings: round-robin over the notes (by source), and within a note over its heading
     paths (in the note's order). ``heading``: only chunks with a heading containing it
     (case, width and spaces aside); ``n``: at most this many. Duplicates (an item drawn twice
-    from overlapping chunks, a question asked twice) are dropped, the first kept."""
+    from overlapping chunks, a question asked twice with one answer) are dropped, the first
+    kept; a question a note answers two ways is not asked at all."""
     by_note: dict[str, list[Chunk]] = {}
     for chunk in chunks:
         if heading is None or _under_heading(chunk, heading):
@@ -666,10 +667,17 @@ def candidates(
         for chunk in note:
             groups.setdefault(tuple(chunk.headings), []).extend(chunk_items(chunk, language))
         per_note.append(list(_interleave(list(groups.values()))))
+    # one question with two answers in one note (「文脈長」 under two headings) is ambiguous
+    answers: dict[str, set[str]] = {}
+    for items in per_note:
+        for item in items:
+            answers.setdefault(_asked(item), set()).add(fold(item.answer))
     seen: set[str] = set()
     drawn: list[StudyItem] = []
     for item in _interleave(per_note):
-        keys = {item.id, f"{item.source}\0{fold(item.question)}"}
+        if len(answers[_asked(item)]) > 1:
+            continue
+        keys = {item.id, _asked(item)}
         if keys & seen:
             continue
         seen |= keys
@@ -677,6 +685,11 @@ def candidates(
         if n is not None and len(drawn) >= n:
             break
     return drawn
+
+
+def _asked(item: StudyItem) -> str:
+    """What makes two items the same question: the note and the question, folded."""
+    return f"{item.source}\0{fold(item.question)}"
 
 
 def _within(path: str, roots: Sequence[Path]) -> bool:

@@ -174,3 +174,16 @@ def test_a_sentence_whose_subject_joins_two_names_is_not_asked(tmp_path: Path) -
     )
     items = candidates(note(tmp_path, "tok.md", text))
     assert not any("LLaMA と Llama 2" in i.question for i in items)
+
+
+def test_a_question_a_note_answers_two_ways_is_not_asked(tmp_path: Path) -> None:
+    text = (
+        "# GPT のメモ\n\n## 初期\n\n- 文脈長は2048トークンである。\n\n"
+        "## 後期\n\n- 文脈長は4096トークンである。\n"
+    )
+    items = candidates(note(tmp_path, "gpt.md", text))
+    asked = [i.question for i in items]
+    assert len(asked) == len(set(asked))  # never the same question twice
+    for item in items:
+        assert item.answer in item.evidence
+    assert not any("文脈長" in q for q in asked)  # 2048 or 4096: which one is meant is unclear
