@@ -163,9 +163,10 @@ def context_of(chunk: Chunk, language: Language) -> Context:
     if headings and fold(headings[0]) == fold(chunk.title):
         headings = headings[1:]
     for heading in reversed(headings):
-        if name := _name_in_heading(heading, language):
+        # NFKC: a heading typed full-width (ＧＰＴ－２) names what the sentences' GPT-2 names
+        if name := _name_in_heading(unicodedata.normalize("NFKC", heading), language):
             return Context(name, language)
-    subject = subject_of(chunk.title)
+    subject = subject_of(unicodedata.normalize("NFKC", chunk.title))
     if joins(subject) or fold(chunk.title) == fold(Path(chunk.source).stem):
         # a title that is only the file's name ("week3", "2024-05-notes") names no entity
         subject = ""

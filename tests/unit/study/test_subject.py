@@ -187,3 +187,12 @@ def test_a_question_a_note_answers_two_ways_is_not_asked(tmp_path: Path) -> None
     for item in items:
         assert item.answer in item.evidence
     assert not any("文脈長" in q for q in asked)  # 2048 or 4096: which one is meant is unclear
+
+
+def test_a_full_width_heading_gives_the_subject_in_its_usual_form(tmp_path: Path) -> None:
+    text = (
+        "# モデルのメモ\n\n## ＧＰＴ－２\n\n"
+        "- 公開日は2019年2月14日である。\n- 語彙数は50257である。\n"
+    )
+    items = candidates(note(tmp_path, "gpt2.md", text))
+    assert items and all(i.question.startswith("GPT-2") for i in items), [i.question for i in items]
