@@ -5,49 +5,23 @@ name that is bad or does not decode. The route runs over a stand-in ingestor."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.app import create_app
-from service.metrics import Metrics
 from service.routes.ingest import BadUploadNameError, extended_filename
-from shiori.config import Settings
-from tests.unit.service.test_upload_names import _Ingestor
+from tests.unit.service.uploads import Ingestor, PostIngest
 
 
-@pytest.fixture
-def post_ingest(tmp_path: Path) -> Any:
-    """POST /v1/ingest to the app over a stand-in ingestor, uploads in ``tmp_path``/uploads."""
-
-    def post(ingestor: _Ingestor, **request: Any) -> httpx.Response:
-        settings_ = Settings(qdrant=":memory:", uploads_dir=tmp_path / "uploads")
-        parts = SimpleNamespace(
-            settings=settings_, ingestor=ingestor, ingest_lock=asyncio.Lock(), metrics=Metrics()
-        )
-        app = create_app(settings_, parts)  # type: ignore[arg-type]
-        app.state.components = parts
-
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://shiori") as http:
-                return await http.post("/v1/ingest", **request)
-
-        return asyncio.run(go())
-
-    return post
-
-
-def send(post: Any, disposition: bytes, data: bytes = b"# x\n") -> tuple[httpx.Response, _Ingestor]:
+def send(
+    post: PostIngest, disposition: bytes, data: bytes = b"# x\n"
+) -> tuple[httpx.Response, Ingestor]:
     body = b'--B\r\nContent-Disposition: form-data; name="file"; ' + disposition
     body += b"\r\nContent-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--B--\r\n"
-    ingestor = _Ingestor()
+    ingestor = Ingestor()
     headers = {"content-type": "multipart/form-data; boundary=B"}
     return post(ingestor, content=body, headers=headers), ingestor
 
@@ -63,7 +37,7 @@ def send(post: Any, disposition: bytes, data: bytes = b"# x\n") -> tuple[httpx.R
     ],
 )
 def test_a_part_named_only_by_filename_star_is_kept_and_ingested(
-    tmp_path: Path, post_ingest: Any, disposition: bytes, kept: str
+    tmp_path: Path, post_ingest: PostIngest, disposition: bytes, kept: str
 ) -> None:
     data = "# ノート\n\n本文。\n".encode("utf-16")  # bytes kept as sent, not decoded as a field
     r, ingestor = send(post_ingest, disposition, data)
@@ -74,7 +48,7 @@ def test_a_part_named_only_by_filename_star_is_kept_and_ingested(
 
 
 def test_a_large_part_named_only_by_filename_star_is_a_file(
-    tmp_path: Path, post_ingest: Any
+    tmp_path: Path, post_ingest: PostIngest
 ) -> None:
     data = b"# big\n\n" + b"a" * (2 * 1024 * 1024)  # over Starlette's 1 MB for a text field
     r, _ = send(post_ingest, b"filename*=UTF-8''big.md", data)
@@ -93,7 +67,7 @@ def test_a_large_part_named_only_by_filename_star_is_a_file(
     ],
 )
 def test_a_bad_or_undecodable_filename_star_is_refused_and_nothing_written(
-    tmp_path: Path, post_ingest: Any, disposition: bytes, why: str
+    tmp_path: Path, post_ingest: PostIngest, disposition: bytes, why: str
 ) -> None:
     r, ingestor = send(post_ingest, disposition)
     assert r.status_code == 422, r.text
@@ -104,7 +78,7 @@ def test_a_bad_or_undecodable_filename_star_is_refused_and_nothing_written(
 
 
 def test_filename_star_wins_over_filename_and_an_undecodable_one_gives_way(
-    tmp_path: Path, post_ingest: Any
+    tmp_path: Path, post_ingest: PostIngest
 ) -> None:
     r, ingestor = send(post_ingest, b"filename=\"a.md\"; filename*=UTF-8''b%2Fc.md")
     assert r.status_code == 200 and ingestor.paths == [(tmp_path / "uploads").resolve() / "b/c.md"]
@@ -112,7 +86,7 @@ def test_filename_star_wins_over_filename_and_an_undecodable_one_gives_way(
     assert r.status_code == 200 and ingestor.paths == [(tmp_path / "uploads").resolve() / "a.md"]
 
 
-def test_a_file_part_with_no_file_name_at_all_is_refused(post_ingest: Any) -> None:
+def test_a_file_part_with_no_file_name_at_all_is_refused(post_ingest: PostIngest) -> None:
     r, _ = send(post_ingest, b'other="x"')
     assert r.status_code == 422, r.text
     assert "no file name" in r.json()["error"]["message"]

@@ -7,12 +7,8 @@ tests/integration/test_ingest_cases_uploads.py."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
@@ -20,11 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.pipeline import IngestReport
-from service.app import create_app
-from service.metrics import Metrics
 from service.routes.ingest import BadUploadNameError, upload_relpath, upload_targets
 from shiori.client import upload_names
-from shiori.config import Settings
+from tests.unit.service.uploads import Ingestor, PostIngest
 
 PART = st.text(
     alphabet=st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="/\\:."),
@@ -122,45 +116,8 @@ def test_files_of_one_root_get_distinct_names(rels: list[str]) -> None:
     assert all(n == f"notes/{r}" for n, r in zip(names, rels, strict=True))
 
 
-class _Ingestor:
-    """Records what the route asks to ingest; reports every path as seen."""
-
-    def __init__(self) -> None:
-        self.paths: list[Path] = []
-
-    def run(self, paths: list[Path], **_: object) -> IngestReport:
-        self.paths = list(paths)
-        return IngestReport(files_seen=len(self.paths))
-
-
-PostIngest = Callable[..., httpx.Response]
-
-
-@pytest.fixture
-def post_ingest(tmp_path: Path) -> PostIngest:
-    """POST /v1/ingest to the app over a stand-in ingestor (the first argument), its uploads
-    folder ``tmp_path``/uploads; the other arguments are httpx's (``files``, ``data``...)."""
-
-    def send(ingestor: _Ingestor, **request: Any) -> httpx.Response:
-        settings_ = Settings(qdrant=":memory:", uploads_dir=tmp_path / "uploads")
-        parts = SimpleNamespace(
-            settings=settings_, ingestor=ingestor, ingest_lock=asyncio.Lock(), metrics=Metrics()
-        )
-        app = create_app(settings_, parts)  # type: ignore[arg-type]
-        app.state.components = parts
-
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://shiori") as http:
-                return await http.post("/v1/ingest", **request)
-
-        return asyncio.run(go())
-
-    return send
-
-
-def upload(send: PostIngest, files: list[tuple[str, bytes]]) -> tuple[httpx.Response, _Ingestor]:
-    ingestor = _Ingestor()
+def upload(send: PostIngest, files: list[tuple[str, bytes]]) -> tuple[httpx.Response, Ingestor]:
+    ingestor = Ingestor()
     form = [("file", (name, data)) for name, data in files]
     return send(ingestor, files=form), ingestor
 
@@ -205,7 +162,7 @@ def test_a_link_in_the_uploads_folder_carries_no_write_out_of_it(
     assert not (outside / "x.md").exists() and ingestor.paths == []
 
 
-class _Syncing(_Ingestor):
+class _Syncing(Ingestor):
     """Like the pipeline: a run forgets the indexed notes under its paths whose files are gone."""
 
     def __init__(self, indexed: list[Path]) -> None:
@@ -225,7 +182,7 @@ class _Syncing(_Ingestor):
         return IngestReport(files_deleted=len(gone), forgotten=forgotten)
 
 
-def post(send: PostIngest, form: list[tuple[str, object]], ingestor: _Ingestor) -> httpx.Response:
+def post(send: PostIngest, form: list[tuple[str, object]], ingestor: Ingestor) -> httpx.Response:
     files = [(k, v) for k, v in form if k == "file"]
     data: dict[str, list[object]] = {}
     for k, v in form:
@@ -265,7 +222,7 @@ def test_without_sync_root_an_upload_only_adds(tmp_path: Path, post_ingest: Post
     uploads = (tmp_path / "uploads").resolve()
     (uploads / "notes").mkdir(parents=True)
     (uploads / "notes" / "old.md").write_bytes(b"o")
-    r = post(post_ingest, [("file", ("notes/new.md", b"n"))], _Ingestor())
+    r = post(post_ingest, [("file", ("notes/new.md", b"n"))], Ingestor())
     assert r.status_code == 200, r.text
     assert (uploads / "notes" / "old.md").exists()
 
@@ -277,11 +234,11 @@ def test_a_synced_upload_only_adds_outside_its_folder(
     (uploads / "elsewhere").mkdir(parents=True)
     (uploads / "elsewhere" / "old.md").write_bytes(b"o")
     form: list[tuple[str, object]] = [("file", ("elsewhere/a.md", b"a")), ("sync_root", "notes")]
-    r = post(post_ingest, form, _Ingestor())
+    r = post(post_ingest, form, Ingestor())
     assert r.status_code == 200, r.text
     assert (uploads / "elsewhere" / "a.md").exists() and (uploads / "elsewhere" / "old.md").exists()
     for bad in ("../x", "/abs", ".hidden"):
-        r = post(post_ingest, [("file", ("notes/a.md", b"a")), ("sync_root", bad)], _Ingestor())
+        r = post(post_ingest, [("file", ("notes/a.md", b"a")), ("sync_root", bad)], Ingestor())
         assert r.status_code == 422 and "sync_root" in r.text, r.text
 
 
@@ -315,11 +272,11 @@ def test_only_a_drive_with_a_separator_is_absolute() -> None:
             upload_relpath(name)
 
 
-def raw_upload(send: PostIngest, disposition: bytes) -> tuple[httpx.Response, _Ingestor]:
+def raw_upload(send: PostIngest, disposition: bytes) -> tuple[httpx.Response, Ingestor]:
     body = b'--B\r\nContent-Disposition: form-data; name="file"; ' + disposition
     body += b"\r\n\r\n# x\r\n--B--\r\n"
     headers = {"content-type": "multipart/form-data; boundary=B"}
-    ingestor = _Ingestor()
+    ingestor = Ingestor()
     return send(ingestor, content=body, headers=headers), ingestor
 
 
